@@ -1,0 +1,1 @@
+"""edge-installer's core: plan, validation, profiles, renderers, checks. No Textual here."""
