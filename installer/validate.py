@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -195,13 +195,15 @@ def check_proxy_url(value: str | None) -> str | None:
     """A proxy URL with scheme http or https, a host and a port, and no credentials in it."""
     if not value:
         return "required: the proxy URL with scheme, host and port, e.g. http://proxy.plant.local:3128"
+    if "://" not in value:
+        return f"add the scheme, e.g. http://{value}" + ("" if ":" in value else ":3128")
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError:
         return f"{value!r} is not a URL such as http://proxy.plant.local:3128 (port 1-65535)"
     if parts.scheme not in ("http", "https"):
-        return f"starts with {parts.scheme + '://' if parts.scheme else 'no scheme'}; use http:// or https://, e.g. http://proxy.plant.local:3128"
+        return f"starts with {parts.scheme}://; use http:// or https://, e.g. http://proxy.plant.local:3128"
     if parts.username is not None or parts.password is not None:
         return "put the user name and password in proxy.username and proxy.password, not in the URL"
     if not parts.hostname:

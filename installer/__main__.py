@@ -1,0 +1,4 @@
+from installer.cli import main
+import sys
+
+sys.exit(main())

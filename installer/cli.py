@@ -1,0 +1,74 @@
+"""The command line: `edge-installer VERB ...`; with no verb, the wizard.
+
+No traceback reaches a user: bad input exits 2 with one line per problem, a failed write
+exits 1 naming the file, and an unexpected error says so in one line (set
+EDGE_INSTALLER_DEBUG=1 to see the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from installer.commands import UsageError
+from installer.commands import interfaces as interfaces_cmd
+from installer.commands import render as render_cmd
+from installer.commands import validate as validate_cmd
+
+VERBS = (validate_cmd, render_cmd, interfaces_cmd)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors exit 2 too, without usage noise
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every verb."""
+    parser = _Parser(prog="edge-installer",
+                     description="Set up an edge box's network, check that the plant's network reaches "
+                                 "its cloud, and write netplan or NetworkManager configuration.")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    for verb in VERBS:
+        verb.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `edge-installer` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
+        return args.run(args)
+    except UsageError as e:
+        for line in e.lines:
+            print(line, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edge-installer: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # the last line of defence: one line, never a traceback
+        from installer.writer import WriteError
+
+        if isinstance(e, WriteError):
+            print(f"edge-installer: cannot write {e}", file=sys.stderr)
+            return 1
+        if isinstance(e, OSError) and e.filename:
+            print(f"edge-installer: {e.filename}: {e.strerror}", file=sys.stderr)
+            return 1
+        if os.environ.get("EDGE_INSTALLER_DEBUG"):
+            raise
+        print(f"edge-installer: internal error: {type(e).__name__}: {e} "
+              "(run again with EDGE_INSTALLER_DEBUG=1 for details)", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The command line's verbs, one module each (as netplan has one class per verb).
+
+Each module has `add_parser(subparsers)` and `run(args) -> int` (the exit code).
+"""
+
+from __future__ import annotations
+
+from installer import plan as planmod
+from installer.plan import FieldError, Plan
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as it is (one problem per line), exit code 2."""
+
+    def __init__(self, lines: list[str] | str):
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+def load_valid_plan(path: str, ctx=None) -> Plan:
+    """Read and validate a plan file; raise UsageError with one line per problem."""
+    from installer.validate import validate
+
+    try:
+        plan = planmod.load(path)
+    except planmod.PlanError as e:
+        raise UsageError(str(e).splitlines()) from None
+    errors = validate(plan, ctx)
+    if errors:
+        raise UsageError(format_errors(path, errors))
+    return plan
+
+
+def format_errors(source: str, errors: list[FieldError]) -> list[str]:
+    """One line per error, prefixed by the file: `plan.yaml: uplink.gateway: ...`."""
+    return [f"{source}: {e}" for e in errors]

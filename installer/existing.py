@@ -1,0 +1,130 @@
+"""Configuration already on the box that would change what ours does.
+
+netplan merges every YAML file in /etc/netplan and /run/netplan (cloud-init's
+50-cloud-init.yaml, an installer's 00-installer-config.yaml): a file that also configures
+our interfaces would silently combine with ours. NetworkManager would hold two profiles for
+one device. These are moved aside when we write (kept in the backup set, not deleted);
+ifupdown's /etc/network/interfaces also holds the loopback, so it is reported, never moved.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from installer.plan import Plan
+from installer.render import KEYFILE_DIR, NETPLAN_FILE, RenderedFile
+
+NETPLAN_DIRS = ("/etc/netplan", "/run/netplan")
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A file on the box that conflicts with ours: what it is and what writing will do."""
+
+    path: str      # path on the box
+    reason: str
+    action: str    # "move-aside" (done when writing) | "report" (the technician must edit it)
+
+
+def plan_interfaces(plan: Plan) -> set[str]:
+    """Every interface the plan configures."""
+    names = set(plan.machine_network.interfaces) if plan.machine_network else set()
+    if plan.uplink and plan.uplink.interface:
+        names.add(plan.uplink.interface)
+    return names
+
+
+def find_conflicts(root: Path, plan: Plan, ours: list[RenderedFile]) -> list[Conflict]:
+    """Files under root that would merge or compete with the files we render."""
+    root = Path(root)
+    mine = {f.path for f in ours}
+    names = plan_interfaces(plan)
+    found: list[Conflict] = []
+    for d in NETPLAN_DIRS:
+        directory = root / d.lstrip("/")
+        if not directory.is_dir():
+            continue
+        for f in sorted(directory.glob("*.yaml")):
+            path = f"{d}/{f.name}"
+            if path in mine:
+                continue
+            if path == NETPLAN_FILE:
+                found.append(Conflict(path, "an earlier edge-installer run wrote it for the netplan renderer; "
+                                            "this plan uses NetworkManager keyfiles", "move-aside"))
+                continue
+            found.append(Conflict(path, "netplan merges it with ours" + _netplan_detail(f), "move-aside"))
+    keyfiles = root / KEYFILE_DIR.lstrip("/")
+    if keyfiles.is_dir():
+        for f in sorted(keyfiles.iterdir()):
+            path = f"{KEYFILE_DIR}/{f.name}"
+            if path in mine or not f.is_file() or f.name.startswith("."):
+                continue
+            if f.name.startswith("edge-") and f.name.endswith(".nmconnection"):
+                found.append(Conflict(path, "an earlier edge-installer run wrote it; this plan no longer "
+                                            "uses it", "move-aside"))
+                continue
+            bound = _keyfile_binding(f)
+            if bound is None:
+                continue
+            if bound == "" or bound in names:
+                what = f"binds {bound}" if bound else "binds any Ethernet port (no interface-name)"
+                found.append(Conflict(path, f"NetworkManager profile that {what}: the device would have two "
+                                            "profiles", "move-aside"))
+    ifupdown = root / "etc/network/interfaces"
+    if ifupdown.is_file():
+        try:
+            text = ifupdown.read_text(errors="replace")
+        except OSError:
+            text = ""
+        clash = sorted(n for n in names if re.search(rf"^\s*(iface|auto|allow-hotplug)\s+.*\b{re.escape(n)}\b",
+                                                     text, re.M))
+        if clash:
+            found.append(Conflict("/etc/network/interfaces", f"ifupdown also configures {', '.join(clash)}; "
+                                  "comment out those stanzas (keep 'lo') before applying", "report"))
+    return found
+
+
+def _netplan_detail(f: Path) -> str:
+    try:
+        text = f.read_text(errors="replace")
+        data = yaml.safe_load(text[:200_000])
+    except (OSError, yaml.YAMLError):
+        return " (it cannot be read as YAML)"
+    names: set[str] = set()
+    network = data.get("network") if isinstance(data, dict) else None
+    if isinstance(network, dict):
+        for kind in ("ethernets", "wifis", "bridges", "bonds", "vlans", "modems", "tunnels"):
+            section = network.get(kind)
+            if isinstance(section, dict):
+                names.update(str(k) for k in section)
+    detail = f" (configures {', '.join(sorted(names))})" if names else ""
+    if "cloud-init" in text or f.name == "50-cloud-init.yaml":
+        detail += "; written by cloud-init"
+    return detail
+
+
+def _keyfile_binding(f: Path) -> str | None:
+    """The interface a keyfile binds ('' = any device of its type), or None if irrelevant."""
+    cp = configparser.RawConfigParser(strict=False, interpolation=None)
+    try:
+        cp.read_string(f.read_text(errors="replace"))
+    except (configparser.Error, OSError):
+        return None
+    if not cp.has_section("connection"):
+        return None
+    ctype = cp.get("connection", "type", fallback="")
+    name = cp.get("connection", "interface-name", fallback="")
+    if name:
+        return name
+    # Debian's "Wired connection 1" style profiles match any Ethernet device.
+    return "" if ctype in ("ethernet", "802-3-ethernet") and not cp.has_section("match") else None
+
+
+def move_aside_paths(conflicts: list[Conflict]) -> list[str]:
+    """The conflicts that writing moves aside."""
+    return [c.path for c in conflicts if c.action == "move-aside"]

@@ -1,0 +1,115 @@
+"""The netplan renderer: one YAML file under /etc/netplan, mode 0600.
+
+netplan merges every file of /etc/netplan in name order, so ours is one complete
+description; conflicting files are moved aside by the writer, not merged with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from installer.plan import GOOGLE_DNS, Plan
+from installer.render import MACHINE_BRIDGE, NETPLAN_FILE, RenderedFile, Target, netplan_backend
+
+HEADER = (
+    "# Written by edge-installer. Edit the plan and render again rather than this file:\n"
+    "# the next run of edge-installer replaces it.\n"
+)
+
+
+def render(plan: Plan, target: Target) -> list[RenderedFile]:
+    """The netplan file for the plan (networkd or NetworkManager backend, see netplan_backend)."""
+    backend = netplan_backend(plan, target)
+    network: dict[str, Any] = {"version": 2, "renderer": backend}
+    ethernets: dict[str, Any] = {}
+    bridges: dict[str, Any] = {}
+    wifis: dict[str, Any] = {}
+    modems: dict[str, Any] = {}
+
+    mn = plan.machine_network
+    if mn is not None:
+        # No gateway, no routes, no DHCP: machines have no internet access (seed 000).
+        # `optional` keeps boot from waiting on a machine switch that is switched off.
+        static = {"dhcp4": False, "dhcp6": False, "link-local": [], "addresses": [mn.address]}
+        if len(mn.interfaces) >= 2:
+            for name in mn.interfaces:
+                ethernets[name] = {"dhcp4": False, "dhcp6": False, "link-local": [], "optional": True}
+            bridges[MACHINE_BRIDGE] = {"interfaces": list(mn.interfaces), **static, "optional": True,
+                                       "parameters": {"stp": False, "forward-delay": 0}}
+        else:
+            ethernets[mn.interfaces[0]] = {**static, "optional": True}
+
+    up = plan.uplink
+    assert up is not None and up.interface is not None, "render needs a validated plan"
+    link = _uplink_addressing(plan)
+    if plan.topology == "cellular":
+        cell = plan.cellular
+        assert cell is not None
+        modem: dict[str, Any] = {"apn": cell.apn}
+        if cell.username is not None:
+            modem["username"] = cell.username
+        if cell.password is not None:
+            modem["password"] = cell.password
+        modems[up.interface] = {**modem, **link}
+    elif plan.wifi is not None and plan.topology in ("wifi", "wireless-bridge"):
+        wifis[up.interface] = {**link, "access-points": {plan.wifi.ssid: _access_point(plan, target, backend)}}
+    else:
+        ethernets[up.interface] = link
+
+    for key, section in (("ethernets", ethernets), ("bridges", bridges), ("wifis", wifis), ("modems", modems)):
+        if section:
+            network[key] = section
+    text = HEADER + yaml.safe_dump({"network": network}, sort_keys=False, default_flow_style=False,
+                                   allow_unicode=True, width=1000)
+    secret = bool(plan.wifi and plan.wifi.passphrase and wifis) or bool(
+        plan.cellular and plan.cellular.password and modems)
+    return [RenderedFile(NETPLAN_FILE, text.encode("utf-8"), 0o600,
+                         f"netplan configuration ({backend} backend)", secret=secret)]
+
+
+def _uplink_addressing(plan: Plan) -> dict[str, Any]:
+    up = plan.uplink
+    assert up is not None
+    link: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    if up.ipv4 == "static":
+        link["dhcp4"] = False
+        link["addresses"] = [up.address]
+        link["routes"] = [{"to": "default", "via": up.gateway}]
+    else:
+        link["dhcp4"] = True
+        if plan.dns.mode == "custom":
+            overrides["use-dns"] = False  # custom resolvers replace the plant's, not join them
+        if plan.ntp.mode != "dhcp":
+            overrides["use-ntp"] = False
+    servers = GOOGLE_DNS if plan.dns.mode == "google" else plan.dns.servers if plan.dns.mode == "custom" else ()
+    if servers:
+        # With DHCP the plant's resolvers stay configured beside Google's: the seed's fallback.
+        link["nameservers"] = {"addresses": list(servers)}
+    if overrides:
+        link["dhcp4-overrides"] = overrides
+    return link
+
+
+def _access_point(plan: Plan, target: Target, backend: str) -> dict[str, Any]:
+    wifi = plan.wifi
+    assert wifi is not None
+    ap: dict[str, Any] = {}
+    if wifi.security == "wpa3-sae":
+        if target.netplan_version >= (0, 107):
+            ap["auth"] = {"key-management": "sae", "password": wifi.passphrase}
+        else:
+            # netplan 0.106 has no `sae`; NetworkManager (forced by netplan_backend) takes it
+            # through passthrough (SPEC, "Facts checked on Debian 12").
+            assert backend == "NetworkManager"
+            ap["password"] = wifi.passphrase
+            ap["networkmanager"] = {"passthrough": {"wifi-security.key-mgmt": "sae"}}
+    else:
+        # WPA2-PSK, and transition networks joined by their WPA2 side, which every
+        # WPA2/WPA3 transition access point accepts.
+        ap["auth"] = {"key-management": "psk", "password": wifi.passphrase}
+    if wifi.hidden:
+        ap["hidden"] = True
+    return ap
