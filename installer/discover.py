@@ -1,0 +1,588 @@
+"""Discovery: which network interfaces this box has, and which network stack runs them.
+
+Everything here only reads. The kind, MAC, carrier and driver of an interface come from
+sysfs (/sys/class/net), its addresses and the default gateways from netifaces (both reflect
+the calling process's network namespace), and the stack from the package database, /run and
+/proc. Nothing here imports Textual or Rich: the wizard, the CLI and tests share it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import subprocess
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import netifaces
+
+KINDS = ("wired", "wireless", "cellular", "virtual", "loopback")
+
+# A netplan found on disk whose version no package database knows: lower than any real
+# release, so a renderer that asks "is it at least 0.107?" picks the conservative syntax.
+NETPLAN_VERSION_UNKNOWN: tuple[int, ...] = (0,)
+
+JSON_VERSION = 1
+
+_ARPHRD_LOOPBACK = 772  # include/uapi/linux/if_arp.h
+_IFF_LOOPBACK = 0x8  # include/uapi/linux/if.h
+
+# Drivers whose net device is a modem's data channel. In-tree usbnet drivers built with
+# FLAG_WWAN and netdevs of the WWAN framework already say DEVTYPE=wwan in uevent; this list
+# catches out-of-tree drivers (GobiNet, Quectel's qmi_wwan_q) and drivers that predate it.
+_WWAN_DRIVERS = frozenset(
+    {"qmi_wwan", "qmi_wwan_q", "cdc_mbim", "huawei_cdc_ncm", "sierra_net", "hso", "GobiNet",
+     "mhi_net", "ipa"}
+)
+# Drivers of a modem's *other* USB functions (AT/diagnostic serial ports, QMI/MBIM control).
+# A cdc_ether or cdc_ncm data port is a modem's only when a sibling function is one of these;
+# cdc_acm is left out on purpose: USB gadgets and PLCs pair ECM with a plain ACM console.
+_MODEM_SIBLING_DRIVERS = frozenset(
+    {"option", "qcserial", "sierra", "cdc_wdm", "qmi_wwan", "cdc_mbim", "huawei_cdc_ncm"}
+)
+_USB_INTERFACE = re.compile(r"^\d+-[\d.]+:\d+\.\d+$")  # bus-port[.port]:config.interface
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One network link as the box sees it now."""
+
+    name: str
+    kind: str  # "wired" | "wireless" | "cellular" | "virtual" | "loopback"
+    mac: str | None  # lower-case aa:bb:..., None where the link has none
+    carrier: bool | None  # None when unknown (an interface that is down)
+    operstate: str | None
+    addresses: tuple[str, ...]  # "addr/prefix", IPv4 first, then IPv6
+    driver: str | None
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Which network configuration software is on the box, and which one is running."""
+
+    netplan_version: tuple[int, ...] | None  # e.g. (0, 106); None when netplan is absent
+    networkmanager_installed: bool
+    networkmanager_running: bool
+    networkd_running: bool
+    cloud_init_installed: bool
+
+    @property
+    def in_charge(self) -> str:
+        """The daemon that owns the links now: "networkmanager", "networkd" or "unknown".
+
+        When both run, NetworkManager wins: it manages every device it is not told to leave
+        alone, and WiFi and modems need it anyway.
+        """
+        if self.networkmanager_running:
+            return "networkmanager"
+        if self.networkd_running:
+            return "networkd"
+        return "unknown"
+
+    def describe(self) -> str:
+        """One ASCII line for a technician, e.g. "NetworkManager in charge; netplan 0.106"."""
+        parts = []
+        if self.in_charge == "networkmanager":
+            parts.append("NetworkManager in charge"
+                         + (" (systemd-networkd also running)" if self.networkd_running else ""))
+        elif self.in_charge == "networkd":
+            parts.append("systemd-networkd in charge"
+                         + ("; NetworkManager installed, not running"
+                            if self.networkmanager_installed else ""))
+        else:
+            parts.append("no network daemon seen running"
+                         + (" (NetworkManager installed)" if self.networkmanager_installed else ""))
+        if self.netplan_version is None:
+            parts.append("no netplan")
+        elif self.netplan_version == NETPLAN_VERSION_UNKNOWN:
+            parts.append("netplan (version unknown)")
+        else:
+            parts.append("netplan " + _dotted(self.netplan_version))
+        if self.cloud_init_installed:
+            parts.append("cloud-init installed (may rewrite network config at boot)")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything discovery found: the links, the default gateways and the stack."""
+
+    interfaces: tuple[Interface, ...]
+    default_gateways: tuple[tuple[str, str], ...]  # (gateway address, interface)
+    stack: Stack
+
+    def get(self, name: str) -> Interface | None:
+        """The interface called `name`, or None when the box has none by that name."""
+        for interface in self.interfaces:
+            if interface.name == name:
+                return interface
+        return None
+
+    def to_json(self) -> dict:
+        """The stable shape printed by `edge-installer interfaces --json`.
+
+        {"version": 1,
+         "interfaces": [{"name", "kind", "mac", "carrier", "operstate", "addresses",
+                         "driver"}],
+         "default_gateways": [{"gateway", "interface"}],
+         "stack": {"netplan_version": "0.106" or null, "networkmanager_installed",
+                   "networkmanager_running", "networkd_running", "cloud_init_installed",
+                   "in_charge", "description"}}
+        mac, carrier, operstate and driver may be null; addresses are "addr/prefix" strings;
+        netplan_version is "0" when netplan is present but its version unknown. Fields may
+        be added in a later version, never renamed or removed.
+        """
+        s = self.stack
+        return {
+            "version": JSON_VERSION,
+            "interfaces": [
+                {"name": i.name, "kind": i.kind, "mac": i.mac, "carrier": i.carrier,
+                 "operstate": i.operstate, "addresses": list(i.addresses), "driver": i.driver}
+                for i in self.interfaces
+            ],
+            "default_gateways": [{"gateway": gw, "interface": dev}
+                                 for gw, dev in self.default_gateways],
+            "stack": {
+                "netplan_version": None if s.netplan_version is None
+                else _dotted(s.netplan_version),
+                "networkmanager_installed": s.networkmanager_installed,
+                "networkmanager_running": s.networkmanager_running,
+                "networkd_running": s.networkd_running,
+                "cloud_init_installed": s.cloud_init_installed,
+                "in_charge": s.in_charge,
+                "description": s.describe(),
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Inventory:
+        """Rebuild an Inventory from `to_json()` output (another box's, or a test's)."""
+        s = data["stack"]
+        version = s.get("netplan_version")
+        return cls(
+            interfaces=tuple(
+                Interface(name=i["name"], kind=i["kind"], mac=i.get("mac"),
+                          carrier=i.get("carrier"), operstate=i.get("operstate"),
+                          addresses=tuple(i.get("addresses", ())), driver=i.get("driver"))
+                for i in data["interfaces"]
+            ),
+            default_gateways=tuple((g["gateway"], g["interface"])
+                                   for g in data.get("default_gateways", ())),
+            stack=Stack(
+                netplan_version=None if version is None
+                else tuple(int(p) for p in str(version).split(".")),
+                networkmanager_installed=bool(s.get("networkmanager_installed")),
+                networkmanager_running=bool(s.get("networkmanager_running")),
+                networkd_running=bool(s.get("networkd_running")),
+                cloud_init_installed=bool(s.get("cloud_init_installed")),
+            ),
+        )
+
+
+# ---------------------------------------------------------------- interfaces
+
+
+def kind_from_name(name: str) -> str:
+    """Best guess of a kind from the name alone, for an interface this box does not have.
+
+    wl* is wireless; ww*, cdc-wdm*, ttyUSB* and ttyACM* are cellular (netplan's modems
+    section names the control port); lo is loopback; everything else is taken as wired.
+    """
+    if name == "lo":
+        return "loopback"
+    if name.startswith("wl"):
+        return "wireless"
+    if name.startswith(("ww", "cdc-wdm", "ttyUSB", "ttyACM")):
+        return "cellular"
+    return "wired"
+
+
+def classify(name: str, sys_class_net: Path) -> str:
+    """The kind of link `name` is, from the kernel's view in sys_class_net/<name>.
+
+    loopback: type 772 (ARPHRD_LOOPBACK) or the IFF_LOOPBACK flag. wireless: a cfg80211
+    device, which has a phy80211 link, a wireless/ group and DEVTYPE=wlan. cellular:
+    DEVTYPE=wwan (usbnet drivers with FLAG_WWAN, the WWAN framework), a modem data driver,
+    or a CDC Ethernet/NCM port of a USB device whose other functions are modem ports.
+    virtual: no device/ link (the netdev lives under /sys/devices/virtual: veth, bridge,
+    dummy, tun, bond, vlan, docker...). Everything else is wired. An interface missing from
+    sys_class_net falls back to kind_from_name().
+    """
+    node = Path(sys_class_net) / name
+    if not node.is_dir():
+        return kind_from_name(name)
+    flags = _read_int(node / "flags") or 0
+    if _read_int(node / "type") == _ARPHRD_LOOPBACK or flags & _IFF_LOOPBACK:
+        return "loopback"
+    devtype = _uevent(node).get("DEVTYPE")
+    # lexists: the link itself is the kernel's statement; its target may be outside a fixture.
+    if os.path.lexists(node / "phy80211") or (node / "wireless").is_dir() or devtype == "wlan":
+        return "wireless"
+    if devtype == "wwan" or _driver(node) in _WWAN_DRIVERS or _behind_modem(node):
+        return "cellular"
+    if not os.path.lexists(node / "device"):
+        return "virtual"
+    return "wired"
+
+
+def discover(sys_class_net: Path = Path("/sys/class/net"), root: Path = Path("/")) -> Inventory:
+    """Take stock of this box's links, addresses, default gateways and network stack.
+
+    Reflects the calling process's network namespace (netifaces) and whatever network
+    namespace sys_class_net was mounted in. Links listed in sys_class_net are the inventory;
+    only when it cannot be read (no /sys in a container) does netifaces' list stand in.
+    """
+    sys_class_net = Path(sys_class_net)
+    try:
+        names = [e.name for e in os.scandir(sys_class_net) if e.is_dir()]  # skips bonding_masters
+    except OSError:
+        names = []
+    if not names:
+        names = list(netifaces.interfaces())
+    interfaces = [_interface(name, sys_class_net) for name in names]
+    # Kernel order (ifindex) puts lo first and on-board ports before hot-plugged ones.
+    interfaces.sort(key=lambda i: (_read_int(sys_class_net / i.name / "ifindex") or 1 << 31,
+                                   i.name))
+    return Inventory(
+        interfaces=tuple(interfaces),
+        default_gateways=_default_gateways(),
+        stack=detect_stack(root),
+    )
+
+
+def _interface(name: str, sys_class_net: Path) -> Interface:
+    node = sys_class_net / name
+    links = _ifaddresses(name)
+    mac = _mac(_read(node / "address"), _read_int(node / "addr_len"))
+    if mac is None and not node.is_dir():
+        mac = next((_mac(a.get("addr")) for a in links.get(netifaces.AF_LINK, ())), None)
+    return Interface(
+        name=name,
+        kind=classify(name, sys_class_net),
+        mac=mac,
+        carrier=_carrier(node),
+        operstate=_read(node / "operstate") or None,
+        addresses=_addresses(links),
+        driver=_driver(node),
+    )
+
+
+def _ifaddresses(name: str) -> dict:
+    try:
+        return netifaces.ifaddresses(name)
+    except (ValueError, OSError):  # the link vanished, or it lives in another namespace
+        return {}
+
+
+def _mac(text: str | None, addr_len: int | None = None) -> str | None:
+    """A 6-octet, non-zero link-layer address, lower-cased; None otherwise.
+
+    Tunnels show their IPv4/IPv6 endpoint here (4 or 16 octets), raw-IP modems nothing,
+    and loopback all zeros: none of them is a MAC a technician could match on a label.
+    """
+    if not text or (addr_len is not None and addr_len != 6):
+        return None
+    octets = text.strip().lower().split(":")
+    if len(octets) != 6 or not all(re.fullmatch(r"[0-9a-f]{2}", o) for o in octets):
+        return None
+    if all(o == "00" for o in octets):
+        return None
+    return ":".join(octets)
+
+
+def _carrier(node: Path) -> bool | None:
+    # The kernel answers EINVAL while the interface is administratively down.
+    value = _read(node / "carrier")
+    return {"1": True, "0": False}.get(value or "")
+
+
+def _addresses(links: dict) -> tuple[str, ...]:
+    found = []
+    for family, host_bits in ((netifaces.AF_INET, 32), (netifaces.AF_INET6, 128)):
+        for entry in links.get(family, ()):
+            text = _with_prefix(entry.get("addr", ""), entry.get("netmask"), host_bits)
+            if text:
+                found.append(text)
+    return tuple(found)
+
+
+def _with_prefix(addr: str, netmask: str | None, host_bits: int) -> str | None:
+    """ "addr/prefix" from netifaces' address and netmask; None for garbage."""
+    addr = addr.split("%", 1)[0]  # the link-local scope is the interface this is listed under
+    mask = (netmask or "").strip()
+    if "/" in mask:
+        # netifaces writes IPv6 masks as "ffff:ffff:ffff:ffff::/64".
+        mask = mask.rsplit("/", 1)[1]
+    try:
+        if mask:
+            if ":" in mask:
+                mask = str(bin(int(ipaddress.IPv6Address(mask))).count("1"))
+            return ipaddress.ip_interface(f"{addr}/{mask}").with_prefixlen
+    except ValueError:
+        pass
+    try:
+        # A point-to-point link may come without a netmask: it is then a host address.
+        return ipaddress.ip_interface(f"{addr}/{host_bits}").with_prefixlen
+    except ValueError:
+        return None
+
+
+def _default_gateways() -> tuple[tuple[str, str], ...]:
+    try:
+        table = netifaces.gateways()
+    except (OSError, ValueError):
+        return ()
+    found: list[tuple[str, str]] = []
+    for family in (netifaces.AF_INET, netifaces.AF_INET6):
+        # The per-family lists keep every default route; table["default"] only the first.
+        for entry in table.get(family, ()):
+            gateway, interface = entry[0], entry[1]
+            is_default = entry[2] if len(entry) > 2 else False
+            gateway = gateway.split("%", 1)[0]
+            if is_default and (gateway, interface) not in found:
+                found.append((gateway, interface))
+        default = table.get("default", {}).get(family)
+        if default and (default[0].split("%", 1)[0], default[1]) not in found:
+            found.append((default[0].split("%", 1)[0], default[1]))
+    return tuple(found)
+
+
+def _driver(node: Path) -> str | None:
+    target = _readlink(node / "device" / "driver")
+    return os.path.basename(target) if target else None
+
+
+def _behind_modem(node: Path) -> bool:
+    """Is this the data port of a USB modem whose other functions are modem ports?"""
+    try:
+        interface = (node / "device").resolve(strict=True)
+        if not _USB_INTERFACE.match(interface.name):
+            return False
+        siblings = [p for p in interface.parent.iterdir()
+                    if _USB_INTERFACE.match(p.name) and p.name != interface.name]
+    except (OSError, RuntimeError):  # no device link, or a loop in a broken tree
+        return False
+    for sibling in siblings:
+        driver = _readlink(sibling / "driver")
+        if driver and os.path.basename(driver) in _MODEM_SIBLING_DRIVERS:
+            return True
+        if any((sibling / "usbmisc").glob("cdc-wdm*")):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- stack
+
+
+def detect_stack(root: Path = Path("/"), run=subprocess.run) -> Stack:
+    """Which network stack the box (or the staged tree at `root`) has. Never raises.
+
+    netplan's version comes from dpkg-query on the live box, else from the dpkg or opkg
+    status file under root, else NETPLAN_VERSION_UNKNOWN when only the binary is there.
+    Running daemons are looked for only when root is "/": a staged tree runs nothing.
+    NetworkManager runs when /run/NetworkManager exists and its process is alive (pid file
+    or process table); systemd-networkd when its process is alive (/run/systemd/netif alone
+    proves nothing: systemd-tmpfiles creates it whether networkd runs or not).
+    cloud-init is installed when root/etc/cloud/cloud.cfg exists.
+    """
+    root = Path(root)
+    try:
+        live = root.resolve() == Path("/")
+    except OSError:
+        live = False
+    try:
+        netplan = _netplan_version(root, live, run)
+    except Exception:  # unknown stays unknown: discovery must not stop the wizard
+        netplan = None
+    try:
+        nm_installed = (
+            _package_version(root, ("network-manager", "networkmanager", "NetworkManager"))
+            is not None
+            or any((root / d / "NetworkManager").is_file() for d in ("usr/sbin", "usr/bin", "sbin"))
+        )
+    except Exception:
+        nm_installed = False
+    try:
+        cloud_init = (root / "etc/cloud/cloud.cfg").is_file()
+    except OSError:
+        cloud_init = False
+    nm_running = networkd_running = False
+    if live:
+        try:
+            nm_running, networkd_running = _daemons_running(Path("/"))
+        except Exception:
+            pass
+    return Stack(
+        netplan_version=netplan,
+        networkmanager_installed=nm_installed,
+        networkmanager_running=nm_running,
+        networkd_running=networkd_running,
+        cloud_init_installed=cloud_init,
+    )
+
+
+def _netplan_version(root: Path, live: bool, run) -> tuple[int, ...] | None:
+    if live:
+        try:
+            done = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}${Version}", "netplan.io"],
+                       capture_output=True, text=True, timeout=10, check=False)
+            abbrev, _, version = (done.stdout or "").partition(" ")
+            if done.returncode == 0 and abbrev.startswith(("ii", "hi")) and version.strip():
+                return _parse_version(version.strip())
+        except Exception:
+            pass  # no dpkg, or a hung one: the status files and the binary still tell
+    version = _package_version(root, ("netplan.io", "netplan"))
+    if version:
+        return _parse_version(version)
+    if any((root / d / "netplan").is_file() for d in ("usr/sbin", "usr/bin", "sbin")):
+        return NETPLAN_VERSION_UNKNOWN
+    return None
+
+
+def _parse_version(text: str) -> tuple[int, ...]:
+    """(0, 106) from "0.106-2+deb12u1", (1, 0) from "1.0-2ubuntu1", epochs dropped."""
+    upstream = text.split(":", 1)[-1]
+    match = re.match(r"\d+(?:\.\d+)*", upstream)
+    if not match:
+        return NETPLAN_VERSION_UNKNOWN
+    return tuple(int(p) for p in match.group(0).split("."))
+
+
+# States in which a package's files are on disk (dpkg(1) "Package states").
+_PRESENT = frozenset({"installed", "unpacked", "half-configured", "triggers-awaited",
+                      "triggers-pending"})
+
+
+def _package_version(root: Path, names: tuple[str, ...]) -> str | None:
+    """Version of the first of `names` present in root's dpkg or opkg status file."""
+    for status in ("var/lib/dpkg/status", "var/lib/opkg/status", "usr/lib/opkg/status"):
+        try:
+            text = (root / status).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for stanza in re.split(r"\n\s*\n", text):
+            fields = dict(re.findall(r"^([\w-]+):[ \t]*(.*)$", stanza, flags=re.M))
+            state = (fields.get("Status", "").split() or [""])[-1]
+            if fields.get("Package") in names and state in _PRESENT and fields.get("Version"):
+                return fields["Version"].strip()
+    return None
+
+
+def _daemons_running(base: Path) -> tuple[bool, bool]:
+    """(NetworkManager running, systemd-networkd running) from base/run and base/proc."""
+    commands = _process_names(base / "proc")
+    nm_run = base / "run/NetworkManager"
+    pid = _read_int(nm_run / "NetworkManager.pid")
+    pid_alive = pid is not None and _read(base / "proc" / str(pid) / "comm") == "NetworkManager"
+    if commands is None:
+        # No process table to look at (hidepid): fall back on what the daemons leave in /run.
+        return (nm_run.is_dir() and pid is not None,
+                (base / "run/systemd/netif/state").is_file())
+    nm = nm_run.is_dir() and (pid_alive or "NetworkManager" in commands)
+    # The kernel cuts comm to 15 characters: systemd-networkd shows as "systemd-network".
+    networkd = "systemd-network" in commands
+    return nm, networkd
+
+
+def _process_names(proc: Path) -> set[str] | None:
+    try:
+        pids = [e.name for e in os.scandir(proc) if e.name.isdigit()]
+    except OSError:
+        return None
+    names = {_read(proc / pid / "comm") for pid in pids}
+    names.discard(None)
+    return names or None
+
+
+# ---------------------------------------------------------------- the table
+
+
+def format_table(inv: Inventory) -> str:
+    """The human table of `edge-installer interfaces`: 7-bit ASCII, at most 80 columns.
+
+    One row per interface (name, kind, MAC, carrier, addresses; further addresses on
+    continuation rows), then the default gateways and the network stack.
+    """
+    width = 80
+    names = [_printable(i.name) for i in inv.interfaces]
+    name_w = max([4] + [len(n) for n in names if len(n) <= 15])
+    columns = (name_w, 8, 17, 7)
+    address_col = sum(columns) + 2 * len(columns)
+
+    def row(cells):
+        return "  ".join(c.ljust(w) for c, w in zip(cells, columns)) + "  "
+
+    lines = [(row(("NAME", "KIND", "MAC", "CARRIER")) + "ADDRESSES").rstrip()]
+    for name, interface in zip(names, inv.interfaces):
+        if len(name) > name_w:
+            lines.append(name[:width])  # an escaped exotic name gets a line of its own
+            name = ""
+        head = row((name, interface.kind, interface.mac or "-", _carrier_text(interface)))
+        addresses = list(interface.addresses) or ["-"]
+        first = addresses[0]
+        if address_col + len(first) <= width:
+            lines.append((head + first).rstrip())
+            addresses = addresses[1:]
+        else:
+            lines.append(head.rstrip())
+        for address in addresses:
+            lines.append(" " * min(address_col, max(0, width - len(address))) + address)
+    gateways = ", ".join(f"{gw} via {_printable(dev)}" for gw, dev in inv.default_gateways)
+    wrap = textwrap.TextWrapper(width=width, subsequent_indent="  ", break_on_hyphens=False)
+    lines += wrap.wrap("Default gateway: " + (gateways or "none"))
+    lines += wrap.wrap("Network stack: " + inv.stack.describe())
+    return "\n".join(lines)  # no final newline: callers print() it
+
+
+def _carrier_text(interface: Interface) -> str:
+    if interface.carrier is True:
+        return "yes"
+    if interface.carrier is False:
+        return "no"
+    return "down" if interface.operstate == "down" else "?"
+
+
+def _printable(text: str) -> str:
+    """Escape, as \\xNN, every byte a VGA font or a vt100 cannot show or would obey.
+
+    Interface names may hold any byte but "/", ":" and whitespace: UTF-8, ESC included.
+    """
+    # surrogateescape gives back the bytes os.scandir could not decode.
+    raw = text.encode("utf-8", "surrogateescape")
+    return "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in raw)
+
+
+# ---------------------------------------------------------------- small readers
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(str(p) for p in version)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:  # absent, EINVAL (carrier of a down link), or a vanished link
+        return None
+
+
+def _read_int(path: Path) -> int | None:
+    text = _read(path)
+    try:
+        return int(text, 0) if text else None  # flags is "0x1003"
+    except ValueError:
+        return None
+
+
+def _readlink(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _uevent(node: Path) -> dict[str, str]:
+    text = _read(node / "uevent") or ""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
