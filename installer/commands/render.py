@@ -51,7 +51,9 @@ def detect_target(root: Path, args: argparse.Namespace) -> Target:
     from installer.discover import detect_stack
 
     stack = detect_stack(root)
-    version = args.netplan_version or stack.netplan_version or Target().netplan_version
+    # Unknown or absent netplan: render for 0.106 (Debian 12), whose syntax later versions accept.
+    known = stack.netplan_version if stack.netplan_version and stack.netplan_version > (0,) else None
+    version = args.netplan_version or known or Target().netplan_version
     nm = args.networkmanager if args.networkmanager is not None else stack.in_charge == "networkmanager"
     ci = args.cloud_init if args.cloud_init is not None else stack.cloud_init_installed
     return Target(netplan_version=tuple(version), networkmanager=nm, cloud_init=ci)
