@@ -19,6 +19,8 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from installer.yamlfile import YamlProblem, describe, load_strict
+
 FORMAT_VERSION = 1
 MAX_PLAN_BYTES = 1_000_000  # a plan is a few KB; anything this large is not a plan
 
@@ -212,22 +214,6 @@ _Parser = Callable[[Any, str, list[FieldError]], Any]
 _INVALID = object()
 
 
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a yes/no value)"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 def _text(optional: bool = True) -> _Parser:
     def parse(value: Any, path: str, errors: list[FieldError]) -> Any:
         if value is None and optional:
@@ -235,7 +221,7 @@ def _text(optional: bool = True) -> _Parser:
         if isinstance(value, str):
             return value
         hint = " (put it in quotes)" if isinstance(value, (int, float, bool)) else ""
-        errors.append(FieldError(path, f"must be text{hint}, got {_describe(value)}"))
+        errors.append(FieldError(path, f"must be text{hint}, got {describe(value)}"))
         return _INVALID
 
     return parse
@@ -244,7 +230,7 @@ def _text(optional: bool = True) -> _Parser:
 def _boolean(value: Any, path: str, errors: list[FieldError]) -> Any:
     if isinstance(value, bool):
         return value
-    errors.append(FieldError(path, f"must be true or false, got {_describe(value)}"))
+    errors.append(FieldError(path, f"must be true or false, got {describe(value)}"))
     return _INVALID
 
 
@@ -254,7 +240,7 @@ def _integer(optional: bool) -> _Parser:
             return None
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        errors.append(FieldError(path, f"must be a whole number, got {_describe(value)}"))
+        errors.append(FieldError(path, f"must be a whole number, got {describe(value)}"))
         return _INVALID
 
     return parse
@@ -265,16 +251,16 @@ def _text_list(value: Any, path: str, errors: list[FieldError]) -> Any:
         return ()
     if isinstance(value, str):
         # A single value where a list is expected is the commonest hand-editing slip.
-        errors.append(FieldError(path, f"must be a list such as [{value}], got {_describe(value)}"))
+        errors.append(FieldError(path, f"must be a list such as [{value}], got {describe(value)}"))
         return _INVALID
     if not isinstance(value, list):
-        errors.append(FieldError(path, f"must be a list of text values, got {_describe(value)}"))
+        errors.append(FieldError(path, f"must be a list of text values, got {describe(value)}"))
         return _INVALID
     out = []
     for i, item in enumerate(value):
         if not isinstance(item, str):
             hint = " (put it in quotes)" if isinstance(item, (int, float, bool)) else ""
-            errors.append(FieldError(f"{path}[{i}]", f"must be text{hint}, got {_describe(item)}"))
+            errors.append(FieldError(f"{path}[{i}]", f"must be text{hint}, got {describe(item)}"))
             return _INVALID
         out.append(item)
     return tuple(out)
@@ -294,7 +280,7 @@ def _section(cls: type, spec: Mapping[str, _Parser], name: str) -> _Parser:
         if value is None:
             return None
         if not isinstance(value, dict):
-            errors.append(FieldError(path, f"must be a mapping of {', '.join(spec)}, got {_describe(value)}"))
+            errors.append(FieldError(path, f"must be a mapping of {', '.join(spec)}, got {describe(value)}"))
             return _INVALID
         kwargs = {}
         ok = True
@@ -335,7 +321,7 @@ def _machines(value: Any, path: str, errors: list[FieldError]) -> Any:
     if value is None:
         return ()
     if not isinstance(value, list):
-        errors.append(FieldError(path, f"must be a list of machines ({{name, address, controller}}), got {_describe(value)}"))
+        errors.append(FieldError(path, f"must be a list of machines ({{name, address, controller}}), got {describe(value)}"))
         return _INVALID
     out = []
     parse_one = _section(Machine, _MACHINE, "machines")
@@ -354,7 +340,7 @@ def _profile_params(value: Any, path: str, errors: list[FieldError]) -> Any:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        errors.append(FieldError(path, f"must be a mapping of profile id to its parameters, got {_describe(value)}"))
+        errors.append(FieldError(path, f"must be a mapping of profile id to its parameters, got {describe(value)}"))
         return _INVALID
     out: dict[str, dict[str, str]] = {}
     for pid, params in value.items():
@@ -365,12 +351,12 @@ def _profile_params(value: Any, path: str, errors: list[FieldError]) -> Any:
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            errors.append(FieldError(sub, f"must be a mapping such as {{iem_host: iem.plant.local}}, got {_describe(params)}"))
+            errors.append(FieldError(sub, f"must be a mapping such as {{iem_host: iem.plant.local}}, got {describe(params)}"))
             return _INVALID
         inner = {}
         for k, v in params.items():
             if not isinstance(k, str) or not isinstance(v, str):
-                errors.append(FieldError(f"{sub}.{k}", f"must be text (put it in quotes), got {_describe(v)}"))
+                errors.append(FieldError(f"{sub}.{k}", f"must be text (put it in quotes), got {describe(v)}"))
                 return _INVALID
             inner[k] = v
         out[pid] = inner
@@ -379,7 +365,7 @@ def _profile_params(value: Any, path: str, errors: list[FieldError]) -> Any:
 
 def _version(value: Any, path: str, errors: list[FieldError]) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
-        errors.append(FieldError(path, f"must be the number {FORMAT_VERSION}, got {_describe(value)}"))
+        errors.append(FieldError(path, f"must be the number {FORMAT_VERSION}, got {describe(value)}"))
         return _INVALID
     if value > FORMAT_VERSION:
         errors.append(FieldError(path, f"this plan is format version {value}; this edge-installer reads "
@@ -435,7 +421,7 @@ def from_dict(data: Any, source: str = "plan") -> Plan:
     errors: list[FieldError] = []
     if not isinstance(data, dict):
         raise PlanError(source, [FieldError("", "the top level must be a mapping of keys such as "
-                                                 f"version, topology and uplink; found {_describe(data)}")])
+                                                 f"version, topology and uplink; found {describe(data)}")])
     if "version" not in data:
         raise PlanError(source, [FieldError("version", f"missing; add 'version: {FORMAT_VERSION}' as the first line")])
     if _version(data["version"], "version", errors) is _INVALID:
@@ -457,30 +443,6 @@ def from_dict(data: Any, source: str = "plan") -> Plan:
     return Plan(**kwargs)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses duplicate keys: a second `uplink:` silently replacing
-    the first is exactly the mistake a hand-edited plan must not hide."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a key must be plain text", key_node.start_mark)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (each key may appear once)", key_node.start_mark)
-        seen[key] = loader.construct_object(value_node, deep=deep)
-    return seen
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def loads(text: str | bytes, source: str = "plan") -> Plan:
     """Parse plan text (YAML, safe loading only) into a Plan, or raise PlanError."""
     if isinstance(text, bytes):
@@ -495,19 +457,10 @@ def loads(text: str | bytes, source: str = "plan") -> Plan:
     if not text.strip():
         raise PlanError(source, [FieldError("", "is empty; a plan starts with 'version: 1'")])
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        raise PlanError(source, [FieldError("", f"is not valid YAML: {_yaml_problem(e)}")]) from None
-    except (ValueError, RecursionError) as e:  # PyYAML raises these on some hostile inputs
+        data = load_strict(text)
+    except YamlProblem as e:
         raise PlanError(source, [FieldError("", f"is not valid YAML: {e}")]) from None
     return from_dict(data, source)
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    mark = getattr(e, "problem_mark", None)
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return f"{where}{problem}"
 
 
 def load(path: str | os.PathLike[str]) -> Plan:

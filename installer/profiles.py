@@ -22,7 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-import yaml
+from installer.yamlfile import YamlProblem, describe, load_strict
 
 CHECKS = ("dns", "tcp", "tls", "https", "nats", "coap-tls")
 SERVICES = ("https", "nats", "coap", "ssh", "grpc", "dns", "ntp")
@@ -65,11 +65,13 @@ class ParamSpec:
 
     def validate(self, value: str) -> str | None:
         """Return why `value` is not acceptable for this parameter, or None when it is."""
+        from installer.fields import check_host_or_ip
+
         if not isinstance(value, str) or not value.strip():
             return "must be a host name or an IP address, got nothing"
-        if _is_ip(value) or (_HOST_RE.match(value.lower()) and not value.startswith("*")):
-            return None
-        return f"must be a host name or an IP address, got {value!r}"
+        if value.startswith("*") or check_host_or_ip(value) is not None:
+            return f"must be a host name or an IP address, got {value!r}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -226,54 +228,18 @@ def _read_yaml(path: Path | Traversable) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(name, "", f"cannot be read as UTF-8 text: {exc}") from None
     try:
-        data = yaml.safe_load(text)
-        # safe_load keeps the last of two equal keys silently; a hand edit that repeats
-        # `port:` must not pass, so walk the (safe) node graph once for duplicates.
-        _check_duplicate_keys(name, yaml.compose(text, Loader=yaml.SafeLoader), "", set())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ProfileError(name, "", f"not valid YAML{where}: {problem}") from None
+        data = load_strict(text)
+    except YamlProblem as exc:
+        raise ProfileError(name, "", f"not valid YAML: {exc}") from None
     if data is None:
         raise ProfileError(name, "", "must be a YAML mapping, the file is empty")
     if not isinstance(data, dict):
-        raise ProfileError(name, "", f"must be a YAML mapping, got {_kind(data)}")
+        raise ProfileError(name, "", f"must be a YAML mapping, got {describe(data)}")
     return data
-
-
-def _check_duplicate_keys(file: str, node: Any, path: str, seen: set[int]) -> None:
-    if node is None or id(node) in seen:
-        return
-    seen.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        keys: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in keys and key != "<<":
-                raise ProfileError(file, _join(path, key),
-                                   f"duplicate key (again at line {key_node.start_mark.line + 1})")
-            keys.add(key)
-            _check_duplicate_keys(file, value_node, _join(path, key), seen)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_duplicate_keys(file, item, f"{path}[{i}]", seen)
 
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
-
-
-def _kind(value: Any) -> str:
-    """How a bad value is shown in a message: as YAML would write it, briefly."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        return "a list" if isinstance(value, list) else "a mapping"
-    shown = repr(value)
-    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
 class _Reader:
@@ -283,7 +249,7 @@ class _Reader:
                  required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
         self.file, self.path = file, path
         if not isinstance(value, dict):
-            raise self.error("", f"must be a mapping, got {_kind(value)}")
+            raise self.error("", f"must be a mapping, got {describe(value)}")
         valid = required + optional
         for key in value:
             if key not in valid:
@@ -302,7 +268,7 @@ class _Reader:
     def text(self, key: str, *, choices: tuple[str, ...] = (), default: str | None = None) -> str:
         value = self.data.get(key, default)
         if not isinstance(value, str) or not value.strip():
-            raise self.error(key, f"must be a non-empty string, got {_kind(value)}")
+            raise self.error(key, f"must be a non-empty string, got {describe(value)}")
         if choices and value not in choices:
             raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
         return value
@@ -313,19 +279,19 @@ class _Reader:
     def flag(self, key: str) -> bool:
         value = self.data.get(key)
         if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false, got {_kind(value)}")
+            raise self.error(key, f"must be true or false, got {describe(value)}")
         return value
 
     def port(self, key: str) -> int:
         value = self.data.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            raise self.error(key, f"must be an integer 1-65535, got {_kind(value)}")
+            raise self.error(key, f"must be an integer 1-65535, got {describe(value)}")
         return value
 
     def positive(self, key: str) -> float:
         value = self.data.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise self.error(key, f"must be a number above 0, got {_kind(value)}")
+            raise self.error(key, f"must be a number above 0, got {describe(value)}")
         return float(value)
 
     def seed(self, key: str = "seed") -> str:
@@ -340,7 +306,7 @@ class _Reader:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise self.error(key, f"must be a list, got {_kind(value)}")
+            raise self.error(key, f"must be a list, got {describe(value)}")
         return value
 
     def sub(self, key: str, value: Any, required: tuple[str, ...],
@@ -410,7 +376,7 @@ def _build_params(r: _Reader) -> dict[str, ParamSpec]:
     raw = r.data.get("params") or {}
     if not isinstance(raw, dict):
         raise r.error("params", f"must be a mapping of parameter name to its description, "
-                                f"got {_kind(raw)}")
+                                f"got {describe(raw)}")
     params = {}
     for name, spec in raw.items():
         if not isinstance(name, str) or not _PARAM_RE.match(name):
@@ -426,7 +392,7 @@ def _build_params(r: _Reader) -> dict[str, ParamSpec]:
 def _build_remediation(r: _Reader, key: str) -> Mapping[str, str]:
     raw = r.data.get(key) or {}
     if not isinstance(raw, dict):
-        raise r.error(key, f"must be a mapping of diagnosis code to {{text, seed}}, got {_kind(raw)}")
+        raise r.error(key, f"must be a mapping of diagnosis code to {{text, seed}}, got {describe(raw)}")
     texts = {}
     for code, entry in raw.items():
         if code not in DIAGNOSIS_CODES:
@@ -466,12 +432,12 @@ def _build_endpoint(r: _Reader, params: Mapping[str, ParamSpec]) -> Endpoint:
     addresses = []
     for i, value in enumerate(r.items("addresses")):
         if not isinstance(value, str) or not _is_ip(value):
-            raise r.error(f"addresses[{i}]", f"must be an IP address, got {_kind(value)}")
+            raise r.error(f"addresses[{i}]", f"must be an IP address, got {describe(value)}")
         addresses.append(value)
     checks = r.items("checks")
     for i, check in enumerate(checks):
         if check not in CHECKS:
-            raise r.error(f"checks[{i}]", f"must be one of {', '.join(CHECKS)}, got {_kind(check)}")
+            raise r.error(f"checks[{i}]", f"must be one of {', '.join(CHECKS)}, got {describe(check)}")
         if check in checks[:i]:
             raise r.error(f"checks[{i}]", f"{check!r} is listed twice")
     protocol = r.text("protocol", choices=PROTOCOLS)
@@ -525,7 +491,7 @@ def _build_machine_table(data: dict[str, Any], file: str
     raw_classes = r.data["upload_classes"]
     if not isinstance(raw_classes, dict) or not raw_classes:
         raise r.error("upload_classes", f"must be a mapping of class name to {{label, kbps, "
-                                        f"seed}}, got {_kind(raw_classes)}")
+                                        f"seed}}, got {describe(raw_classes)}")
     classes = {}
     for name, spec in raw_classes.items():
         s = r.sub(f"upload_classes.{name}", spec, ("label", "kbps", "seed"))

@@ -361,8 +361,8 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 _DELETE = object()
 EP = "endpoints[0]"
 BROKEN = [
-    ("port-too-big", _set(f"{EP}.port", 70000), f"{EP}.port", "must be an integer 1-65535, got 70000"),
-    ("port-string", _set(f"{EP}.port", "443"), f"{EP}.port", "1-65535, got '443'"),
+    ("port-too-big", _set(f"{EP}.port", 70000), f"{EP}.port", "must be an integer 1-65535, got the number 70000"),
+    ("port-string", _set(f"{EP}.port", "443"), f"{EP}.port", "1-65535, got the text '443'"),
     ("port-bool", _set(f"{EP}.port", True), f"{EP}.port", "1-65535, got true"),
     ("unknown-key", _set(f"{EP}.hots", "x"), f"{EP}.hots", "valid keys are"),
     ("missing-key", _set(f"{EP}.protocol", _DELETE), f"{EP}.protocol", "missing"),
@@ -427,11 +427,11 @@ def test_issuer_needs_a_tls_check(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text,message", [
-    ("id: p\n  port: [\n", "not valid YAML at line"),
+    ("id: p\n  port: [\n", "not valid YAML: line 2, column 7"),
     ("- a\n- b\n", "must be a YAML mapping, got a list"),
     ("", "the file is empty"),
-    ("id: p\nid: q\n", "id: duplicate key"),
-    ("endpoints:\n  - port: 1\n    port: 2\n", "endpoints[0].port: duplicate key (again at line 3)"),
+    ("id: p\nid: q\n", "line 2, column 1: duplicate key 'id'"),
+    ("endpoints:\n  - port: 1\n    port: 2\n", "line 3, column 5: duplicate key 'port'"),
     ("!!python/object/apply:os.system [echo hi]\n", "not valid YAML"),
 ], ids=["syntax", "list", "empty", "dup-top", "dup-nested", "unsafe-tag"])
 def test_unreadable_profile(tmp_path: Path, text: str, message: str) -> None:
@@ -457,7 +457,7 @@ def _assets_copy(tmp_path: Path) -> Path:
     (lambda d: d["controllers"][1].update(upload="huge"),
      "machine-protocols.yaml: controllers[1].upload: must be one of the upload_classes"),
     (lambda d: d["controllers"][2].update(port=0),
-     "machine-protocols.yaml: controllers[2].port: must be an integer 1-65535, got 0"),
+     "machine-protocols.yaml: controllers[2].port: must be an integer 1-65535, got the number 0"),
     (lambda d: d["download"].pop("dashboard_bps_per_machine"),
      "machine-protocols.yaml: download.dashboard_bps_per_machine: missing required key"),
     (lambda d: d["upload_classes"]["standard"].update(kbps=-1),
@@ -479,7 +479,7 @@ def test_catalog_names_the_broken_profile_file(tmp_path: Path) -> None:
     path = root / "profiles" / "izuma-device-management.yaml"
     path.write_text(path.read_text().replace("port: 5684", "port: 75684", 1))
     with pytest.raises(ProfileError, match=r"^izuma-device-management\.yaml: endpoints\[0\]\.port: "
-                                           r"must be an integer 1-65535, got 75684$"):
+                                           r"must be an integer 1-65535, got the number 75684$"):
         load_catalog(root)
     shutil.rmtree(root / "profiles")
     with pytest.raises(ProfileError, match="no such directory"):

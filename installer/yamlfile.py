@@ -1,0 +1,70 @@
+"""Strict YAML reading shared by every file we read by hand-edited YAML (plans, profiles).
+
+Safe loading only (a `yaml.SafeLoader` subclass), plus one refusal PyYAML does not make:
+a key repeated in one mapping. `safe_load` silently keeps the last of two `uplink:` keys,
+exactly the hand-editing mistake that must not pass unseen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class YamlProblem(Exception):
+    """Text that is not acceptable YAML; the message says where (line, column) and what."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, "a key must be plain text", key_node.start_mark)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (each key may appear once)", key_node.start_mark)
+        seen[key] = loader.construct_object(value_node, deep=deep)
+    return seen
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_strict(text: str) -> Any:
+    """Parse YAML text safely, refusing duplicate keys; raise YamlProblem with the location."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise YamlProblem(f"{where}{problem}") from None
+    except (ValueError, RecursionError) as e:  # PyYAML raises these on some hostile inputs
+        raise YamlProblem(str(e)) from None
+
+
+def describe(value: Any) -> str:
+    """How a wrong value is named in a message: briefly, as its YAML reader would see it."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a yes/no value)"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = repr(value)
+        return f"the text {shown if len(shown) <= 40 else shown[:37] + '...'}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
