@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
-from installer.yamlfile import YamlProblem, describe, load_strict
+from installer.yamlfile import YamlProblem, describe, dump, load_strict
 
 FORMAT_VERSION = 1
 MAX_PLAN_BYTES = 1_000_000  # a plan is a few KB; anything this large is not a plan
@@ -480,4 +478,4 @@ def load(path: str | os.PathLike[str]) -> Plan:
 
 def dumps(plan: Plan) -> str:
     """The plan as YAML text; `loads(dumps(p)) == p` and the text is stable for the same plan."""
-    return yaml.safe_dump(plan.to_dict(), sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
+    return dump(plan.to_dict())

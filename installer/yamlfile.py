@@ -7,6 +7,7 @@ exactly the hand-editing mistake that must not pass unseen.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import yaml
@@ -68,3 +69,24 @@ def describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
+    # YAML reads NEL and the Unicode line/paragraph separators as line breaks, and PyYAML
+    # writes them raw in plain or quoted scalars: force double quotes, where they are escaped.
+    if any(ch in "\x85\u2028\u2029" or unicodedata.category(ch)[0] == "C" for ch in value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump(data: Any) -> str:
+    """YAML text for plain data, keys in the given order, that `load_strict` reads back equal."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                     width=100)

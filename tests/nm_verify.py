@@ -88,7 +88,7 @@ def settings_of(conn):
     return out
 
 
-def judge(path, add_uuid):
+def judge(path, add_uuid, normalize_first=False):
     result = {"error": None, "warnings": [], "settings": {}}
     kf = GLib.KeyFile()
     try:
@@ -115,6 +115,10 @@ def judge(path, add_uuid):
         result["error"] = f"keyfile_read: {e.message}"
         return result
     try:
+        if normalize_first:
+            # How the daemon loads a keyfile: normalize (fill in what may be implied, such
+            # as netplan's bridge ports without a [bridge-port] group), then verify.
+            conn.normalize()
         conn.verify()
         conn.verify_secrets()
     except GLib.Error as e:
@@ -140,7 +144,7 @@ def main():
     out = {}
     for p in request["paths"]:
         try:
-            out[p] = judge(p, bool(request.get("add_uuid")))
+            out[p] = judge(p, bool(request.get("add_uuid")), bool(request.get("normalize_first")))
         except Exception as e:  # one file that breaks the judge must not hide the others' results
             out[p] = {"error": f"nm_verify crashed: {type(e).__name__}: {e}", "warnings": [], "settings": {}}
     json.dump(out, sys.stdout)
