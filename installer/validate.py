@@ -245,6 +245,13 @@ def _dns_ntp(plan: Plan, err) -> None:
     elif plan.dns.mode != "custom" and plan.dns.servers:
         err("dns.servers", f"only for mode custom; remove them or set dns.mode: custom (mode {plan.dns.mode} "
                            "chooses its servers itself)")
+    static = plan.uplink is not None and plan.uplink.ipv4 == "static"
+    if plan.dns.mode == "dhcp" and static:
+        err("dns.mode", "dhcp takes the resolvers from the plant's DHCP, and this uplink is static: "
+                        "use google or custom (with the plant's resolvers)")
+    if plan.ntp.mode == "dhcp" and static:
+        err("ntp.mode", "dhcp takes the time servers from the plant's DHCP, and this uplink is static: "
+                        "use pool or custom (with the plant's time servers)")
     for i, s in enumerate(plan.dns.servers):
         try:
             ipaddress.ip_address(s)
@@ -255,7 +262,7 @@ def _dns_ntp(plan: Plan, err) -> None:
     elif plan.ntp.mode == "custom" and not plan.ntp.servers:
         err("ntp.servers", "mode custom needs at least one server, e.g. [ntp.plant.local]")
     elif plan.ntp.mode != "custom" and plan.ntp.servers:
-        err("ntp.servers", f"only for mode custom; remove them or set ntp.mode: custom")
+        err("ntp.servers", "only for mode custom; remove them or set ntp.mode: custom")
     for i, s in enumerate(plan.ntp.servers):
         err(f"ntp.servers[{i}]", check_host_or_ip(s, what="time server"))
 

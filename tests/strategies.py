@@ -74,10 +74,11 @@ def valid_plans(draw):
         cellular = P.Cellular(draw(st.sampled_from(["internet", "m2m.example.com", "broadband"])), user,
                               draw(st.none() | tricky_text) if user is not None else None, True,
                               draw(st.none() | st.integers(1, 10 ** 6)))
-    dns_mode = draw(st.sampled_from(P.DNS_MODES))
-    dns = P.Dns(dns_mode, tuple(draw(st.lists(st.ip_addresses(v=4).map(str), min_size=1, max_size=3)))
+    static = uplink.ipv4 == "static"
+    dns_mode = draw(st.sampled_from([m for m in P.DNS_MODES if not (static and m == "dhcp")]))
+    dns = P.Dns(dns_mode, tuple(draw(st.lists(st.ip_addresses().map(str), min_size=1, max_size=3)))
                 if dns_mode == "custom" else ())
-    ntp_mode = draw(st.sampled_from(P.NTP_MODES))
+    ntp_mode = draw(st.sampled_from([m for m in P.NTP_MODES if not (static and m == "dhcp")]))
     ntp = P.Ntp(ntp_mode, tuple(draw(st.lists(st.sampled_from(["ntp.plant.local", "10.1.1.1", "time.example"]),
                                               min_size=1, max_size=2, unique=True)))
                 if ntp_mode == "custom" else ())

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from installer import discover as d
+from installer import stack as stackmod
 from installer.discover import Interface, Inventory, Stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -380,7 +381,7 @@ def stage(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_empty_staged_root_knows_nothing(tmp_path):
-    stack = d.detect_stack(tmp_path, run=must_not_run)
+    stack = stackmod.detect_stack(tmp_path, run=must_not_run)
     assert stack == Stack(None, False, False, False, False)
     assert stack.in_charge == "unknown"
 
@@ -396,7 +397,7 @@ def test_staged_debian_root(tmp_path, cloud_init):
     }
     if cloud_init:
         files["etc/cloud/cloud.cfg"] = "datasource_list: [NoCloud]\n"
-    stack = d.detect_stack(stage(tmp_path, files), run=must_not_run)
+    stack = stackmod.detect_stack(stage(tmp_path, files), run=must_not_run)
     assert stack == Stack((0, 106), True, False, False, cloud_init)
     assert stack.in_charge == "unknown"
     assert ("cloud-init installed" in stack.describe()) is cloud_init
@@ -409,17 +410,17 @@ def test_staged_debian_root(tmp_path, cloud_init):
 ])
 def test_netplan_version_from_dpkg_status(tmp_path, status, expected):
     stage(tmp_path, {"var/lib/dpkg/status": status})
-    assert d.detect_stack(tmp_path, run=must_not_run).netplan_version == expected
+    assert stackmod.detect_stack(tmp_path, run=must_not_run).netplan_version == expected
 
 
 def test_netplan_from_opkg_and_from_a_bare_binary(tmp_path):
     yocto = stage(tmp_path / "yocto", {
         "var/lib/opkg/status": "Package: netplan\nVersion: 0.106-r0\nStatus: install user installed\n",
         "usr/sbin/NetworkManager": ""})
-    assert d.detect_stack(yocto, run=must_not_run) == Stack((0, 106), True, False, False, False)
+    assert stackmod.detect_stack(yocto, run=must_not_run) == Stack((0, 106), True, False, False, False)
     bare = stage(tmp_path / "bare", {"usr/sbin/netplan": ""})
-    stack = d.detect_stack(bare, run=must_not_run)
-    assert stack.netplan_version == d.NETPLAN_VERSION_UNKNOWN
+    stack = stackmod.detect_stack(bare, run=must_not_run)
+    assert stack.netplan_version == stackmod.NETPLAN_VERSION_UNKNOWN
     assert "netplan (version unknown)" in stack.describe()
 
 
@@ -430,7 +431,7 @@ def test_live_root_asks_dpkg_query():
         calls.append(argv)
         return subprocess.CompletedProcess(argv, 0, stdout="ii 0.107.1-3", stderr="")
 
-    assert d.detect_stack(Path("/"), run=run).netplan_version == (0, 107, 1)
+    assert stackmod.detect_stack(Path("/"), run=run).netplan_version == (0, 107, 1)
     assert calls and calls[0][0] == "dpkg-query"
 
 
@@ -441,7 +442,7 @@ def test_live_root_never_raises(error):
     def run(argv, **kwargs):
         raise error
 
-    stack = d.detect_stack(Path("/"), run=run)
+    stack = stackmod.detect_stack(Path("/"), run=run)
     assert isinstance(stack, Stack)
     assert stack.in_charge in ("networkmanager", "networkd", "unknown")
 
@@ -450,16 +451,16 @@ def test_daemons_from_process_table_not_from_leftover_directories(tmp_path):
     # systemd-tmpfiles creates /run/systemd/netif whether networkd runs or not.
     stage(tmp_path, {"run/systemd/netif/links/.keep": "", "proc/1/comm": "systemd\n",
                      "run/NetworkManager/NetworkManager.pid": "456\n"})
-    assert d._daemons_running(tmp_path) == (False, False)  # stale pid file, no process
+    assert stackmod._daemons_running(tmp_path) == (False, False)  # stale pid file, no process
     stage(tmp_path, {"proc/123/comm": "systemd-network\n"})  # comm is cut to 15 characters
-    assert d._daemons_running(tmp_path) == (False, True)
+    assert stackmod._daemons_running(tmp_path) == (False, True)
     stage(tmp_path, {"proc/456/comm": "NetworkManager\n"})
-    assert d._daemons_running(tmp_path) == (True, True)
+    assert stackmod._daemons_running(tmp_path) == (True, True)
 
 
 def test_networkmanager_process_without_its_run_directory_is_not_in_charge(tmp_path):
     stage(tmp_path, {"proc/77/comm": "NetworkManager\n"})
-    assert d._daemons_running(tmp_path) == (False, False)
+    assert stackmod._daemons_running(tmp_path) == (False, False)
 
 
 @pytest.mark.parametrize("stack, in_charge, phrase", [

@@ -43,7 +43,7 @@ def render(plan: Plan, target: Target) -> list[RenderedFile]:
 
     up = plan.uplink
     assert up is not None and up.interface is not None, "render needs a validated plan"
-    link = _uplink_addressing(plan)
+    link = _uplink_addressing(plan, backend)
     if plan.topology == "cellular":
         cell = plan.cellular
         assert cell is not None
@@ -69,11 +69,15 @@ def render(plan: Plan, target: Target) -> list[RenderedFile]:
                          f"netplan configuration ({backend} backend)", secret=secret)]
 
 
-def _uplink_addressing(plan: Plan) -> dict[str, Any]:
+def _uplink_addressing(plan: Plan, backend: str) -> dict[str, Any]:
     up = plan.uplink
     assert up is not None
     link: dict[str, Any] = {}
     overrides: dict[str, Any] = {}
+    servers = GOOGLE_DNS if plan.dns.mode == "google" else plan.dns.servers if plan.dns.mode == "custom" else ()
+    # An IPv6 resolver is only reachable with IPv6 configured; NetworkManager refuses IPv6
+    # DNS on a link whose IPv6 is not automatic.
+    ipv6_dns = any(":" in s for s in servers)
     if up.ipv4 == "static":
         link["dhcp4"] = False
         link["addresses"] = [up.address]
@@ -84,12 +88,21 @@ def _uplink_addressing(plan: Plan) -> dict[str, Any]:
             overrides["use-dns"] = False  # custom resolvers replace the plant's, not join them
         if plan.ntp.mode != "dhcp":
             overrides["use-ntp"] = False
-    servers = GOOGLE_DNS if plan.dns.mode == "google" else plan.dns.servers if plan.dns.mode == "custom" else ()
+    if ipv6_dns:
+        link["dhcp6"] = True
     if servers:
         # With DHCP the plant's resolvers stay configured beside Google's: the seed's fallback.
         link["nameservers"] = {"addresses": list(servers)}
     if overrides:
         link["dhcp4-overrides"] = overrides
+        if ipv6_dns:
+            link["dhcp6-overrides"] = dict(overrides)  # networkd needs both to agree
+    if backend == "NetworkManager" and plan.dns.mode == "custom":
+        # netplan 0.106 does not carry use-dns: false to NetworkManager; say it directly.
+        passthrough = {"ipv4.ignore-auto-dns": "true"}
+        if ipv6_dns:
+            passthrough["ipv6.ignore-auto-dns"] = "true"
+        link["networkmanager"] = {"passthrough": passthrough}
     return link
 
 

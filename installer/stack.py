@@ -1,0 +1,205 @@
+"""Which network stack a box (or a staged tree) has: netplan and its version,
+NetworkManager and systemd-networkd (installed, running), cloud-init.
+
+Only reads: the package database, /run and /proc. Under a root other than "/" nothing is
+running by definition, so only files under that root are read. Never raises.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+# netplan is on disk but no package database knows its version: renderers take the
+# conservative (0.106) branch for anything that depends on it.
+NETPLAN_VERSION_UNKNOWN: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Which network configuration software is on the box, and which one is running."""
+
+    netplan_version: tuple[int, ...] | None  # e.g. (0, 106); None when netplan is absent
+    networkmanager_installed: bool
+    networkmanager_running: bool
+    networkd_running: bool
+    cloud_init_installed: bool
+
+    @property
+    def in_charge(self) -> str:
+        """The daemon that owns the links now: "networkmanager", "networkd" or "unknown".
+
+        When both run, NetworkManager wins: it manages every device it is not told to leave
+        alone, and WiFi and modems need it anyway.
+        """
+        if self.networkmanager_running:
+            return "networkmanager"
+        if self.networkd_running:
+            return "networkd"
+        return "unknown"
+
+    def describe(self) -> str:
+        """One ASCII line for a technician, e.g. "NetworkManager in charge; netplan 0.106"."""
+        parts = []
+        if self.in_charge == "networkmanager":
+            parts.append("NetworkManager in charge"
+                         + (" (systemd-networkd also running)" if self.networkd_running else ""))
+        elif self.in_charge == "networkd":
+            parts.append("systemd-networkd in charge"
+                         + ("; NetworkManager installed, not running"
+                            if self.networkmanager_installed else ""))
+        else:
+            parts.append("no network daemon seen running"
+                         + (" (NetworkManager installed)" if self.networkmanager_installed else ""))
+        if self.netplan_version is None:
+            parts.append("no netplan")
+        elif self.netplan_version == NETPLAN_VERSION_UNKNOWN:
+            parts.append("netplan (version unknown)")
+        else:
+            parts.append("netplan " + _dotted(self.netplan_version))
+        if self.cloud_init_installed:
+            parts.append("cloud-init installed (may rewrite network config at boot)")
+        return "; ".join(parts)
+
+def detect_stack(root: Path = Path("/"), run=subprocess.run) -> Stack:
+    """Which network stack the box (or the staged tree at `root`) has. Never raises.
+
+    netplan's version comes from dpkg-query on the live box, else from the dpkg or opkg
+    status file under root, else NETPLAN_VERSION_UNKNOWN when only the binary is there.
+    Running daemons are looked for only when root is "/": a staged tree runs nothing.
+    NetworkManager runs when /run/NetworkManager exists and its process is alive (pid file
+    or process table); systemd-networkd when its process is alive (/run/systemd/netif alone
+    proves nothing: systemd-tmpfiles creates it whether networkd runs or not).
+    cloud-init is installed when root/etc/cloud/cloud.cfg exists.
+    """
+    root = Path(root)
+    try:
+        live = root.resolve() == Path("/")
+    except OSError:
+        live = False
+    try:
+        netplan = _netplan_version(root, live, run)
+    except Exception:  # unknown stays unknown: discovery must not stop the wizard
+        netplan = None
+    try:
+        nm_installed = (
+            _package_version(root, ("network-manager", "networkmanager", "NetworkManager"))
+            is not None
+            or any((root / d / "NetworkManager").is_file() for d in ("usr/sbin", "usr/bin", "sbin"))
+        )
+    except Exception:
+        nm_installed = False
+    try:
+        cloud_init = (root / "etc/cloud/cloud.cfg").is_file()
+    except OSError:
+        cloud_init = False
+    nm_running = networkd_running = False
+    if live:
+        try:
+            nm_running, networkd_running = _daemons_running(Path("/"))
+        except Exception:
+            pass
+    return Stack(
+        netplan_version=netplan,
+        networkmanager_installed=nm_installed,
+        networkmanager_running=nm_running,
+        networkd_running=networkd_running,
+        cloud_init_installed=cloud_init,
+    )
+
+
+def _netplan_version(root: Path, live: bool, run) -> tuple[int, ...] | None:
+    if live:
+        try:
+            done = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}${Version}", "netplan.io"],
+                       capture_output=True, text=True, timeout=10, check=False)
+            abbrev, _, version = (done.stdout or "").partition(" ")
+            if done.returncode == 0 and abbrev.startswith(("ii", "hi")) and version.strip():
+                return _parse_version(version.strip())
+        except Exception:
+            pass  # no dpkg, or a hung one: the status files and the binary still tell
+    version = _package_version(root, ("netplan.io", "netplan"))
+    if version:
+        return _parse_version(version)
+    if any((root / d / "netplan").is_file() for d in ("usr/sbin", "usr/bin", "sbin")):
+        return NETPLAN_VERSION_UNKNOWN
+    return None
+
+
+def _parse_version(text: str) -> tuple[int, ...]:
+    """(0, 106) from "0.106-2+deb12u1", (1, 0) from "1.0-2ubuntu1", epochs dropped."""
+    upstream = text.split(":", 1)[-1]
+    match = re.match(r"\d+(?:\.\d+)*", upstream)
+    if not match:
+        return NETPLAN_VERSION_UNKNOWN
+    return tuple(int(p) for p in match.group(0).split("."))
+
+
+# States in which a package's files are on disk (dpkg(1) "Package states").
+_PRESENT = frozenset({"installed", "unpacked", "half-configured", "triggers-awaited",
+                      "triggers-pending"})
+
+
+def _package_version(root: Path, names: tuple[str, ...]) -> str | None:
+    """Version of the first of `names` present in root's dpkg or opkg status file."""
+    for status in ("var/lib/dpkg/status", "var/lib/opkg/status", "usr/lib/opkg/status"):
+        try:
+            text = (root / status).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for stanza in re.split(r"\n\s*\n", text):
+            fields = dict(re.findall(r"^([\w-]+):[ \t]*(.*)$", stanza, flags=re.M))
+            state = (fields.get("Status", "").split() or [""])[-1]
+            if fields.get("Package") in names and state in _PRESENT and fields.get("Version"):
+                return fields["Version"].strip()
+    return None
+
+
+def _daemons_running(base: Path) -> tuple[bool, bool]:
+    """(NetworkManager running, systemd-networkd running) from base/run and base/proc."""
+    commands = _process_names(base / "proc")
+    nm_run = base / "run/NetworkManager"
+    pid = read_int(nm_run / "NetworkManager.pid")
+    pid_alive = pid is not None and read_value(base / "proc" / str(pid) / "comm") == "NetworkManager"
+    if commands is None:
+        # No process table to look at (hidepid): fall back on what the daemons leave in /run.
+        return (nm_run.is_dir() and pid is not None,
+                (base / "run/systemd/netif/state").is_file())
+    nm = nm_run.is_dir() and (pid_alive or "NetworkManager" in commands)
+    # The kernel cuts comm to 15 characters: systemd-networkd shows as "systemd-network".
+    networkd = "systemd-network" in commands
+    return nm, networkd
+
+
+def _process_names(proc: Path) -> set[str] | None:
+    try:
+        pids = [e.name for e in os.scandir(proc) if e.name.isdigit()]
+    except OSError:
+        return None
+    names = {read_value(proc / pid / "comm") for pid in pids}
+    names.discard(None)
+    return names or None
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(str(x) for x in version)
+
+
+def read_value(path: Path) -> str | None:
+    """A sysfs/procfs/run file's stripped text, or None when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:  # absent, EINVAL (carrier of a down link), or a vanished link
+        return None
+
+
+def read_int(path: Path) -> int | None:
+    """A file's integer value (decimal or 0x hex), or None."""
+    text = read_value(path)
+    try:
+        return int(text, 0) if text else None  # flags is "0x1003"
+    except ValueError:
+        return None
