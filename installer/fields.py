@@ -178,3 +178,12 @@ def check_apn(value: str | None) -> str | None:
     if not _APN.match(value):
         return f"{value!r} is not an APN: letters, digits, '.' and '-' (up to 100), e.g. internet"
     return None
+
+
+def is_ip(text: str) -> bool:
+    """True for an IPv4 or IPv6 address literal."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False

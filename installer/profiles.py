@@ -13,7 +13,6 @@ traceback from deep inside. No Textual or Rich here.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from installer.fields import is_ip
 from installer.yamlfile import YamlProblem, describe, load_strict
 
 CHECKS = ("dns", "tcp", "tls", "https", "nats", "coap-tls")
@@ -314,13 +314,6 @@ class _Reader:
         return _Reader(self.file, _join(self.path, key), value, required, optional)
 
 
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
 
 # --- profiles ------------------------------------------------------------------------------
 
@@ -352,7 +345,7 @@ def _build_profile(data: dict[str, Any], file: str, stem: str) -> Profile:
     for i, item in enumerate(r.items("dns_servers")):
         s = r.sub(f"dns_servers[{i}]", item, ("address", "seed"))
         s.seed()
-        if not _is_ip(s.text("address")):
+        if not is_ip(s.text("address")):
             raise s.error("address", f"must be an IP address, got {s.data['address']!r}")
         dns_servers.append(s.data["address"])
     ntp_servers = []
@@ -406,7 +399,7 @@ def _build_remediation(r: _Reader, key: str) -> Mapping[str, str]:
 
 def _host_or_ip(s: _Reader, key: str) -> str:
     value = s.text(key)
-    if not (_is_ip(value) or _HOST_RE.match(value)):
+    if not (is_ip(value) or _HOST_RE.match(value)):
         raise s.error(key, "must be a lower-case host name, a '*.domain' wildcard or an IP "
                            f"address, got {value!r}")
     return value
@@ -418,7 +411,7 @@ def _build_endpoint(r: _Reader, params: Mapping[str, ParamSpec]) -> Endpoint:
         raise r.error("param", "give either host or param, not both")
     if r.has("host"):
         host = r.text("host")
-        if _is_ip(host):
+        if is_ip(host):
             raise r.error("host", f"is an IP address ({host}); list IPs under addresses")
         if not _HOST_RE.match(host):
             raise r.error("host", "must be a lower-case host name or a '*.domain' wildcard, "
@@ -431,7 +424,7 @@ def _build_endpoint(r: _Reader, params: Mapping[str, ParamSpec]) -> Endpoint:
                                    f"(declared: {declared})")
     addresses = []
     for i, value in enumerate(r.items("addresses")):
-        if not isinstance(value, str) or not _is_ip(value):
+        if not isinstance(value, str) or not is_ip(value):
             raise r.error(f"addresses[{i}]", f"must be an IP address, got {describe(value)}")
         addresses.append(value)
     checks = r.items("checks")

@@ -1,0 +1,52 @@
+"""`edge-installer firewall-request --plan PLAN --format md|csv`: the rules for the IT team."""
+
+from __future__ import annotations
+
+import argparse
+
+from installer.commands import load_valid_plan
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("firewall-request", help="the firewall rules the plant must allow, as Markdown or CSV",
+                       description="Print every rule the plan's profiles need: destination, stated or resolved "
+                                   "IPs, port, protocol, direction, purpose, source document.")
+    p.add_argument("--plan", required=True, metavar="PLAN", help="the plan file (YAML)")
+    p.add_argument("--format", choices=("md", "csv"), default="md", help="md (default) or csv")
+    p.add_argument("--resolve", action="store_true",
+                   help="also list the addresses each name resolves to now (asks the plan's resolvers)")
+    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="per-query timeout with --resolve")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from installer import firewall
+    from installer.profiles import load_catalog
+
+    plan = load_valid_plan(args.plan)
+    catalog = load_catalog()
+    resolved = _resolve(plan, catalog, args.timeout) if args.resolve else None
+    rows = firewall.rules(plan, catalog, resolved)
+    print(firewall.to_csv(rows) if args.format == "csv" else firewall.to_markdown(rows, plan), end="")
+    return 0
+
+
+def _resolve(plan, catalog, timeout: float) -> dict[str, tuple[str, ...]]:
+    """Names -> addresses through the plan's resolvers, all at once, bounded by the timeout."""
+    import asyncio
+
+    from installer.checks import dns
+    from installer.checks.planner import build_context
+    from installer.fields import is_ip
+
+    ctx = build_context(plan, catalog, timeout=timeout)
+    names = sorted({ep.target(plan.profile_params.get(pid, {})) for pid in plan.profiles
+                    for ep in catalog.profiles[pid].endpoints
+                    if ep.target(plan.profile_params.get(pid, {})) and not ep.wildcard
+                    and not is_ip(ep.target(plan.profile_params.get(pid, {})))})
+
+    async def all_names():
+        outcomes = await asyncio.gather(*(dns.dns_resolve(ctx, {}, host=n) for n in names), return_exceptions=True)
+        return {n: tuple(o.facts.get("addresses", ())) for n, o in zip(names, outcomes) if not isinstance(o, BaseException)}
+
+    return asyncio.run(all_names())
