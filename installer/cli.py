@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="edge-installer",
                      description="Set up an edge box's network, check that the plant's network reaches "
                                  "its cloud, and write netplan or NetworkManager configuration.")
+    parser.add_argument("--root", dest="wizard_root", metavar="DIR",
+                        help="the wizard writes under DIR instead of / (staging, demos)")
+    parser.add_argument("--plan", dest="wizard_plan", metavar="FILE", help="start the wizard from this plan")
+    parser.add_argument("--resume", action="store_true", help="continue the saved draft where it stopped")
+    parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=None,
+                        help="plain ASCII display for the Linux console and serial lines (default: detected)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     for verb in VERBS:
         verb.add_parser(sub)
@@ -44,8 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "run", None):
-            parser.print_help()
-            return 2
+            return _wizard(args)
         return args.run(args)
     except UsageError as e:
         for line in e.lines:
@@ -70,6 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edge-installer: internal error: {type(e).__name__}: {e} "
               "(run again with EDGE_INSTALLER_DEBUG=1 for details)", file=sys.stderr)
         return 70
+
+
+def _wizard(args: argparse.Namespace) -> int:
+    # Textual is imported only here: every other verb runs without it.
+    from screens.run import WizardStartError, run_wizard
+
+    try:
+        return run_wizard(args.wizard_root, args.wizard_plan, args.resume, args.plain)
+    except WizardStartError as e:
+        raise UsageError(f"edge-installer: {e}") from None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,75 @@
+"""The wizard's draft: the plan as entered so far and the step to continue at.
+
+Saved after every step (atomically, mode 0600: it may hold a WiFi passphrase), so a power
+cut, Ctrl+C or a closed serial session loses at most the step being edited, and
+`edge-installer --resume` continues where the technician was.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer import plan as planmod
+from installer.plan import Plan
+from installer.writer import atomic_write, box_path
+
+DRAFT_DIR = "/var/lib/edge-installer"
+DRAFT_FILE = f"{DRAFT_DIR}/draft.yaml"
+STATE_FILE = f"{DRAFT_DIR}/draft-state.json"
+
+
+class DraftError(Exception):
+    """A draft that cannot be read back; the message names the file."""
+
+
+@dataclass
+class Draft:
+    """The draft of one box, stored under its root."""
+
+    root: Path
+
+    @property
+    def plan_path(self) -> Path:
+        """Where the draft plan lives (under the root)."""
+        return box_path(self.root, DRAFT_FILE)
+
+    @property
+    def state_path(self) -> Path:
+        """Where the step to resume at lives (under the root)."""
+        return box_path(self.root, STATE_FILE)
+
+    def exists(self) -> bool:
+        """True when a draft was saved."""
+        return self.plan_path.is_file()
+
+    def save(self, plan: Plan, step: str) -> None:
+        """Save the plan and the step, the plan first: a state never points at an older plan."""
+        header = "# edge-installer draft: the plan as entered so far. Resume with edge-installer --resume.\n"
+        atomic_write(self.plan_path, (header + planmod.dumps(plan)).encode("utf-8"), 0o600)
+        atomic_write(self.state_path, json.dumps({"version": 1, "step": step}).encode(), 0o600)
+
+    def load(self) -> tuple[Plan, str | None]:
+        """The saved plan and step; DraftError when there is none or it is damaged."""
+        if not self.exists():
+            raise DraftError(f"{DRAFT_FILE} under {self.root}: no draft to resume; start without --resume")
+        try:
+            plan = planmod.load(self.plan_path)
+        except planmod.PlanError as e:
+            raise DraftError(f"the draft cannot be read: {e}") from None
+        step = None
+        try:
+            state = json.loads(self.state_path.read_text())
+            step = state.get("step") if isinstance(state, dict) and isinstance(state.get("step"), str) else None
+        except (OSError, ValueError):
+            pass  # the plan is what matters; without a step, resume at the start
+        return plan, step
+
+    def clear(self) -> None:
+        """Forget the draft (after the plan was written and applied)."""
+        for p in (self.state_path, self.plan_path):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,126 @@
+"""The wizard application: holds the plan, shows one step at a time, saves the draft.
+
+Kept small on purpose: each step screen edits its own sections and reports back with
+`StepScreen.Done`; this class only replaces the plan, saves the draft and moves on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from textual import on
+from textual.app import App
+from textual.binding import Binding
+
+from installer.draft import Draft
+from installer.plan import Plan
+from screens.base import ASSETS, StepScreen, WizardContext
+
+
+def step_classes(plan: Plan) -> list[type[StepScreen]]:
+    """The steps of this plan's flow, in order (wireless and cellular only where needed)."""
+    from screens.addressing import AddressingScreen
+    from screens.checks import ChecksScreen
+    from screens.cloud import CloudScreen
+    from screens.done import DoneScreen
+    from screens.interfaces import InterfacesScreen
+    from screens.review import ReviewScreen
+    from screens.services import ServicesScreen
+    from screens.topology import TopologyScreen
+    from screens.welcome import WelcomeScreen
+    from screens.wireless import CellularScreen, WirelessScreen
+    from screens.write import WriteScreen
+
+    steps: list[type[StepScreen]] = [WelcomeScreen, TopologyScreen, InterfacesScreen, AddressingScreen]
+    if plan.topology in ("wifi", "wireless-bridge"):
+        steps.append(WirelessScreen)
+    if plan.topology == "cellular":
+        steps.append(CellularScreen)
+    steps += [ServicesScreen, CloudScreen, ReviewScreen, ChecksScreen, WriteScreen, DoneScreen]
+    return steps
+
+
+class WizardApp(App):
+    """The edge-installer wizard."""
+
+    CSS_PATH = [ASSETS / "wizard.tcss"]
+    TITLE = "edge-installer"
+    BINDINGS = [Binding("ctrl+q", "save_and_quit", "Quit", priority=True),
+                Binding("ctrl+c", "save_and_quit", "Quit", priority=True, show=False)]
+
+    def __init__(self, plan: Plan, context: WizardContext, *, draft: Draft | None = None,
+                 start_step: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.context = context
+        self.draft = draft
+        self.start_step = start_step
+        self.step_id: str | None = None
+        self.finished = False
+
+    def on_mount(self) -> None:
+        ids = [c.STEP for c in step_classes(self.plan)]
+        self.show(self.start_step if self.start_step in ids else ids[0], first=True)
+
+    def show(self, step: str, *, first: bool = False) -> None:
+        """Show a step (by id) with the current plan."""
+        classes = step_classes(self.plan)
+        index = next(i for i, c in enumerate(classes) if c.STEP == step)
+        screen = classes[index](self.plan, self.context, (index + 1, len(classes)))
+        self.step_id = step
+        if first:
+            self.push_screen(screen)
+        else:
+            self.switch_screen(screen)
+
+    def save_draft(self, step: str | None = None) -> None:
+        """Save the plan and the step to resume at (never raises into the UI)."""
+        if self.draft is None:
+            return
+        try:
+            self.draft.save(self.plan, step or self.step_id or "welcome")
+        except OSError as e:
+            self.notify(f"The draft could not be saved: {e}", severity="error")
+
+    @on(StepScreen.Done)
+    def _step_done(self, message: StepScreen.Done) -> None:
+        message.stop()
+        self.plan = message.plan
+        classes = step_classes(self.plan)
+        ids = [c.STEP for c in classes]
+        here = ids.index(self.step_id) if self.step_id in ids else 0
+        if message.goto:
+            target = message.goto
+        elif message.direction == "back":
+            target = ids[max(0, here - 1)]
+        elif here + 1 < len(ids):
+            target = ids[here + 1]
+        else:
+            self.finished = True
+            self.save_draft(ids[-1])
+            self.exit(self.plan)
+            return
+        self.save_draft(target)
+        self.show(target)
+
+    def action_save_and_quit(self) -> None:
+        """Keep what was typed on the current step in the draft, then leave."""
+        screen = self.screen
+        if isinstance(screen, StepScreen):
+            try:
+                self.plan = screen.read()
+            except Exception:  # a half-built screen must not stop the technician from leaving
+                pass
+        self.save_draft()
+        self.exit(None)
+
+
+def new_plan() -> Plan:
+    """The plan a new draft starts from: the seed's recommended topology and defaults."""
+    return dataclasses.replace(Plan(), topology="isolated", profiles=("machinemetrics",))
+
+
+def default_root() -> Path:
+    """Where the wizard writes when --root is not given."""
+    return Path("/")

@@ -1,0 +1,312 @@
+"""What every wizard step has: a step counter, Back/Next by keyboard, a help panel with the
+seeds' guidance, and validation from `installer.validate` shown at the field it names.
+
+A step edits its own sections of the plan: `read()` returns the plan with this step's
+widgets applied (never validating), and the base class validates the result, shows each
+message at its field and only then tells the app `StepScreen.Done`. The app alone holds the
+plan (attributes down, messages up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar, Iterable
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
+
+from installer.plan import FieldError, Plan
+from installer.validate import Context as ValidationContext
+from installer.validate import validate
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+@dataclass
+class WizardContext:
+    """What the steps may read but not change: the box, the catalogue, where to write."""
+
+    root: Path
+    inventory: object | None = None          # installer.discover.Inventory
+    validation: ValidationContext | None = None
+    catalog: object | None = None            # installer.profiles.Catalog
+    target: object | None = None             # installer.render.Target
+    plain_reason: str = ""
+    report: object | None = None             # the last installer.checks.runner.Report
+    extras: dict = field(default_factory=dict)
+
+
+class CoreValidator(Validator):
+    """A Textual validator whose message is the core's (installer.fields) message."""
+
+    def __init__(self, check: Callable[[str], str | None]):
+        super().__init__()
+        self.check = check
+
+    def validate(self, value: str) -> ValidationResult:
+        problem = self.check(value)
+        return self.failure(problem) if problem else self.success()
+
+
+class FieldInput(Vertical):
+    """A labelled one-line input for one plan field, with the field's error under it."""
+
+    DEFAULT_CSS = """
+    FieldInput { height: auto; }
+    FieldInput > .field-error { color: $error; height: auto; }
+    FieldInput > .field-error.-empty { display: none; }
+    """
+
+    def __init__(self, label: str, *, field: str, value: str | None = "", placeholder: str = "",
+                 password: bool = False, check: Callable[[str], str | None] | None = None, id: str | None = None):
+        super().__init__(id=id)
+        self.field_path = field
+        self._label = label
+        self._input = Input(value or "", placeholder=placeholder, password=password, compact=True,
+                            validators=[CoreValidator(check)] if check else None,
+                            validate_on=["blur", "submitted"], id=f"{id}-input" if id else None)
+        self._error = Static("", classes="field-error -empty", markup=False)
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._label)
+        yield self._input
+        yield self._error
+
+    @property
+    def value(self) -> str:
+        """The text entered, stripped."""
+        return self._input.value.strip()
+
+    @property
+    def input(self) -> Input:
+        """The Input widget itself."""
+        return self._input
+
+    def set_error(self, message: str | None) -> None:
+        """Show (or clear) the core's message for this field."""
+        self._error.update(message or "")
+        self._error.set_class(not message, "-empty")
+        self._input.set_class(bool(message), "-invalid")
+
+    @on(Input.Blurred)
+    @on(Input.Submitted)
+    def _show_validation(self, event: Input.Blurred | Input.Submitted) -> None:
+        result = event.validation_result
+        if result is not None:
+            self.set_error(None if result.is_valid else "; ".join(result.failure_descriptions))
+
+
+class Choice(Vertical):
+    """A labelled set of options (a compact RadioSet) for one plan field; keyboard first:
+    the cursor starts on the chosen option, arrows move, Space or Enter choose."""
+
+    DEFAULT_CSS = """
+    Choice { height: auto; }
+    Choice > .field-error { color: $error; height: auto; }
+    Choice > .field-error.-empty { display: none; }
+    """
+
+    class Chosen(Message):
+        """The chosen value changed."""
+
+        def __init__(self, choice: "Choice", value: str):
+            super().__init__()
+            self.choice = choice
+            self.value = value
+
+    def __init__(self, label: str, options: Iterable[tuple[str, str]], *, field: str, value: str | None,
+                 id: str | None = None):
+        super().__init__(id=id)
+        self.field_path = field
+        self._label = label
+        self._options = list(options)
+        values = [v for v, _ in self._options]
+        self._index = values.index(value) if value in values else 0
+        self._error = Static("", classes="field-error -empty", markup=False)
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._label)
+        with RadioSet(compact=True):
+            for i, (_, text) in enumerate(self._options):
+                yield RadioButton(text, value=i == self._index)
+        yield self._error
+
+    def on_mount(self) -> None:
+        # Textual starts the cursor on the first option, not the chosen one.
+        self.query_one(RadioSet)._selected = self._index
+
+    @property
+    def value(self) -> str:
+        """The chosen option's value."""
+        radio = self.query_one(RadioSet)
+        index = radio.pressed_index if radio.pressed_index >= 0 else self._index
+        return self._options[index][0]
+
+    @property
+    def radio_set(self) -> RadioSet:
+        """The RadioSet widget itself."""
+        return self.query_one(RadioSet)
+
+    def set_error(self, message: str | None) -> None:
+        """Show (or clear) the core's message for this field."""
+        self._error.update(message or "")
+        self._error.set_class(not message, "-empty")
+
+    @on(RadioSet.Changed)
+    def _changed(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        self.post_message(self.Chosen(self, self._options[event.index][0]))
+
+
+class Toggle(Checkbox):
+    """A yes/no plan field."""
+
+    def __init__(self, label: str, *, field: str, value: bool, id: str | None = None):
+        super().__init__(label, value=value, compact=True, id=id)
+        self.field_path = field
+
+    def set_error(self, message: str | None) -> None:
+        """Checkboxes show their error through the step's error line."""
+        self.set_class(bool(message), "-invalid")
+
+
+def help_text(step: str) -> str:
+    """The help of a step (assets/help/<step>.md), as plain text."""
+    path = ASSETS / "help" / f"{step}.md"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return "No help for this step."
+
+
+class StepScreen(Screen):
+    """One step of the wizard. Subclasses set STEP, TITLE, SECTIONS and implement
+    `compose_body()` and `read()`."""
+
+    STEP: ClassVar[str] = ""
+    TITLE: ClassVar[str] = ""
+    # Field paths (prefixes) of the plan this step edits: its errors are shown and block Next.
+    SECTIONS: ClassVar[tuple[str, ...]] = ()
+    NEXT_LABEL: ClassVar[str] = "Next >"
+
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next", priority=True),
+        Binding("escape", "back", "Back"),
+        Binding("f1", "toggle_help", "Help"),
+    ]
+
+    class Done(Message):
+        """The step is finished: go `direction` ("next" or "back") with this plan."""
+
+        def __init__(self, plan: Plan, direction: str, goto: str | None = None):
+            super().__init__()
+            self.plan = plan
+            self.direction = direction
+            self.goto = goto
+
+    def __init__(self, plan: Plan, context: WizardContext, position: tuple[int, int]):
+        super().__init__()
+        self.plan = plan
+        self.context = context
+        self.position = position
+
+    # --- for subclasses ---------------------------------------------------------------
+    def compose_body(self) -> ComposeResult:
+        """The step's own widgets."""
+        yield from ()
+
+    def read(self) -> Plan:
+        """The plan with this step's widgets applied. Must not validate or raise."""
+        return self.plan
+
+    def extra_errors(self, plan: Plan) -> list[FieldError]:
+        """Step-specific rules beyond installer.validate (e.g. an unticked acknowledgement)."""
+        return []
+
+    # --- the frame -----------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        n, total = self.position
+        yield Static(f" edge-installer | Step {n} of {total}: {self.TITLE}", id="step-title", markup=False)
+        with VerticalScroll(id="body"):
+            yield from self.compose_body()
+        yield Static(help_text(self.STEP), id="help", markup=False)
+        yield Static("", id="step-errors", markup=False)
+        with Horizontal(id="nav"):
+            yield Button("< Back", id="back", compact=True, disabled=n == 1)
+            yield Button(self.NEXT_LABEL, id="next", compact=True, variant="primary")
+            yield Static("Esc back  Ctrl+N next  F1 help  F4 plain  Ctrl+Q quit", id="keys", markup=False)
+
+    def errors_for_step(self, plan: Plan) -> list[FieldError]:
+        """The validation errors this step must fix before Next."""
+        errors = [e for e in validate(plan, self.context.validation) if self.owns(e.field)]
+        seen = {e.field for e in errors}
+        return errors + [e for e in self.extra_errors(plan) if e.field not in seen]
+
+    def owns(self, path: str) -> bool:
+        """Does this step edit the field at `path`?"""
+        return any(path == s or path.startswith(s + ".") or path.startswith(s + "[") for s in self.SECTIONS)
+
+    def show_errors(self, errors: list[FieldError]) -> None:
+        """Each message at its field; the rest (and a count) on the step's error line."""
+        widgets = {getattr(w, "field_path", None): w for w in self.query("FieldInput, Choice, Toggle")}
+        for w in widgets.values():
+            if w is not None:
+                w.set_error(None)
+        unplaced = []
+        first = None
+        for e in errors:
+            widget = widgets.get(e.field) or next(
+                (w for p, w in widgets.items() if p and e.field.startswith(p + "[")), None)
+            if widget is not None:
+                widget.set_error(e.message)
+                first = first or widget
+                if isinstance(widget, Toggle):  # a checkbox has no error line of its own
+                    unplaced.append(e.message)
+            else:
+                unplaced.append(str(e))
+        line = self.query_one("#step-errors", Static)
+        if errors:
+            head = f"{len(errors)} problem{'s' if len(errors) > 1 else ''} to fix before Next."
+            line.update(" ".join([head] + unplaced))
+            line.add_class("-shown")
+            if first is not None:
+                (first.input if isinstance(first, FieldInput) else first).focus()
+        else:
+            line.update("")
+            line.remove_class("-shown")
+
+    # --- actions ---------------------------------------------------------------------------
+    def action_next(self) -> None:
+        plan = self.read()
+        errors = self.errors_for_step(plan)
+        self.show_errors(errors)
+        if not errors:
+            self.post_message(self.Done(plan, "next"))
+
+    def action_back(self) -> None:
+        if self.position[0] > 1:
+            # Back keeps what was typed on this step, valid or not.
+            self.post_message(self.Done(self.read(), "back"))
+
+    def action_toggle_help(self) -> None:
+        self.query_one("#help").toggle_class("-shown")
+
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_back()
+
+    @on(Input.Submitted)
+    def _enter_moves_on(self, event: Input.Submitted) -> None:
+        # Enter in a field goes to the next field, as in a form; Ctrl+N finishes the step.
+        self.focus_next()

@@ -1,0 +1,81 @@
+"""Starting the wizard from the command line: `edge-installer [--root DIR] [--plan FILE]
+[--resume] [--plain]`. Builds what the steps may read (the box's interfaces and stack, the
+catalogue), chooses the display mode, runs the app, and always leaves the terminal usable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from installer import plan as planmod
+from installer.draft import Draft, DraftError
+
+
+class WizardStartError(Exception):
+    """The wizard cannot start; the message says why and what to do."""
+
+
+def build_context(root: Path, plain_reason: str = ""):
+    """The WizardContext for a box whose filesystem is at root."""
+    from installer.discover import discover
+    from installer.profiles import load_catalog
+    from installer.render import Target
+    from installer.stack import detect_stack
+    from installer.validate import default_context
+    from screens.base import WizardContext
+
+    inventory = discover()
+    stack = detect_stack(root)
+    kinds = {i.name: i.kind for i in inventory.interfaces}
+    validation = default_context(kinds)
+    version = stack.netplan_version if stack.netplan_version and stack.netplan_version > (0,) else (0, 106)
+    target = Target(netplan_version=version, networkmanager=stack.in_charge == "networkmanager",
+                    cloud_init=stack.cloud_init_installed)
+    return WizardContext(root=root, inventory=inventory, validation=validation, catalog=load_catalog(),
+                         target=target, plain_reason=plain_reason)
+
+
+def start_plan(root: Path, plan_file: str | None, resume: bool) -> tuple[planmod.Plan, str | None]:
+    """The plan to start from and the step to start at."""
+    from screens.app import new_plan
+
+    draft = Draft(root)
+    if resume:
+        try:
+            return draft.load()
+        except DraftError as e:
+            raise WizardStartError(str(e)) from None
+    if plan_file:
+        try:
+            return planmod.load(plan_file), "topology"
+        except planmod.PlanError as e:
+            raise WizardStartError(str(e)) from None
+    return new_plan(), None
+
+
+def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: bool | None) -> int:
+    """Run the wizard; the exit code for the command line."""
+    from screens import terminal
+
+    root_path = Path(root) if root else Path("/")
+    if not root_path.is_dir():
+        raise WizardStartError(f"--root {root}: not a directory; create it first (mkdir -p {root})")
+    auto, reason = terminal.detect_plain()
+    use_plain = auto if plain is None else plain
+    if plain:
+        reason = "plain ASCII (--plain)"
+    elif not use_plain:
+        reason = "full display"
+    terminal.prepare_environment(use_plain)
+    plan, step = start_plan(root_path, plan_file, resume)
+    context = build_context(root_path, reason)
+    from screens.app import WizardApp
+
+    app = WizardApp(plan, context, draft=Draft(root_path), start_step=step, plain=use_plain)
+    result = app.run(mouse=False)
+    if app.finished and result is not None:
+        print(f"Done. The plan is saved in {Draft(root_path).plan_path}.", file=sys.stderr)
+        return 0
+    print(f"Stopped. The draft is saved; continue with: edge-installer --resume"
+          f"{' --root ' + str(root) if root else ''}", file=sys.stderr)
+    return 0
