@@ -2,9 +2,11 @@
 
 Everything lands under a root (``/`` on the box, a staging directory with ``--root``);
 nothing outside it is touched, and a symlink inside the root cannot lead a write out of it.
-Each write run keeps a backup set under ``<root>/var/lib/edge-installer/backups/<stamp>/``:
-the bytes and modes of every file it replaced or moved aside, and a manifest saying what it
-did, so that a rollback can restore the old state byte for byte.
+Each write run is a transaction with a backup set under
+``<root>/var/lib/edge-installer/backups/<stamp>/``: the bytes and modes of every file it
+replaced or moved aside, and a manifest (the journal) saying what it does and how far it
+got. A rollback restores the old state byte for byte; `recover()` finishes or discards a
+run that was killed, so the box is left with the old files or the new ones, never a mix.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from installer.render import RenderedFile
 
@@ -101,19 +103,42 @@ def _stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
 
 
-def write_files(root: Path, files: Iterable[RenderedFile], move_aside: Iterable[str] = (),
-                stamp: str | None = None) -> WriteResult:
-    """Write files under root and move conflicting ones aside, keeping backups of both.
+Hook = Callable[[str], None]
 
-    `move_aside` lists paths on the box (e.g. /etc/netplan/50-cloud-init.yaml) to take out
-    of the stack's way; they go into the backup set, kept, not deleted.
+
+def _noop(step: str) -> None:
+    pass
+
+
+def _temp_name(target: Path, stamp: str) -> Path:
+    # A dot-name ending in .new: netplan reads only *.yaml, NetworkManager skips dot-files,
+    # systemd and sysctl read only *.conf: no stack ever reads a half-committed file.
+    return target.parent / f".{target.name}.edge-installer-{stamp}.new"
+
+
+def _save_manifest(backup: Path, manifest: dict) -> None:
+    atomic_write(backup / MANIFEST, json.dumps(manifest, indent=1).encode(), 0o600)
+
+
+def write_files(root: Path, files: Iterable[RenderedFile], move_aside: Iterable[str] = (),
+                stamp: str | None = None, hook: Hook = _noop) -> WriteResult:
+    """Write files under root and move conflicting ones aside, as one transaction.
+
+    Every new file is first staged next to its target and every replaced or moved file is
+    kept in the backup set; then the manifest is marked committed (the commit point); then
+    the staged files are renamed into place. Killed before the commit point, the old files
+    are untouched; after it, `recover()` (run before anything reads the configuration)
+    completes the renames. So the box ends up with the old files or the new ones, never a
+    mix. `move_aside` lists paths on the box to take out of the stack's way (kept in the
+    backup set). `hook(step)` is called at each step boundary (tests interrupt there).
     """
     root = Path(root)
     if not root.is_dir():
         raise WriteError(f"{root}: not a directory; create it first or give another --root")
+    recover(root)
     files = list(files)
     result = WriteResult(root=root)
-    plan_actions: list[dict] = []
+    actions: list[dict] = []
     targets = {f.path: box_path(root, f.path) for f in files}
     for f in files:
         t = targets[f.path]
@@ -124,15 +149,58 @@ def write_files(root: Path, files: Iterable[RenderedFile], move_aside: Iterable[
             if old == f.content and stat.S_IMODE(t.stat().st_mode) == f.mode:
                 result.unchanged.append(f.path)
                 continue
-            plan_actions.append({"path": f.path, "action": "replaced", "mode": stat.S_IMODE(t.stat().st_mode),
-                                 "sha256": sha256(old)})
+            actions.append({"path": f.path, "action": "replaced", "mode": stat.S_IMODE(t.stat().st_mode),
+                            "sha256": sha256(old)})
         else:
-            plan_actions.append({"path": f.path, "action": "created"})
-    moves = [p for p in move_aside if box_path(root, p).is_file()]
-    if not plan_actions and not moves:
+            actions.append({"path": f.path, "action": "created"})
+    moves = [p for p in move_aside if box_path(root, p).is_file() and p not in targets]
+    if not actions and not moves:
         return result
 
-    base = stamp or _stamp()
+    stamp, backup_rel, backup = _new_backup_set(root, stamp or _stamp())
+    result.backup_dir = backup_rel
+    for p in moves:
+        src = box_path(root, p)
+        actions.append({"path": p, "action": "moved", "mode": stat.S_IMODE(src.stat().st_mode),
+                        "sha256": sha256(src.read_bytes())})
+    for action in actions:
+        if action["action"] != "moved":
+            action["staged"] = str(_temp_name(targets[action["path"]], stamp).relative_to(root))
+    manifest = {"version": 2, "stamp": stamp, "state": "preparing", "actions": actions}
+    _save_manifest(backup, manifest)
+    hook("manifest")
+
+    for action in actions:
+        if action["action"] in ("replaced", "moved"):
+            src = box_path(root, action["path"])
+            keep = backup / "files" / action["path"].lstrip("/")
+            keep.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write(keep, src.read_bytes(), action["mode"])
+    hook("backup")
+    contents = {f.path: f for f in files}
+    for action in actions:
+        if "staged" in action:
+            f = contents[action["path"]]
+            atomic_write(root / action["staged"], f.content, f.mode)
+            hook(f"stage:{action['path']}")
+
+    manifest["state"] = "committed"
+    _save_manifest(backup, manifest)
+    hook("commit")
+    _complete(root, backup, manifest, hook)
+
+    for action in actions:
+        kind = action["action"]
+        if kind == "moved":
+            result.moved.append((action["path"], f"{backup_rel}/files{action['path']}"))
+        else:
+            result.written.append(action["path"])
+            if kind == "replaced":
+                result.backed_up.append(action["path"])
+    return result
+
+
+def _new_backup_set(root: Path, base: str) -> tuple[str, str, Path]:
     box_path(root, BACKUP_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
     for n in range(1000):  # two runs in the same second keep separate sets
         stamp = base if n == 0 else f"{base}.{n}"
@@ -140,67 +208,99 @@ def write_files(root: Path, files: Iterable[RenderedFile], move_aside: Iterable[
         backup = box_path(root, backup_rel)
         try:
             backup.mkdir(mode=0o700)
-            break
+            return stamp, backup_rel, backup
         except FileExistsError:
             continue
-    else:
-        raise WriteError(f"{BACKUP_DIR}: cannot create a new backup set")
-    result.backup_dir = backup_rel
-    for p in moves:
-        src = box_path(root, p)
-        plan_actions.append({"path": p, "action": "moved", "mode": stat.S_IMODE(src.stat().st_mode),
-                             "sha256": sha256(src.read_bytes())})
-    manifest = {"version": 1, "stamp": stamp, "state": "writing", "actions": plan_actions}
-    # The manifest comes first: whatever happens next, a rollback knows what to undo.
-    atomic_write(backup / MANIFEST, json.dumps(manifest, indent=1).encode(), 0o600)
+    raise WriteError(f"{BACKUP_DIR}: cannot create a new backup set")
 
-    for action in plan_actions:
-        if action["action"] == "replaced":
-            src = targets[action["path"]]
-            keep = backup / "files" / action["path"].lstrip("/")
-            keep.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            atomic_write(keep, src.read_bytes(), action["mode"])
-            result.backed_up.append(action["path"])
-    for p in moves:
-        src = box_path(root, p)
-        keep = backup / "files" / p.lstrip("/")
-        keep.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(keep, src.read_bytes(), stat.S_IMODE(src.stat().st_mode))
-        src.unlink()
-        _fsync_dir(src.parent)
-        result.moved.append((p, f"{backup_rel}/files{p}"))
-    for f in files:
-        if f.path in result.unchanged:
-            continue
-        atomic_write(targets[f.path], f.content, f.mode)
-        result.written.append(f.path)
+
+def _complete(root: Path, backup: Path, manifest: dict, hook: Hook = _noop) -> None:
+    """Roll a committed transaction forward; safe to repeat after an interruption."""
+    for action in manifest["actions"]:
+        target = box_path(root, action["path"])
+        if action["action"] == "moved":
+            if target.exists():
+                target.unlink()
+                _fsync_dir(target.parent)
+        else:
+            staged = root / action["staged"]
+            if staged.exists():
+                os.replace(staged, target)
+                _fsync_dir(target.parent)
+        hook(f"rename:{action['path']}")
     manifest["state"] = "written"
-    atomic_write(backup / MANIFEST, json.dumps(manifest, indent=1).encode(), 0o600)
-    return result
+    _save_manifest(backup, manifest)
 
 
-def restore(root: Path, backup_rel: str) -> list[str]:
-    """Undo one write run: put back replaced and moved files byte for byte, remove created ones."""
+def _manifests(root: Path) -> list[tuple[Path, dict]]:
+    base = box_path(root, BACKUP_DIR)
+    found = []
+    if not base.is_dir():
+        return found
+    for d in sorted(base.iterdir()):
+        try:
+            found.append((d, json.loads((d / MANIFEST).read_text())))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def recover(root: Path) -> list[str]:
+    """Finish what an interrupted run left: discard uncommitted staging (the old files stay),
+    complete committed writes, finish an interrupted restore. Returns what it did, in words."""
+    done = []
+    for backup, manifest in _manifests(Path(root)):
+        state = manifest.get("state")
+        if state == "preparing":
+            for action in manifest.get("actions", []):
+                if "staged" in action:
+                    staged = Path(root) / action["staged"]
+                    if staged.exists():
+                        staged.unlink()
+            manifest["state"] = "abandoned"
+            _save_manifest(backup, manifest)
+            done.append(f"{backup.name}: interrupted before its commit point; the old files were kept")
+        elif state == "committed":
+            _complete(Path(root), backup, manifest)
+            done.append(f"{backup.name}: interrupted after its commit point; the new files were completed")
+        elif state == "restoring":
+            restore(Path(root), f"{BACKUP_DIR}/{backup.name}")
+            done.append(f"{backup.name}: an interrupted rollback was completed")
+    return done
+
+
+def restore(root: Path, backup_rel: str, hook: Hook = _noop) -> list[str]:
+    """Undo one write run: put back replaced and moved files byte for byte, remove created
+    ones. Idempotent: an interrupted restore is finished by `recover()`."""
     root = Path(root)
     backup = box_path(root, backup_rel)
     try:
         manifest = json.loads((backup / MANIFEST).read_text())
     except (OSError, ValueError) as e:
         raise WriteError(f"{backup_rel}/{MANIFEST}: cannot be read ({e}); nothing restored") from None
+    if manifest.get("state") == "committed":
+        _complete(root, backup, manifest)  # finish first, so the undo below is complete
+    manifest["state"] = "restoring"
+    _save_manifest(backup, manifest)
     restored = []
     for action in reversed(manifest["actions"]):
         target = box_path(root, action["path"])
+        staged = root / action["staged"] if "staged" in action else None
+        if staged is not None and staged.exists():
+            staged.unlink()
         if action["action"] == "created":
             if target.exists():
                 target.unlink()
+                _fsync_dir(target.parent)
                 restored.append(action["path"])
+            hook(f"restore:{action['path']}")
             continue
         keep = backup / "files" / action["path"].lstrip("/")
         if not keep.exists():
             continue  # the run stopped before keeping it: the original was never touched
         atomic_write(target, keep.read_bytes(), action["mode"])
         restored.append(action["path"])
+        hook(f"restore:{action['path']}")
     manifest["state"] = "restored"
-    atomic_write(backup / MANIFEST, json.dumps(manifest, indent=1).encode(), 0o600)
+    _save_manifest(backup, manifest)
     return restored
-
