@@ -1,0 +1,146 @@
+"""Safe apply: write, apply with the stack's own command, re-check, keep only when confirmed.
+
+The `netplan try` idea, done so that it also works inside the wizard (netplan try reads its
+confirmation from a terminal): the files are written as one transaction with backups, the
+stack applies them, the link, DNS and one cloud check run again, and unless the technician
+confirms within the timeout every backup is restored byte for byte and the old state is
+applied again. Under a staged root nothing runs: the commands are shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Callable
+
+from installer.existing import find_conflicts, move_aside_paths
+from installer.plan import Plan
+from installer.render import CONN_MACHINES, CONN_UPLINK, Target, render
+from installer.render.dropins import PROXY_FILE, RESOLVED_FILE, SYSCTL_FILE, TIMESYNCD_FILE
+from installer.system import CommandResult, System
+from installer.writer import WriteResult, recover, restore, write_files
+
+DEFAULT_CONFIRM_TIMEOUT_S = 120.0
+
+# confirm(seconds, recheck_report) -> True to keep the new configuration.
+Confirm = Callable[[float, object], bool]
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ApplyResult:
+    """What apply did, for the technician and the tests."""
+
+    written: WriteResult | None = None
+    commands: list[CommandResult] = field(default_factory=list)
+    recheck: object | None = None          # installer.checks.runner.Report of the re-check
+    confirmed: bool = False
+    rolled_back: bool = False
+    restored: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """The new configuration is in place (or staged) and kept."""
+        return self.confirmed and not self.rolled_back
+
+
+def stack_commands(plan: Plan, target: Target, written: list[str]) -> list[list[str]]:
+    """The stack's own commands that make the written files take effect, in order."""
+    commands: list[list[str]] = []
+    if plan.renderer == "networkmanager":
+        commands.append(["nmcli", "connection", "reload"])
+        if plan.machine_network is not None:
+            commands.append(["nmcli", "connection", "up", CONN_MACHINES])  # a bridge brings its ports up
+        commands.append(["nmcli", "connection", "up", CONN_UPLINK])
+    else:
+        commands.append(["netplan", "apply"])
+    if SYSCTL_FILE in written:
+        commands.append(["sysctl", "--system"])
+    if RESOLVED_FILE in written:
+        commands.append(["systemctl", "restart", "systemd-resolved"])
+    if TIMESYNCD_FILE in written:
+        commands.append(["systemctl", "restart", "systemd-timesyncd"])
+    if PROXY_FILE in written:
+        commands.append(["systemctl", "daemon-reexec"])  # system.conf's DefaultEnvironment is read at (re)exec
+    if "/etc/hostname" in written and plan.hostname:
+        commands.append(["hostname", plan.hostname])
+    return commands
+
+
+def recheck(plan: Plan, timeout: float) -> object:
+    """The link checks, the DNS checks and one cloud check, as after `netplan apply`."""
+    from installer.checks.planner import build_context, plan_checks, remediation
+    from installer.checks.runner import run_checks
+
+    ctx = build_context(plan, timeout=timeout)
+    checks = plan_checks(plan, ctx)
+    keep = [c for c in checks if c.id.startswith(("link-", "dns-"))]
+    cloud = next((c for c in checks if c.id == "https-ping"), None) or next(
+        (c for c in checks if c.id == "tcp-connect"), None)
+    if cloud is not None:
+        needed = {k for group in cloud.needs for k in group}
+        keep += [c for c in checks if c.key in needed and c not in keep] + [cloud]
+    return asyncio.run(run_checks(keep, ctx, remediation=remediation(plan, ctx.catalog)))
+
+
+def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
+               confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT_S, check_timeout: float = 3.0,
+               rechecker: Callable[[Plan, float], object] = recheck,
+               progress: Progress = lambda line: None) -> ApplyResult:
+    """Write, apply, re-check and confirm; roll back when not confirmed. Never half-applies."""
+    result = ApplyResult()
+    for line in recover(system.root):
+        result.messages.append(f"recovered: {line}")
+    files = render(plan, target)
+    conflicts = find_conflicts(system.root, plan, files)
+    result.written = write_files(system.root, files, move_aside_paths(conflicts))
+    progress(f"wrote {len(result.written.written)} file(s), {len(result.written.unchanged)} unchanged")
+    commands = stack_commands(plan, target, result.written.written + [m for m, _ in result.written.moved])
+    for argv in commands:
+        outcome = system.run(argv)
+        result.commands.append(outcome)
+        progress(outcome.describe())
+        if not outcome.ok:
+            result.messages.append(f"{' '.join(argv)} failed: rolling back")
+            _rollback(plan, system, target, result, commands)
+            return result
+    if not system.live:
+        # A staged tree: nothing was applied, so there is nothing to confirm or revert.
+        result.confirmed = True
+        result.messages.append(f"staged under {system.root}: nothing was applied; the commands are shown")
+        return result
+    if result.written.backup_dir is None:
+        result.confirmed = True
+        result.messages.append("nothing changed on disk")
+        return result
+    progress("re-checking the link, DNS and the cloud")
+    try:
+        result.recheck = rechecker(plan, check_timeout)
+    except Exception as e:  # a re-check that cannot run is reported; the technician still decides
+        result.messages.append(f"the re-check could not run: {e}")
+    try:
+        keep = bool(confirm(confirm_timeout, result.recheck))
+    except Exception:
+        keep = False
+    if keep:
+        result.confirmed = True
+        result.messages.append("confirmed: the new configuration is kept")
+        return result
+    result.messages.append(f"not confirmed within {confirm_timeout:g} s: restoring the previous configuration")
+    _rollback(plan, system, target, result, commands)
+    return result
+
+
+def _rollback(plan: Plan, system: System, target: Target, result: ApplyResult, commands: list[list[str]]) -> None:
+    if result.written is None or result.written.backup_dir is None:
+        return
+    result.restored = restore(system.root, result.written.backup_dir)
+    result.rolled_back = True
+    # The old state is applied with the same commands reading the restored files: netplan
+    # apply, or nmcli's reload, which drops the profiles we created and brings back the old
+    # ones (they autoconnect); the drop-ins' services re-read theirs.
+    for argv in commands:
+        if argv[:3] != ["nmcli", "connection", "up"]:
+            result.commands.append(system.run(argv))
+

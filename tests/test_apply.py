@@ -1,0 +1,127 @@
+"""Apply: staged roots only show commands; on a live box the change is kept only when
+confirmed, otherwise every file is restored byte for byte and the old state re-applied."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from installer import plan as planmod
+from installer.apply import apply_plan, stack_commands
+from installer.render import NETPLAN_FILE, Target
+from installer.system import System
+
+REPO = Path(__file__).resolve().parent.parent
+OLD = b"network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true}\n"
+
+
+def tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.read_bytes(), stat.S_IMODE(p.stat().st_mode))
+            for p in sorted(root.rglob("*")) if p.is_file() and not str(p.relative_to(root)).startswith("var/")}
+
+
+def old_box(root: Path) -> None:
+    (root / "etc/netplan").mkdir(parents=True)
+    (root / "etc/netplan/50-cloud-init.yaml").write_bytes(OLD)
+    (root / "etc/netplan/50-cloud-init.yaml").chmod(0o600)
+    (root / "etc/hostname").write_text("old-name\n")
+
+
+class Recorder:
+    """Stands in for the box's commands: records them, fails the ones asked to."""
+
+    def __init__(self, fail: str | None = None):
+        self.calls: list[list[str]] = []
+        self.fail = fail
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append(list(argv))
+        rc = 1 if self.fail and " ".join(argv).startswith(self.fail) else 0
+        return subprocess.CompletedProcess(argv, rc, "", "boom" if rc else "")
+
+
+def live_system(root: Path, recorder: Recorder) -> System:
+    return System(root, runner=recorder, live_override=True)
+
+
+PLAN = planmod.load(REPO / "examples/isolated.yaml")
+
+
+def test_staged_root_shows_commands_and_runs_nothing(tmp_path):
+    old_box(tmp_path)
+    recorder = Recorder()
+    system = System(tmp_path, runner=recorder)
+    result = apply_plan(PLAN, system, Target(), confirm=lambda s, r: False)
+    assert recorder.calls == [] and result.ok
+    assert [c.describe() for c in result.commands][0] == "would run: netplan apply"
+    assert (tmp_path / NETPLAN_FILE.lstrip("/")).exists()
+    assert not (tmp_path / "etc/netplan/50-cloud-init.yaml").exists()  # moved aside into the backup set
+
+
+def test_confirmed_change_is_kept(tmp_path):
+    old_box(tmp_path)
+    recorder = Recorder()
+    result = apply_plan(PLAN, live_system(tmp_path, recorder), Target(), confirm=lambda s, r: True,
+                        rechecker=lambda plan, t: None)
+    assert result.ok and not result.rolled_back
+    assert ["netplan", "apply"] in recorder.calls
+    assert (tmp_path / NETPLAN_FILE.lstrip("/")).exists()
+
+
+def test_unconfirmed_change_is_rolled_back_byte_for_byte(tmp_path):
+    old_box(tmp_path)
+    before = tree(tmp_path)
+    recorder = Recorder()
+    asked = []
+    result = apply_plan(PLAN, live_system(tmp_path, recorder), Target(), confirm_timeout=7,
+                        confirm=lambda s, r: asked.append(s) or False, rechecker=lambda plan, t: None)
+    assert asked == [7]
+    assert result.rolled_back and not result.ok
+    assert tree(tmp_path) == before
+    # netplan apply ran twice: the new state, then the restored old one.
+    assert recorder.calls.count(["netplan", "apply"]) == 2
+
+
+def test_a_failing_stack_command_rolls_back(tmp_path):
+    old_box(tmp_path)
+    before = tree(tmp_path)
+    result = apply_plan(PLAN, live_system(tmp_path, Recorder(fail="netplan apply")), Target(),
+                        confirm=lambda s, r: True, rechecker=lambda plan, t: None)
+    assert result.rolled_back and tree(tmp_path) == before
+
+
+def test_confirm_that_raises_counts_as_no(tmp_path):
+    old_box(tmp_path)
+    before = tree(tmp_path)
+
+    def broken(seconds, report):
+        raise RuntimeError("UI gone")
+    result = apply_plan(PLAN, live_system(tmp_path, Recorder()), Target(), confirm=broken,
+                        rechecker=lambda plan, t: None)
+    assert result.rolled_back and tree(tmp_path) == before
+
+
+def test_networkmanager_plans_use_nmcli():
+    plan = planmod.load(REPO / "examples/isolated-proxy.yaml")
+    cmds = stack_commands(plan, Target(networkmanager=True), ["/etc/systemd/system.conf.d/60-edge-installer-proxy.conf"])
+    assert cmds[0] == ["nmcli", "connection", "reload"]
+    assert ["nmcli", "connection", "up", "edge-uplink"] in cmds
+    assert ["systemctl", "daemon-reexec"] in cmds
+
+
+def test_cli_apply_headless_without_confirmation_under_root(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "installer", "apply", str(REPO / "examples/wifi.yaml"),
+                        "--root", str(tmp_path), "--no-cloud-init"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert "would run: netplan apply" in r.stdout
+    assert "correct horse" not in r.stdout + r.stderr
+
+
+def test_cli_apply_refuses_bad_input_with_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\ntopology: mesh\n")
+    r = subprocess.run([sys.executable, "-m", "installer", "apply", str(bad), "--root", str(tmp_path)],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "topology" in r.stderr and "Traceback" not in r.stderr
