@@ -485,6 +485,31 @@ def test_lab_ntp_blocked_times_out(edge_plan):
 
 @needs_lab
 @pytest.mark.lab
+@pytest.mark.parametrize("fault", ["reject", "stop"])
+def test_lab_ntp_rejected_or_stopped_is_still_no_answer(edge_plan, fault):
+    # An ICMP port-unreachable never reaches an unconnected UDP socket: to the box, a REJECT
+    # of 123/udp or a stopped server looks like a DROP.
+    edge_lab, plan = edge_plan
+    if fault == "reject":
+        edge_lab.block(123, proto="udp", action="reject")
+    else:
+        edge_lab.stop("ntp")
+    out = run_in_edge(edge_lab, plan, "ntp", "--server", "203.0.113.123")
+    assert (out["status"], out["diagnosis"]) == ("fail", "ntp-timeout")
+
+
+@needs_lab
+@pytest.mark.lab
+def test_lab_ntp_without_a_route_is_unreachable(edge_plan):
+    edge_lab, plan = edge_plan
+    edge_lab.no_route("203.0.113.123")
+    out = run_in_edge(edge_lab, plan, "ntp", "--server", "203.0.113.123")
+    assert (out["status"], out["diagnosis"]) == ("fail", "ntp-unreachable"), out["evidence"]
+    assert out["remediation"]
+
+
+@needs_lab
+@pytest.mark.lab
 @pytest.mark.parametrize("offset, status", [(7200, "fail"), (5, "warn")])
 def test_lab_ntp_offset_is_clock_skew(edge_plan, offset, status):
     edge_lab, plan = edge_plan
@@ -521,6 +546,25 @@ def test_lab_dropped_machine_port_times_out(edge_plan):
     out = run_in_edge(edge_lab, plan, "machine-port", "--address", "198.51.100.21")
     assert (out["status"], out["diagnosis"]) == ("fail", "tcp-timeout")
     assert "Machines Not Reporting Data" in out["remediation"]
+
+
+@needs_lab
+@pytest.mark.lab
+def test_lab_machine_without_a_route_is_unreachable(edge_plan):
+    edge_lab, plan = edge_plan
+    edge_lab.no_route("198.51.100.23")
+    out = run_in_edge(edge_lab, plan, "machine-port", "--address", "198.51.100.23")
+    assert (out["status"], out["diagnosis"]) == ("fail", "tcp-unreachable"), out["evidence"]
+    assert "Machines Not Reporting Data" in out["remediation"]
+
+
+@needs_lab
+@pytest.mark.lab
+def test_lab_mtconnect_probe_on_the_adapter_port_is_not_an_agent(edge_plan):
+    # The adapter on 7878 speaks SHDR, not HTTP: open port, but no agent.
+    edge_lab, plan = edge_plan
+    out = run_in_edge(edge_lab, plan, "mtconnect-probe", "--address", "198.51.100.25")
+    assert (out["status"], out["diagnosis"]) == ("warn", "mtconnect-not-agent"), out["evidence"]
 
 
 @needs_lab
