@@ -91,6 +91,19 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
         return Result(check.id, check.kind, check.target, outcome.status, outcome.diagnosis, outcome.evidence,
                       text or "", duration, check.profile, check.key, outcome.facts)
 
+    by_key = {c.key: c for c in checks}
+
+    def ancestors(check: Check) -> set[str]:
+        seen: set[str] = set()
+        stack = [k for group in check.needs for k in group]
+        while stack:
+            key = stack.pop()
+            if key in seen or key not in by_key:
+                continue
+            seen.add(key)
+            stack += [k for group in by_key[key].needs for k in group]
+        return seen
+
     async def one(check: Check) -> None:
         prereqs: dict[str, Result] = {}
         for group in check.needs:
@@ -98,11 +111,19 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
                 if key in futures:
                     prereqs[key] = await futures[key]
             if not any(k in prereqs and prereqs[k].status in USABLE for k in group):
-                cause = "; ".join(f"{prereqs[k].id} {prereqs[k].target}: {prereqs[k].diagnosis}"
+                # Name the root cause, not the skipped check in between.
+                cause = "; ".join(prereqs[k].evidence.removeprefix("not run: ")
+                                  if prereqs[k].diagnosis == "prerequisite-failed"
+                                  else f"{prereqs[k].id} {prereqs[k].target}: {prereqs[k].diagnosis}"
                                   for k in group if k in prereqs) or "its prerequisite was not planned"
                 finish(check, result_of(check, Outcome("skip", "prerequisite-failed",
                                                        f"not run: {cause}"), 0.0))
                 return
+        # A check sees every finished ancestor too: a TLS check needs the addresses that the
+        # DNS check before its TCP check found.
+        for key in ancestors(check):
+            if key not in prereqs and futures[key].done():
+                prereqs[key] = futures[key].result()
         t0 = time.monotonic()
         try:
             outcome = await asyncio.wait_for(check.run(ctx, prereqs), ctx.timeout * 2 + _GRACE_S)
