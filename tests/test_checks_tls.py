@@ -309,8 +309,45 @@ def edge_check(lab, tmp_path, check: str, host: str | None, port: int, *, profil
 
 
 def lab_proxy(lab, password=None):
-    return {"url": lab.proxy_url, "username": lab.proxy_user,
-            "password": lab.proxy_password if password is None else password, "no_proxy": []}
+    proxy = lab.proxy_settings()
+    return proxy if password is None else {**proxy, "password": password}
+
+
+def cli_check(lab, tmp_path, **plan_changes) -> list[dict]:
+    """`edge-installer check --json` in the edge: the entries of this module's check ids."""
+    plan = lab.write_plan(tmp_path / "plan.yaml", **plan_changes)
+    done = lab.edge([sys.executable, "-m", "installer", "check", "--plan", str(plan), "--json"], timeout=60,
+                    env={"PYTHONPATH": str(REPO)})
+    assert done.returncode in (0, 1, 2), done.stderr
+    ours = ("tls-verify", "https-ping", "nats-info", "coap-tls-issuer")
+    return [c for c in json.loads(done.stdout)["checks"] if c["id"] in ours]
+
+
+ALL_PROFILES = ["machinemetrics", "izuma-device-management", "siemens-industrial-edge"]
+
+
+@pytest.mark.usefixtures("healthy_lab")
+class TestLabCli:
+    pytestmark = lab_only
+
+    def test_healthy_lab_every_tls_https_nats_coap_check_passes(self, lab, tmp_path):
+        entries = cli_check(lab, tmp_path, profiles=ALL_PROFILES)
+        assert {c["id"] for c in entries} == {"tls-verify", "https-ping", "nats-info", "coap-tls-issuer"}
+        assert [c for c in entries if c["status"] != "pass"] == []
+
+    def test_interception_fails_every_tls_check_naming_the_dpi_ca(self, lab, tmp_path):
+        lab.intercept_tls()
+        entries = {(c["id"], c["target"]): c for c in cli_check(lab, tmp_path, profiles=ALL_PROFILES)}
+        for (check, target), c in entries.items():
+            if check == "tls-verify":
+                # Siemens trusts a private CA: an unknown issuer there is untrusted, not DPI.
+                want = "tls-untrusted" if target.startswith("iem.") else "tls-intercepted"
+                assert (c["status"], c["diagnosis"]) == ("fail", want), c
+                assert lab.dpi_ca_name in c["evidence"] and lab.dpi_ca_name in c["remediation"]
+            elif check == "https-ping":
+                assert c["status"] == "skip"
+        bootstrap = entries[("coap-tls-issuer", f"{BOOTSTRAP}:5684")]
+        assert bootstrap["diagnosis"] == "tls-intercepted" and lab.dpi_ca_name in bootstrap["remediation"]
 
 
 @pytest.mark.usefixtures("healthy_lab")
@@ -351,7 +388,7 @@ class TestLab:
 
     @pytest.mark.parametrize("password", ["wrong-password", ""])
     def test_proxy_407(self, lab, tmp_path, password):
-        proxy = lab_proxy(lab, password) if password else {"url": lab.proxy_url, "no_proxy": []}
+        proxy = lab_proxy(lab, password) if password else lab.proxy_settings(credentials=False)
         out = edge_check(lab, tmp_path, "https-ping", API, 443, path="/ping", proxy=proxy)
         assert (out["status"], out["diagnosis"]) == ("fail", "proxy-auth-required") and out["remediation"]
 

@@ -45,7 +45,8 @@ async def coap_tls_issuer(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoi
     expected, expected_dn = endpoint.expected_issuer, endpoint.expected_issuer_dn
     if not expected and not expected_dn:
         return Outcome("pass", "ok", f'{label}: certificate for {leaf.subject} issued by "{leaf.issuer}" '
-                                     f"({leaf.issuer_dn}); the vendor states no issuer to compare with", facts)
+                                     f"({leaf.issuer_dn}); the vendor states no issuer for this host, so the "
+                                     f"bootstrap server's check decides whether TLS is intercepted", facts)
     cn_ok = not expected or leaf.issuer_cn == expected
     # The DN as well as the CN: an appliance can name its CA "ARM Bootstrap CA" too, but
     # rarely copies the whole name.
