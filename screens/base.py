@@ -121,6 +121,11 @@ class Choice(Vertical):
             self.choice = choice
             self.value = value
 
+        @property
+        def control(self) -> "Choice":
+            """The Choice that changed (lets `@on(Choice.Chosen, "#id")` match)."""
+            return self.choice
+
     def __init__(self, label: str, options: Iterable[tuple[str, str]], *, field: str, value: str | None,
                  id: str | None = None):
         super().__init__(id=id)
