@@ -117,7 +117,7 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
                     out.add(Check("https-ping", "https", f"https://{dest.label.removesuffix(':443')}{ep.https_path}",
                                   functools.partial(https.https_ping, dest=dest, path=ep.https_path, endpoint=ep,
                                                     profile=profile),
-                                  needs=((tls_key,),), timeout_diagnosis="http-timeout", **common))
+                                  needs=((tls_key,),), timeout_diagnosis="http-no-response", **common))
             if "nats" in ep.checks:
                 out.add(Check("nats-info", "nats", dest.label, functools.partial(
                     nats.nats_info, dest=dest, endpoint=ep, profile=profile), needs=after_tcp,
