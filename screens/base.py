@@ -200,6 +200,8 @@ class StepScreen(Screen):
     # Field paths (prefixes) of the plan this step edits: its errors are shown and block Next.
     SECTIONS: ClassVar[tuple[str, ...]] = ()
     NEXT_LABEL: ClassVar[str] = "Next >"
+    # The first control, not the scrolling body, takes the focus: the technician types at once.
+    AUTO_FOCUS = "Input, RadioSet, Checkbox, OptionList, ListView, #next"
 
     BINDINGS = [
         Binding("ctrl+n", "next", "Next", priority=True),
@@ -282,7 +284,12 @@ class StepScreen(Screen):
             line.update(" ".join([head] + unplaced))
             line.add_class("-shown")
             if first is not None:
-                (first.input if isinstance(first, FieldInput) else first).focus()
+                if isinstance(first, FieldInput):
+                    first.input.focus()
+                elif isinstance(first, Choice):
+                    first.radio_set.focus()
+                else:
+                    first.focus()
         else:
             line.update("")
             line.remove_class("-shown")

@@ -432,9 +432,8 @@ async def test_services_errors_at_their_fields(tmp_path):
         assert app.step_id == "services"
         assert "this uplink is static" in str(app.screen.query_one("#dns", Choice).query_one(".field-error").render())
         assert error_at(app, "proxy-url") == check_proxy_url("proxy.plant.local")
-        await pilot.press(*["shift+tab"] * 4)          # user name, URL, proxy box, NTP, DNS
         dns = app.screen.query_one("#dns", Choice)
-        assert app.focused is dns.radio_set
+        assert app.focused is dns.radio_set            # Next blocked: the cursor goes to the first problem
         await pilot.press("down", "space", "tab")      # DNS: custom, then its servers
         assert dns.value == "custom" and app.focused is field(app, "dns-servers").input
         await type_text(pilot, "dns.plant.local")
