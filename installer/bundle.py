@@ -1,0 +1,607 @@
+"""Bundles: one file that carries a box's answers to the next boxes of a fleet.
+
+A bundle holds the plan (secrets removed), the files rendered for it (secrets masked), the
+last check report when there is one, the secrets encrypted with a passphrase (or nothing,
+when exported without them) and a manifest naming every member with its size and SHA-256.
+
+The container is tar (ustar) compressed with gzip, not zip. tar+gzip is one stream with one
+header per member: zip has two (local headers and the central directory) that can disagree,
+which is how crafted archives show one reader a different file than another. One gzip stream
+also compresses the similar YAML members together, and any box or IT desk can list it with
+`tar tzf`. tar's dangers (links, devices, `..`, absolute paths, huge declared sizes) are
+exactly what `load_bundle` refuses: it reads the stream with a cap on every member and on the
+whole decompressed stream, keeps members in memory and never extracts anything to disk.
+
+Secrets: scrypt derives a key from the passphrase, AES-256-GCM encrypts them, and the
+manifest (every member's digest, the KDF parameters, the salt and nonce) is the GCM
+associated data, so a bundle whose members were swapped after export does not decrypt.
+A bundle without secrets has checksums against damage, not a signature against tampering.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import tarfile
+import time
+import unicodedata
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from installer import plan as planmod
+from installer.plan import SECRET_FIELDS, Plan
+from installer.render import RenderedFile, Target, render
+
+FORMAT = "edge-installer-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PLAN_MEMBER = "plan.yaml"
+REPORT_MEMBER = "report.json"
+SECRETS_MEMBER = "secrets.enc"
+FILES_PREFIX = "files/"
+
+# A bundle is a few KB; these caps are far above any real one and far below harm.
+MAX_FILE_BYTES = 8 << 20          # the compressed file on disk
+MAX_MEMBER_BYTES = 4 << 20        # one member, as declared in its header and as read
+MAX_TOTAL_BYTES = 16 << 20        # everything the gzip stream decompresses to
+MAX_MEMBERS = 64
+_CHUNK = 64 << 10
+
+# scrypt: 2**15 x 8 x 128 B = 32 MiB of memory, ~0.1 s on a box. Import accepts a range, so
+# a later export may raise the cost, but not so far that a crafted manifest exhausts memory.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1
+_SCRYPT_N_RANGE = (2 ** 14, 2 ** 17)
+MIN_PASSPHRASE = 8
+
+_FILE_PATH = re.compile(r"^files/etc(/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*)+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_URL_CREDENTIALS = re.compile(r"(://[^/@\s:]*:)[^@\s/]*@")
+
+
+class BundleError(Exception):
+    """A bundle refused: the message is one line saying why."""
+
+
+@dataclass(frozen=True)
+class LoadedBundle:
+    """A verified bundle: the plan (with its secrets when they were decrypted) and the rest.
+
+    `missing_secrets` lists the secret fields the exported plan had that `plan` lacks (left
+    out at export, or no passphrase given): the wizard asks for them, a fleet needs them.
+    `secrets_present` is True when the bundle's encrypted secrets were decrypted into `plan`.
+    """
+
+    plan: Plan
+    secrets_present: bool
+    missing_secrets: list[str]
+    report: dict[str, Any] | None
+    manifest: dict[str, Any]
+    files: list[RenderedFile] = field(default_factory=list)  # as rendered at export, secrets masked
+
+    @property
+    def target(self) -> Target:
+        """What the bundled files were rendered for (the first box's stack)."""
+        t = self.manifest["target"]
+        return Target(netplan_version=_version_tuple(t["netplan_version"]), networkmanager=t["networkmanager"],
+                      cloud_init=t["cloud_init"])
+
+    def per_box_fields(self) -> list[str]:
+        """The fields to ask for on the next box (see `per_box_fields`)."""
+        return per_box_fields(self.plan, self.missing_secrets)
+
+
+def per_box_fields(plan: Plan, missing_secrets: list[str] | None = None) -> list[str]:
+    """Field paths that must differ per box or are missing: what the wizard asks after a bundle.
+
+    hostname, the machine network's address, the uplink's address and gateway when static,
+    and every missing secret (given, or when None: the WiFi passphrase a WiFi plan lacks).
+    """
+    fields = ["hostname"]
+    if plan.machine_network is not None:
+        fields.append("machine_network.address")
+    if plan.uplink is not None and plan.uplink.ipv4 == "static":
+        fields += ["uplink.address", "uplink.gateway"]
+    if missing_secrets is None:
+        missing_secrets = ["wifi.passphrase"] if plan.wifi is not None and not plan.wifi.passphrase else []
+    return fields + [s for s in SECRET_FIELDS if s in missing_secrets]
+
+
+def is_bundle(path: str | os.PathLike[str]) -> bool:
+    """True when the file starts like a bundle (gzip magic) rather than a plan (YAML text)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False
+
+
+def split_secrets(plan: Plan) -> tuple[Plan, dict[str, str]]:
+    """The plan without its secrets, and the secrets by field path."""
+    secrets: dict[str, str] = {}
+    for path in SECRET_FIELDS:
+        section, key = path.split(".")
+        sec = getattr(plan, section)
+        if sec is not None and getattr(sec, key) is not None:
+            secrets[path] = getattr(sec, key)
+            plan = dataclasses.replace(plan, **{section: dataclasses.replace(sec, **{key: None})})
+    return plan, secrets
+
+
+def merge_secrets(plan: Plan, secrets: dict[str, str]) -> Plan:
+    """The plan with the given secret fields filled in."""
+    for path, value in secrets.items():
+        section, key = path.split(".")
+        sec = getattr(plan, section)
+        if sec is not None:
+            plan = dataclasses.replace(plan, **{section: dataclasses.replace(sec, **{key: value})})
+    return plan
+
+
+# ---------------------------------------------------------------------------------------
+# Export.
+
+def build_bundle(plan: Plan, passphrase: str | None, *, report: dict[str, Any] | None = None,
+                 target: Target = Target(), created: float | None = None, version: str | None = None,
+                 scrypt_n: int = SCRYPT_N) -> bytes:
+    """The bytes of a bundle for a validated plan. passphrase None leaves the secrets out."""
+    created = time.time() if created is None else created
+    bare, secrets = split_secrets(plan)
+    members: list[tuple[str, bytes, str | None]] = [(PLAN_MEMBER, planmod.dumps(bare).encode("utf-8"), None)]
+    for f in render(plan.redacted(), target):
+        members.append((FILES_PREFIX + f.path.lstrip("/"), f.content, f"{f.mode:04o}"))
+    if report is not None:
+        members.append((REPORT_MEMBER, json.dumps(redact_report(report, list(secrets.values())), indent=1,
+                                                  ensure_ascii=False).encode("utf-8"), None))
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+        "edge_installer_version": version or installer_version(),
+        "target": {"netplan_version": ".".join(str(x) for x in target.netplan_version),
+                   "networkmanager": target.networkmanager, "cloud_init": target.cloud_init},
+        "members": [_entry(name, data, mode) for name, data, mode in members],
+        "secrets": {"state": "none", "fields": sorted(secrets, key=SECRET_FIELDS.index)},
+    }
+    if secrets and passphrase is None:
+        manifest["secrets"]["state"] = "omitted"
+    elif secrets:
+        salt, nonce = os.urandom(16), os.urandom(12)
+        manifest["secrets"].update({
+            "state": "encrypted", "member": SECRETS_MEMBER,
+            "kdf": {"name": "scrypt", "n": scrypt_n, "r": SCRYPT_R, "p": SCRYPT_P, "length": 32,
+                    "salt": base64.b64encode(salt).decode()},
+            "cipher": {"name": "AES-256-GCM", "nonce": base64.b64encode(nonce).decode()},
+        })
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        key = _derive(passphrase, manifest["secrets"]["kdf"], salt)
+        payload = json.dumps(secrets, sort_keys=True).encode("utf-8")
+        payload += b" " * (-len(payload) % 64)  # the ciphertext's size does not tell a secret's length
+        sealed = AESGCM(key).encrypt(nonce, payload, _associated_data(manifest))
+        members.append((SECRETS_MEMBER, sealed, None))
+        manifest["members"].append(_entry(SECRETS_MEMBER, sealed, None))
+    members.insert(0, (MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"), None))
+    return _pack(members, int(created))
+
+
+def export_bundle(plan: Plan, out: str | os.PathLike[str], passphrase: str | None, **kwargs: Any) -> dict[str, Any]:
+    """Write a bundle file (atomically, mode 0600) and return its manifest."""
+    from installer.writer import atomic_write
+
+    data = build_bundle(plan, passphrase, **kwargs)
+    atomic_write(Path(out), data, 0o600)
+    return json.loads(read_members(data)[MANIFEST])
+
+
+def redact_report(report: Any, secrets: list[str]) -> Any:
+    """The report with every secret, and any password inside a URL, masked."""
+    from urllib.parse import quote
+
+    forms = sorted({form for s in secrets if len(s) >= 4 for form in (s, quote(s, safe=""), quote(s))},
+                   key=len, reverse=True)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            for form in forms:
+                value = value.replace(form, planmod.REDACTED)
+            return _URL_CREDENTIALS.sub(r"\1" + planmod.REDACTED + "@", value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {walk(k): walk(v) for k, v in value.items()}
+        return value
+
+    return walk(report)
+
+
+def installer_version() -> str:
+    """edge-installer's version as installed, for the manifest."""
+    try:
+        from importlib.metadata import version
+
+        return version("edge-installer")
+    except Exception:  # not installed (run from a checkout): still export
+        return "unknown"
+
+
+def _entry(name: str, data: bytes, mode: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    if mode is not None:
+        entry["mode"] = mode
+    return entry
+
+
+def _pack(members: list[tuple[str, bytes, str | None]], mtime: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for name, data, _ in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime, info.type = len(data), 0o600, mtime, tarfile.REGTYPE
+            tf.addfile(info, io.BytesIO(data))
+    return _gzip(buf.getvalue())
+
+
+def _gzip(data: bytes) -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing, no file name, mtime 0
+    return z.compress(data) + z.flush()
+
+
+def _associated_data(manifest: dict[str, Any]) -> bytes:
+    # Everything the manifest says except the entry of the ciphertext itself.
+    bound = dict(manifest)
+    bound["members"] = [m for m in manifest["members"] if m.get("path") != SECRETS_MEMBER]
+    return json.dumps(bound, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _derive(passphrase: str, kdf: dict[str, Any], salt: bytes) -> bytes:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    secret = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+    return Scrypt(salt=salt, length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"]).derive(secret)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("."))
+
+
+# ---------------------------------------------------------------------------------------
+# Import: read with caps, then check the manifest, then decrypt.
+
+def load_bundle(path: str | os.PathLike[str], passphrase: str | None) -> LoadedBundle:
+    """Read and verify a bundle file; raise BundleError (one line) for anything not a valid bundle."""
+    p = Path(path)
+    try:
+        # O_NONBLOCK: a FIFO given as the bundle is refused instead of waiting for a writer.
+        with os.fdopen(os.open(p, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISDIR(st.st_mode):
+                raise BundleError("is a directory; give the bundle file")
+            if not stat.S_ISREG(st.st_mode):
+                raise BundleError("is not a regular file (a device, FIFO or socket); give the bundle file")
+            if st.st_size > MAX_FILE_BYTES:
+                raise BundleError(f"is {st.st_size} bytes; a bundle is at most {MAX_FILE_BYTES} "
+                                  "(a real one is a few KB): refused without reading it")
+            members = _read_archive(f)
+    except FileNotFoundError:
+        raise BundleError("does not exist") from None
+    except IsADirectoryError:
+        raise BundleError("is a directory; give the bundle file") from None
+    except OSError as e:
+        raise BundleError(f"cannot be read: {e.strerror}") from None
+    return verify_members(members, passphrase)
+
+
+def loads_bundle(data: bytes, passphrase: str | None) -> LoadedBundle:
+    """`load_bundle` for bytes already in memory."""
+    if len(data) > MAX_FILE_BYTES:
+        raise BundleError(f"is {len(data)} bytes; a bundle is at most {MAX_FILE_BYTES}")
+    return verify_members(read_members(data), passphrase)
+
+
+def read_members(data: bytes) -> dict[str, bytes]:
+    """The members of a bundle's archive, checked for shape (paths, types, sizes), not content."""
+    return _read_archive(io.BytesIO(data))
+
+
+class _CappedGunzip:
+    """A file-like view of one gzip stream that refuses to decompress past `cap` bytes."""
+
+    def __init__(self, raw: BinaryIO, cap: int):
+        self._raw, self._cap = raw, cap
+        self._z = zlib.decompressobj(wbits=31)
+        self.produced = 0
+        self._tail = b""  # the last bytes handed out: tarfile reads ahead of the archive's end
+
+    def read(self, n: int = -1) -> bytes:
+        n = _CHUNK if n is None or n < 0 else n
+        out = bytearray()
+        while len(out) < n and not self._z.eof:
+            data = self._z.unconsumed_tail or self._raw.read(_CHUNK)
+            if not data:
+                raise BundleError("is truncated: the compressed data ends early")
+            try:
+                piece = self._z.decompress(data, min(n - len(out), _CHUNK))
+            except zlib.error as e:
+                raise BundleError(f"is damaged: its gzip data does not decode ({e})") from None
+            self.produced += len(piece)
+            if self.produced > self._cap:
+                raise BundleError(f"decompresses to more than {self._cap} bytes (a bundle is a few KB): "
+                                  "refused as a decompression bomb")
+            out += piece
+        self._tail = (self._tail + out)[-2 * tarfile.RECORDSIZE:]
+        return bytes(out)
+
+    def finish(self, archive_end: int) -> None:
+        """After the archive's last member (at `archive_end`): only zero padding, then the file's end."""
+        seen_from = self.produced - len(self._tail)
+        if archive_end < seen_from or self._tail[archive_end - seen_from:].strip(b"\0"):
+            raise BundleError("has data after the end of its archive")
+        while not self._z.eof:
+            if self.read(_CHUNK).strip(b"\0"):
+                raise BundleError("has data after the end of its archive")
+        if self._z.unused_data or self._raw.read(1):
+            raise BundleError("has data after the end of its compressed stream")
+
+
+def _read_archive(raw: BinaryIO) -> dict[str, bytes]:
+    if raw.read(2) != b"\x1f\x8b":
+        raise BundleError("is not a bundle (not gzip-compressed; a bundle is a .tar.gz written by "
+                          "edge-installer bundle export)")
+    raw.seek(0)
+    stream = _CappedGunzip(raw, MAX_TOTAL_BYTES)
+    members: dict[str, bytes] = {}
+    try:
+        tf = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]
+        while (info := tf.next()) is not None:
+            _check_header(info, members)
+            data = tf.extractfile(info).read(info.size)  # type: ignore[union-attr]
+            if len(data) != info.size:
+                raise BundleError(f"is truncated: member {info.name!r} ends early")
+            members[info.name] = data
+    except BundleError:
+        raise
+    except (tarfile.TarError, EOFError, ValueError, UnicodeError, OverflowError, KeyError) as e:
+        raise BundleError(f"is damaged: its archive cannot be read ({_one_line(e)})") from None
+    stream.finish(tf.offset)
+    return members
+
+
+def _check_header(info: tarfile.TarInfo, seen: dict[str, bytes]) -> None:
+    name = info.name
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise BundleError(f"member {name!r} has an absolute path; a bundle holds relative paths only")
+    if ".." in name.split("/") or ".." in name.split("\\"):
+        raise BundleError(f"member {name!r} climbs out with '..'")
+    if info.issym():
+        raise BundleError(f"member {name!r} is a symbolic link (to {info.linkname!r}); a bundle holds regular files only")
+    if info.islnk():
+        raise BundleError(f"member {name!r} is a hard link (to {info.linkname!r}); a bundle holds regular files only")
+    if info.ischr() or info.isblk():
+        raise BundleError(f"member {name!r} is a device node; a bundle holds regular files only")
+    if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+        what = "a directory" if info.isdir() else "a FIFO" if info.isfifo() else f"of tar type {info.type!r}"
+        raise BundleError(f"member {name!r} is {what}; a bundle holds regular files only")
+    if info.pax_headers:
+        raise BundleError(f"member {name!r} has extended (pax) headers; a bundle is plain ustar")
+    if not _member_name_ok(name):
+        raise BundleError(f"member {name!r} is not part of the bundle format (it holds {MANIFEST}, {PLAN_MEMBER}, "
+                          f"{REPORT_MEMBER}, {SECRETS_MEMBER} and files/etc/...)")
+    if name in seen:
+        raise BundleError(f"member {name!r} appears twice")
+    if len(seen) >= MAX_MEMBERS:
+        raise BundleError(f"has more than {MAX_MEMBERS} members")
+    if info.size > MAX_MEMBER_BYTES:
+        raise BundleError(f"member {name!r} declares {info.size} bytes; a member is at most {MAX_MEMBER_BYTES}: "
+                          "refused without reading it")
+
+
+def _member_name_ok(name: str) -> bool:
+    return name in (MANIFEST, PLAN_MEMBER, REPORT_MEMBER, SECRETS_MEMBER) or bool(_FILE_PATH.match(name))
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text[:200]
+
+
+def _strict_json(data: bytes, what: str) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if k in out:
+                raise BundleError(f"{what} has the key {k!r} twice")
+            out[k] = v
+        return out
+
+    def constant(name: str) -> Any:
+        raise BundleError(f"{what} holds {name}, which is not JSON")
+
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+    except UnicodeDecodeError:
+        raise BundleError(f"{what} is not UTF-8 text") from None
+    except (ValueError, RecursionError) as e:
+        raise BundleError(f"{what} is not valid JSON ({_one_line(e)})") from None
+
+
+_MANIFEST_KEYS = {"format", "format_version", "created", "edge_installer_version", "target", "members", "secrets"}
+
+
+def verify_members(members: dict[str, bytes], passphrase: str | None) -> LoadedBundle:
+    """Check members against their manifest, read the plan, decrypt the secrets; or BundleError."""
+    if MANIFEST not in members:
+        raise BundleError(f"has no {MANIFEST}: not an edge-installer bundle")
+    manifest = _strict_json(members[MANIFEST], MANIFEST)
+    _check_manifest(manifest)
+    listed = {m["path"]: m for m in manifest["members"]}
+    for name, data in members.items():
+        if name == MANIFEST:
+            continue
+        entry = listed.get(name)
+        if entry is None:
+            raise BundleError(f"member {name!r} is not listed in {MANIFEST}")
+        if entry["size"] != len(data):
+            raise BundleError(f"member {name!r} is {len(data)} bytes; {MANIFEST} says {entry['size']}")
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise BundleError(f"member {name!r}: its SHA-256 does not match {MANIFEST} (altered or damaged)")
+    for name in listed:
+        if name not in members:
+            raise BundleError(f"member {name!r} is listed in {MANIFEST} but missing")
+
+    try:
+        plan = planmod.loads(members[PLAN_MEMBER], PLAN_MEMBER)
+    except planmod.PlanError as e:
+        raise BundleError(f"{PLAN_MEMBER} is not a valid plan: {_first(e.errors)}") from None
+    in_clear = [path for path in SECRET_FIELDS if _get(plan, path) is not None]
+    if in_clear:
+        raise BundleError(f"{PLAN_MEMBER} holds {', '.join(in_clear)} in clear; a bundle never does")
+
+    secrets_meta = manifest["secrets"]
+    fields = list(secrets_meta["fields"])
+    decrypted: dict[str, str] = {}
+    if secrets_meta["state"] == "encrypted" and passphrase is not None:
+        decrypted = _decrypt(manifest, members[SECRETS_MEMBER], passphrase)
+        plan = merge_secrets(plan, decrypted)
+    missing = [f for f in fields if f not in decrypted]
+
+    from installer.validate import validate
+
+    errors = [e for e in validate(plan) if e.field not in missing]
+    if errors:
+        raise BundleError(f"{PLAN_MEMBER} is not a valid plan: {_first(errors)}")
+    report = None
+    if REPORT_MEMBER in members:
+        report = _strict_json(members[REPORT_MEMBER], REPORT_MEMBER)
+        if not isinstance(report, dict):
+            raise BundleError(f"{REPORT_MEMBER} is not a check report (a JSON object)")
+    files = [RenderedFile("/" + name[len(FILES_PREFIX):], members[name], int(listed[name]["mode"], 8),
+                          "as rendered at export (secrets masked)")
+             for name in listed if name.startswith(FILES_PREFIX)]
+    return LoadedBundle(plan=plan, secrets_present=bool(decrypted), missing_secrets=missing, report=report,
+                        manifest=manifest, files=files)
+
+
+def _first(errors: list) -> str:
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"{errors[0]}{more}"
+
+
+def _get(plan: Plan, path: str) -> Any:
+    section, key = path.split(".")
+    sec = getattr(plan, section)
+    return None if sec is None else getattr(sec, key)
+
+
+def _decrypt(manifest: dict[str, Any], sealed: bytes, passphrase: str) -> dict[str, str]:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    meta = manifest["secrets"]
+    key = _derive(passphrase, meta["kdf"], base64.b64decode(meta["kdf"]["salt"]))
+    try:
+        payload = AESGCM(key).decrypt(base64.b64decode(meta["cipher"]["nonce"]), sealed, _associated_data(manifest))
+    except InvalidTag:
+        raise BundleError("its secrets do not decrypt: wrong passphrase, or the bundle was altered after export") from None
+    secrets = _strict_json(payload, SECRETS_MEMBER)
+    if (not isinstance(secrets, dict) or sorted(secrets) != sorted(meta["fields"])
+            or not all(isinstance(v, str) for v in secrets.values())):
+        raise BundleError(f"{SECRETS_MEMBER} does not hold the secrets {MANIFEST} lists")
+    return secrets
+
+
+def _check_manifest(m: Any) -> None:
+    def bad(what: str) -> BundleError:
+        return BundleError(f"{MANIFEST}: {what}")
+
+    if not isinstance(m, dict):
+        raise bad("is not a JSON object")
+    if m.get("format") != FORMAT:
+        raise BundleError(f"is not an edge-installer bundle ({MANIFEST} names format {m.get('format')!r}, "
+                          f"not {FORMAT!r})")
+    version = m.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f"format_version must be a whole number, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise BundleError(f"is bundle format version {version}, newer than this edge-installer reads "
+                          f"(version {FORMAT_VERSION}): use a newer edge-installer")
+    if version < FORMAT_VERSION:
+        raise BundleError(f"is bundle format version {version}, older than this edge-installer reads "
+                          f"(version {FORMAT_VERSION}): export it again with a current edge-installer")
+    unknown = sorted(set(m) - _MANIFEST_KEYS)
+    missing = sorted(_MANIFEST_KEYS - set(m))
+    if unknown or missing:
+        raise bad(f"unknown key {unknown[0]!r}" if unknown else f"missing key {missing[0]!r}")
+    if not isinstance(m["created"], str) or not isinstance(m["edge_installer_version"], str):
+        raise bad("created and edge_installer_version must be text")
+    t = m["target"]
+    if (not isinstance(t, dict) or set(t) != {"netplan_version", "networkmanager", "cloud_init"}
+            or not isinstance(t["netplan_version"], str) or not re.fullmatch(r"\d{1,4}(\.\d{1,4}){1,3}", t["netplan_version"])
+            or not isinstance(t["networkmanager"], bool) or not isinstance(t["cloud_init"], bool)):
+        raise bad("target must be {netplan_version: 'X.Y', networkmanager: true|false, cloud_init: true|false}")
+    if not isinstance(m["members"], list) or len(m["members"]) > MAX_MEMBERS:
+        raise bad(f"members must be a list of at most {MAX_MEMBERS} entries")
+    paths = set()
+    for i, e in enumerate(m["members"]):
+        if not isinstance(e, dict) or not {"path", "size", "sha256"} <= set(e) <= {"path", "size", "sha256", "mode"}:
+            raise bad(f"members[{i}] must be {{path, size, sha256}} (and mode for files/)")
+        path, size, digest = e["path"], e["size"], e["sha256"]
+        if not isinstance(path, str) or not _member_name_ok(path) or path == MANIFEST:
+            raise bad(f"members[{i}].path {path!r} is not a member of the bundle format")
+        if path in paths:
+            raise bad(f"members[{i}].path {path!r} is listed twice")
+        paths.add(path)
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_MEMBER_BYTES:
+            raise bad(f"members[{i}].size must be a whole number of bytes up to {MAX_MEMBER_BYTES}")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise bad(f"members[{i}].sha256 must be 64 lowercase hex digits")
+        is_file = path.startswith(FILES_PREFIX)
+        mode = e.get("mode")
+        if is_file != (mode is not None) or (is_file and not (isinstance(mode, str) and re.fullmatch(r"0[0-7]{3}", mode))):
+            raise bad(f"members[{i}].mode must be given, as '0600' or '0644', for files/ members and only for them")
+    if PLAN_MEMBER not in paths:
+        raise bad(f"lists no {PLAN_MEMBER}")
+    _check_secrets_meta(m["secrets"], SECRETS_MEMBER in paths, bad)
+
+
+def _check_secrets_meta(s: Any, has_member: bool, bad) -> None:
+    if not isinstance(s, dict) or s.get("state") not in ("none", "omitted", "encrypted"):
+        raise bad("secrets.state must be none, omitted or encrypted")
+    fields = s.get("fields")
+    if (not isinstance(fields, list) or any(f not in SECRET_FIELDS for f in fields)
+            or len(set(fields)) != len(fields)):
+        raise bad(f"secrets.fields must list distinct secret fields among {', '.join(SECRET_FIELDS)}")
+    state = s["state"]
+    if state != "encrypted":
+        if set(s) != {"state", "fields"} or has_member:
+            raise bad(f"secrets: state {state} has no key material and no {SECRETS_MEMBER}")
+        if (state == "none") != (not fields):
+            raise bad("secrets: state none lists no fields, state omitted lists the fields left out")
+        return
+    if set(s) != {"state", "fields", "member", "kdf", "cipher"} or s["member"] != SECRETS_MEMBER or not has_member:
+        raise bad(f"secrets: state encrypted needs member {SECRETS_MEMBER}, kdf and cipher")
+    if not fields:
+        raise bad("secrets: state encrypted lists the fields it holds")
+    kdf, cipher = s["kdf"], s["cipher"]
+    if (not isinstance(kdf, dict) or set(kdf) != {"name", "n", "r", "p", "length", "salt"} or kdf["name"] != "scrypt"
+            or kdf["r"] != SCRYPT_R or kdf["p"] != SCRYPT_P or kdf["length"] != 32
+            or not isinstance(kdf["n"], int) or isinstance(kdf["n"], bool)
+            or not _SCRYPT_N_RANGE[0] <= kdf["n"] <= _SCRYPT_N_RANGE[1] or kdf["n"] & (kdf["n"] - 1)):
+        raise bad(f"secrets.kdf must be scrypt with n a power of two in {_SCRYPT_N_RANGE[0]}..{_SCRYPT_N_RANGE[1]}, "
+                  f"r {SCRYPT_R}, p {SCRYPT_P}, length 32")
+    if not isinstance(cipher, dict) or set(cipher) != {"name", "nonce"} or cipher["name"] != "AES-256-GCM":
+        raise bad("secrets.cipher must be AES-256-GCM with its nonce")
+    for what, value, size in (("kdf.salt", kdf["salt"], 16), ("cipher.nonce", cipher["nonce"], 12)):
+        try:
+            ok = isinstance(value, str) and len(base64.b64decode(value, validate=True)) == size
+        except ValueError:
+            ok = False
+        if not ok:
+            raise bad(f"secrets.{what} must be {size} bytes in base64")
