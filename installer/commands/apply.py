@@ -38,12 +38,13 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str]):
     from installer.validate import validate
 
     raw = Path(path)
-    try:
-        head = raw.open("rb").read(4)
-    except OSError as e:
-        raise UsageError(f"{path}: cannot be read: {e.strerror}") from None
-    if head[:2] == b"\x1f\x8b" or head == b"PK\x03\x04":
-        from installer.bundle import BundleError, load_bundle, read_passphrase
+    if not raw.is_file():
+        raise UsageError(f"{path}: no such file (a plan or a bundle)")
+    from installer.bundle import is_bundle
+
+    if is_bundle(raw):
+        from installer.bundle import BundleError, load_bundle
+        from installer.commands.bundle import read_passphrase
 
         try:
             loaded = load_bundle(raw, read_passphrase(passphrase_file) if passphrase_file else None)
