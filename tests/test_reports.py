@@ -1,0 +1,90 @@
+"""What the plant's IT team receives: the Markdown report of a run and the firewall request."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from installer import firewall
+from installer import plan as planmod
+from installer.profiles import load_catalog
+from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_000 = next((REPO.parent / "shared" / "seeds").glob("000_*.txt")).read_text()
+
+
+def cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "installer", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_markdown_report_tells_it_what_to_change_without_secrets(healthy_lab, tmp_path):
+    healthy_lab.intercept_tls()
+    plan = healthy_lab.write_plan(tmp_path / "plan.yaml", proxy=healthy_lab.proxy_settings(), hostname="edge-07")
+    report = tmp_path / "report.md"
+    proc = healthy_lab.edge([sys.executable, "-m", "installer", "check", "--plan", str(plan), "--report",
+                             str(report)], timeout=60, env={"PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2, proc.stderr
+    text = report.read_text()
+    assert text.startswith("# Network check for edge box edge-07")
+    assert "Some checks FAILED" in text and "## What must change" in text
+    assert healthy_lab.dpi_ca_name in text
+    assert "tested through the proxy" in text
+    assert healthy_lab.proxy_password not in text and healthy_lab.proxy_password not in proc.stdout
+    assert all(ord(ch) < 128 for ch in text)
+    # The terminal shows each result as it arrives, then the actions.
+    assert re.search(r"^\[FAIL\] tls-verify ", proc.stdout, re.M) and "What must change:" in proc.stdout
+
+
+def test_firewall_request_lists_every_seed_rule():
+    plan = planmod.load(REPO / "examples/isolated.yaml")
+    r = cli("firewall-request", "--plan", str(REPO / "examples/isolated.yaml"), "--format", "csv")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0]) == list(firewall.COLUMNS)
+    rules = {(row["destination"], row["port"], row["protocol"]) for row in rows}
+    domains = re.findall(r"^([a-z0-9*][a-z0-9.*-]+\.(?:com|org))\s*\|", SEED_000, re.M)
+    standard = {d for d in domains if d in SEED_000.split("Required Domains (GovCloud)")[0]}
+    assert len(standard) == 11, standard
+    for domain in standard:
+        assert (domain, "443", "tcp") in rules, domain
+    for ip in ("54.218.103.126", "52.24.16.63", "52.34.161.223", "35.155.82.103"):
+        assert (ip, "7422", "tcp") in rules
+    assert ("8.8.8.8", "53", "udp") in rules and ("8.8.4.4", "53", "udp") in rules
+    assert ("0.pool.ntp.org", "123", "udp") in rules
+    for m in plan.machines:
+        port = str(load_catalog().controllers[m.controller].port)
+        assert (m.address, port, "tcp") in rules
+    assert all(row["seed"].startswith(("000_", "001_", "002_", "plan")) for row in rows)
+
+
+def test_firewall_request_markdown_and_govcloud_static_ips(tmp_path):
+    plan = tmp_path / "gov.yaml"
+    plan.write_text((REPO / "examples/isolated.yaml").read_text().replace("[machinemetrics]",
+                                                                          "[machinemetrics-govcloud]"))
+    r = cli("firewall-request", "--plan", str(plan), "--format", "md")
+    assert r.returncode == 0, r.stderr
+    assert "| destination | IPs | port |" in r.stdout
+    line = next(l for l in r.stdout.splitlines() if l.startswith("| api.machinemetrics-us-gov.com |"))
+    assert "18.252.129.108" in line and "182.30.131.220" in line
+    assert "outbound" in r.stdout and "inbound" in r.stdout  # "nothing needs to be allowed inbound"
+
+
+def test_firewall_request_resolve_in_the_lab(healthy_lab, tmp_path):
+    plan = healthy_lab.write_plan(tmp_path / "plan.yaml")
+    proc = healthy_lab.edge([sys.executable, "-m", "installer", "firewall-request", "--plan", str(plan),
+                             "--format", "csv", "--resolve"], timeout=60, env={"PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["destination"]: r for r in csv.DictReader(io.StringIO(proc.stdout))}
+    assert rows["api.machinemetrics.com"]["ips"] == "203.0.113.10"
+
+
+def test_firewall_request_bad_plan_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\ntopology: isolated\n")
+    r = cli("firewall-request", "--plan", str(bad))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "machine_network" in r.stderr
