@@ -1,0 +1,694 @@
+"""Plain mode: the wizard on a Linux text console or a serial line (see notes/textual-on-serial).
+
+What the wizard calls, in this order:
+
+    plain, reason = detect_plain()          # (bool, words for the welcome screen); or a flag
+    prepare_environment(plain)              # before the App is created
+    app = WizardApp(..., plain=plain)       # class WizardApp(PlainModeMixin): ...
+    app.run()                               # mouse=False by default
+    sys.exit(app.return_code or 0)          # 130 Ctrl+C, 143 SIGTERM, 129 SIGHUP
+
+`PlainModeMixin` (an App subclass) gives, while plain: ASCII glyphs ( ) (*) [ ] [X], ASCII
+borders (assets/plain.tcss under the App's -plain class), a final ASCII line filter, key names
+and title separator in ASCII, the 16-colour `edge-plain` theme (readable with NO_COLOR: focus
+and highlights turn into reverse video), cursor blink off on every Input, the serial driver
+(no query or mode a VT100 would print as garbage, screen cleared on exit), lean focus, and
+held full frames (a newer full frame replaces an unsent one). Always: F4 toggles plain mode
+(`action_toggle_plain`, or `set_plain(app, on)`); Ctrl+C, SIGTERM, SIGHUP and SIGINT call
+`before_forced_exit(reason)` once (override it to save the draft), then exit cleanly so Textual
+restores the terminal. An App binding of its own for ctrl+c wins over the mixin's.
+
+Plain mode is per App: the hooks installed on Textual's classes ask the widget's App.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import unicodedata
+import weakref
+from functools import lru_cache
+from pathlib import Path
+from time import monotonic
+from typing import Any, Mapping, MutableMapping, Sequence
+
+import textual
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style as RichStyle
+from textual import events, on
+from textual._compositor import LayoutUpdate
+from textual.app import App
+from textual.binding import Binding
+from textual.color import Color
+from textual.content import Content
+from textual.drivers.linux_driver import LinuxDriver
+from textual.filter import LineFilter, NoColor
+from textual.screen import Screen
+from textual.scrollbar import ScrollBar, ScrollBarRender
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.widgets import RadioButton
+from textual.widgets._toggle_button import ToggleButton
+
+PLAIN_TCSS = Path(__file__).resolve().parent.parent / "assets" / "plain.tcss"
+PLAIN_CLASS = "-plain"
+
+# ----------------------------------------------------------------------------- detection
+
+PLAIN_TERMS = frozenset({"vt100", "vt102", "vt220", "linux", "dumb"})
+SERIAL_TTY = re.compile(r"^/dev/(ttyS|ttyUSB|ttyACM|ttyAMA|ttymxc|ttyO|ttySAC|hvc)\d+$|^/dev/console$")
+_COERCED = {"C.UTF-8", "C.utf8", "UTF-8"}
+
+
+def _is_utf8(name: str) -> bool:
+    return name.replace("-", "").replace("_", "").lower().endswith("utf8")
+
+
+def _declared_locale(env: Mapping[str, str], utf8_mode: bool) -> tuple[str, str]:
+    """The locale the user's environment declares for LC_CTYPE, seen through PEP 538/540.
+
+    Python 3.7+ coerces a C/POSIX locale to C.UTF-8 by writing LC_CTYPE into os.environ
+    (and turns on UTF-8 mode), so a coerced LC_CTYPE says nothing about the terminal: skip it.
+    """
+    explicit_utf8 = env.get("PYTHONUTF8") == "1" or "utf8" in getattr(sys, "_xoptions", {})
+    coerced = utf8_mode and not explicit_utf8 and env.get("LC_CTYPE") in _COERCED
+    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+        if name == "LC_CTYPE" and coerced:
+            continue
+        if env.get(name):
+            return name, env[name]
+    return "", ""
+
+
+def detect_plain(env: Mapping[str, str] = os.environ, encoding: str | None = None, *,
+                 tty_name: str | None = None, utf8_mode: bool | None = None) -> tuple[bool, str]:
+    """Should the wizard run in plain (ASCII, 16-colour, serial-lean) mode, and why, in words.
+
+    Plain when TERM is unset or a hardware/console type (vt100, vt102, vt220, linux, dumb),
+    when the output stream or the declared locale is not UTF-8, or when the controlling tty is
+    a serial port. NO_COLOR alone does not make it plain (it only takes the colours away).
+    `encoding` defaults to the encoding of the stream Textual writes to (stderr); `tty_name`
+    to stdin's tty; `utf8_mode` to `sys.flags.utf8_mode`.
+    """
+    term = env.get("TERM", "")
+    if not term:
+        return True, "TERM is not set, so the terminal's abilities are unknown"
+    base = term.split("-", 1)[0]
+    if base in PLAIN_TERMS:
+        what = {"linux": "the Linux text console, whose font lacks most symbols",
+                "dumb": "a dumb terminal"}.get(base, "a serial or hardware terminal")
+        return True, f"TERM={term}: {what}"
+    if encoding is None:
+        stream = sys.__stderr__ or sys.stderr
+        encoding = getattr(stream, "encoding", None) or "ascii"
+    if not _is_utf8(encoding):
+        return True, f"the output encoding is {encoding}, not UTF-8"
+    if utf8_mode is None:
+        utf8_mode = bool(sys.flags.utf8_mode)
+    name, value = _declared_locale(env, utf8_mode)
+    if not _is_utf8(value.partition("@")[0]):
+        declared = f"{name}={value}" if name else "no LANG or LC_* variable"
+        return True, f"the locale ({declared}) is not UTF-8"
+    if tty_name is None:
+        try:
+            tty_name = os.ttyname(sys.__stdin__.fileno()) if sys.__stdin__ else ""
+        except (OSError, ValueError):
+            tty_name = ""
+    if tty_name and SERIAL_TTY.match(tty_name):
+        return True, f"the console is the serial line {tty_name}"
+    return False, f"TERM={term} with a UTF-8 locale"
+
+
+# ----------------------------------------------------------------------------- environment
+
+def _tty_size() -> tuple[int, int]:
+    for stream in (sys.__stdout__, sys.__stderr__, sys.__stdin__):
+        try:
+            size = os.get_terminal_size(stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            continue
+        return size.columns, size.lines
+    return 0, 0
+
+
+def prepare_environment(plain: bool, env: MutableMapping[str, str] = os.environ, *,
+                        tty_size: tuple[int, int] | None = None) -> dict[str, str]:
+    """Set what Textual reads before the App exists; returns the variables it set.
+
+    Always: no kitty keyboard protocol, no animations. Plain mode (or TERM dumb/unset, which
+    Rich would otherwise drive at 24-bit colour): 16 colours. Plain or NO_COLOR: the ANSI
+    theme. A tty that reports 0x0 (no `stty rows/cols` on a serial line): 80x24.
+    Textual reads its constants at import; when env is os.environ they are updated too.
+    """
+    chosen: dict[str, str] = {
+        "TEXTUAL_DISABLE_KITTY_KEY": "1",
+        "TEXTUAL_ANIMATIONS": "none",
+    }
+    term = env.get("TERM", "")
+    if plain or not term or term.split("-", 1)[0] == "dumb":
+        chosen["TEXTUAL_COLOR_SYSTEM"] = "standard"
+    if plain or "NO_COLOR" in env:
+        chosen["TEXTUAL_THEME"] = "ansi-dark"
+    columns, lines = _tty_size() if tty_size is None else tty_size
+    if (columns == 0 or lines == 0) and not (env.get("COLUMNS") and env.get("LINES")):
+        chosen["COLUMNS"], chosen["LINES"] = "80", "24"
+    env.update(chosen)
+    if env is os.environ:
+        from textual import constants
+        constants.DISABLE_KITTY_KEY = True  # type: ignore[misc]
+        constants.TEXTUAL_ANIMATIONS = "none"  # type: ignore[misc]
+        if "TEXTUAL_COLOR_SYSTEM" in chosen:
+            constants.COLOR_SYSTEM = "standard"  # type: ignore[misc]
+    return chosen
+
+
+# ----------------------------------------------------------------------------- driver
+
+# What a dumb terminal would print as garbage, and nothing else. Found in a raw pty capture
+# of Textual 8.2.8: OSC 22 (pointer shape), DECRQM queries (?2026$p, ?2048$p), focus events
+# (?1004), bracketed paste (?2004), in-band resize (?2048), the kitty keyboard push/pop
+# (>Nu, <u), and, when a widget uses them, OSC 52 (clipboard) and OSC 8 (hyperlinks: the
+# text stays). Mouse modes are not here: the app runs with mouse=False.
+DROPPED_SEQUENCES = re.compile(
+    r"\x1b\](?:22|52|8);[^\x07\x1b]*(?:\x07|\x1b\\)"
+    r"|\x1b\[\?\d+\$p"
+    r"|\x1b\[\?(?:1004|2004|2048|2026)[hl]"
+    r"|\x1b\[[<>=]\d*u"
+)
+CLEAR_ON_EXIT = "\x1b[0m\x1b[H\x1b[2J"
+ALT_SCREEN_OFF = "\x1b[?1049l"
+
+
+def filter_output(data: str) -> str:
+    """The driver's filter, as a function (tested on its own)."""
+    return DROPPED_SEQUENCES.sub("", data)
+
+
+class _TolerantStream:
+    """The terminal stream, minus the exceptions of a hung-up line (SIGHUP, serial unplugged)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> None:
+        if not self.broken:
+            try:
+                self._stream.write(text)
+            except (OSError, ValueError):
+                self.broken = True
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.broken = True
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+class PlainDriver(LinuxDriver):
+    """LinuxDriver that, when its App is in plain mode at start, sends only what a VT100 or
+    the Linux console understands, and clears the screen on exit (the Linux VT has no alt
+    screen, so the last frame would otherwise stay)."""
+
+    def __init__(self, app: App, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._file = _TolerantStream(self._file)
+        self._filtering = False
+
+    def start_application_mode(self) -> None:
+        self._filtering = is_plain(self._app)
+        super().start_application_mode()
+
+    def write(self, data: str) -> None:
+        if self._filtering or is_plain(self._app):
+            data = filter_output(data)
+            if ALT_SCREEN_OFF in data:
+                data = data.replace(ALT_SCREEN_OFF, CLEAR_ON_EXIT + ALT_SCREEN_OFF)
+            if not data:
+                return
+        super().write(data)
+
+
+# ----------------------------------------------------------------------------- ASCII
+
+def is_plain(node: Any) -> bool:
+    """Is `node` (an App or a widget) in plain mode? False when it has no App."""
+    app = node if isinstance(node, App) else None
+    if app is None:
+        try:
+            app = node.app
+        except Exception:
+            return False
+    return bool(getattr(app, "_edge_plain", False))
+
+
+_BLOCKS = {
+    "█": "#", "▓": "#", "▒": "#", "░": "#", "▀": "-", "▄": "-", "▔": "-", "▁": "_", "▂": "_",
+    "▃": "-", "▅": "#", "▆": "#", "▇": "#", "▉": "#", "▊": "|", "▋": "|", "▌": "|", "▍": "|",
+    "▎": "|", "▏": "|", "▐": "|", "▕": "|",
+}
+_SYMBOLS = {
+    "—": "-", "–": "-", "‒": "-", "―": "-", "‐": "-", "−": "-", "‘": "'", "’": "'", "‚": ",",
+    "“": '"', "”": '"', "„": '"', "«": "<", "»": ">", "‹": "<", "›": ">", "•": "*", "·": ".",
+    "●": "*", "○": "o", "◯": "o", "⭘": "o", "◉": "*", "◆": "*", "◇": "o", "■": "#", "□": "o",
+    "▪": "*", "▫": "o", "▲": "^", "▼": "v", "▶": ">", "◀": "<", "►": ">", "◄": "<", "▸": ">",
+    "▾": "v", "←": "<", "→": ">", "↑": "^", "↓": "v", "↵": "<", "⏎": "<", "⌫": "<", "✓": "v",
+    "✔": "v", "✗": "x", "✘": "x", "×": "x", "÷": "/", "°": "o", "±": "+", "…": ".", "⋯": ".",
+    "\u00a0": " ", "\u2007": " ", "\u202f": " ", "🔎": "?",
+}
+
+
+@lru_cache(maxsize=2048)
+def ascii_char(ch: str) -> str:
+    """ASCII for one character, exactly as many cells wide as the character."""
+    if ch.isascii():
+        return ch
+    width = cell_len(ch)
+    if width == 0:
+        return ""
+    if ch in _SYMBOLS:
+        out = _SYMBOLS[ch]
+    elif ch in _BLOCKS:
+        out = _BLOCKS[ch]
+    elif "\u2500" <= ch <= "\u257f":
+        name = unicodedata.name(ch, "")
+        if "DIAGONAL" in name:
+            out = {"╱": "/", "╲": "\\"}.get(ch, "X")
+        elif ("HORIZONTAL" in name or " LEFT" in name or " RIGHT" in name) and not any(
+                w in name for w in ("VERTICAL", " UP", " DOWN", "ARC")):
+            out = "-"
+        elif ("VERTICAL" in name or " UP" in name or " DOWN" in name) and not any(
+                w in name for w in ("HORIZONTAL", " LEFT", " RIGHT", "ARC")):
+            out = "|"
+        else:
+            out = "+"
+    else:
+        decomposed = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+        out = decomposed[:1] or "?"
+    return (out * width)[:width]
+
+
+@lru_cache(maxsize=4096)
+def to_ascii(text: str) -> str:
+    """Map text to 7-bit ASCII without changing its width in cells.
+
+    An ellipsis becomes "..." by taking the (up to) two cells before it, which is where a
+    truncated label has text to spare.
+    """
+    if text.isascii():
+        return text
+    out: list[str] = []
+    for ch in text:
+        if ch in "…⋯":
+            take = 0
+            while take < 2 and out and len(out[-1]) == 1 and out[-1] != " ":
+                out.pop()
+                take += 1
+            out.append("." * (take + 1))
+        else:
+            out.append(ascii_char(ch))
+    return "".join(out)
+
+
+class AsciiFilter(LineFilter):
+    """The last line filter in plain mode: whatever is left that is not ASCII becomes ASCII."""
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        return [
+            segment if control or text.isascii() else Segment(to_ascii(text), style, control)
+            for segment in segments
+            for text, style, control in (segment,)
+        ]
+
+
+_REVERSE = RichStyle(reverse=True)
+
+
+class HighlightsToReverse(LineFilter):
+    """Runs just before NoColor: a cell with a background colour is a highlight (the block
+    cursor, a focused button, a selection), so keep it visible as reverse video.
+
+    Textual's visual styles drop `reverse` (Widget.get_visual_style), so CSS alone cannot
+    mark focus without colour on toggle buttons and buttons.
+    """
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        out = []
+        for text, style, control in segments:
+            if style is not None and style.bgcolor is not None and not style.bgcolor.is_default:
+                style = style + _REVERSE
+            out.append(Segment(text, style, control))
+        return out
+
+
+class PlainScrollBarRender(ScrollBarRender):
+    """Scrollbars drawn with spaces only: the thumb shows in reverse video."""
+
+    VERTICAL_BARS = [" "] * 8
+    HORIZONTAL_BARS = [" "] * 8
+
+
+_glyphs_installed = False
+
+
+def install_glyph_hooks() -> None:
+    """Make Textual's toggle glyphs and scrollbars ask their App whether it is plain.
+
+    Stock glyphs show a radio button's state only by colour (a dot that is always drawn);
+    plain ones show it in the character: ( ) (*), [ ] [X]. Idempotent.
+    """
+    global _glyphs_installed
+    if _glyphs_installed:
+        return
+    _glyphs_installed = True
+
+    names = ("BUTTON_LEFT", "BUTTON_RIGHT", "BUTTON_INNER")
+    stock_glyphs = {(cls, name): getattr(cls, name)
+                    for cls in (ToggleButton, RadioButton) for name in names}
+
+    def glyph(cls: type, name: str, plain_value: Any) -> None:
+        stock = stock_glyphs[cls, name]
+
+        def get(self: Any) -> str:
+            if not is_plain(self):
+                return stock
+            return plain_value(self) if callable(plain_value) else plain_value
+
+        setattr(cls, name, property(get))
+
+    glyph(ToggleButton, "BUTTON_LEFT", "[")
+    glyph(ToggleButton, "BUTTON_RIGHT", "]")
+    glyph(ToggleButton, "BUTTON_INNER", lambda b: "X" if b.value else " ")
+    glyph(RadioButton, "BUTTON_LEFT", "(")
+    glyph(RadioButton, "BUTTON_RIGHT", ")")
+    glyph(RadioButton, "BUTTON_INNER", lambda b: "*" if b.value else " ")
+    stock_renderer = ScrollBar.renderer
+    ScrollBar.renderer = property(  # type: ignore[assignment]
+        lambda self: PlainScrollBarRender if is_plain(self) else stock_renderer)
+
+
+install_glyph_hooks()
+
+PLAIN_KEYS = str.maketrans({"↑": "Up", "↓": "Down", "←": "Left", "→": "Right",
+                            "⏎": "Enter", "⌫": "BkSp", "↵": "Enter"})
+
+# A 16-colour palette that means the same with NO_COLOR: highlights are black on white, which
+# HighlightsToReverse turns into reverse video when the colours are taken away; nothing is
+# drawn black on the (black) console's default background.
+PLAIN_THEME = Theme(
+    name="edge-plain", ansi=True, dark=True,
+    primary="ansi_cyan", secondary="ansi_blue", accent="ansi_yellow",
+    warning="ansi_yellow", error="ansi_red", success="ansi_green",
+    foreground="ansi_default", background="ansi_default", surface="ansi_default",
+    panel="ansi_default", boost="ansi_default",
+    variables={
+        "ansi-background": "ansi_default", "ansi-foreground": "ansi_default",
+        "border": "ansi_cyan", "border-blurred": "ansi_default",
+        "block-cursor-foreground": "ansi_black", "block-cursor-background": "ansi_white",
+        "block-cursor-text-style": "bold",
+        "block-cursor-blurred-foreground": "ansi_default",
+        "block-cursor-blurred-background": "ansi_default",
+        "block-cursor-blurred-text-style": "bold", "block-hover-background": "ansi_default",
+        "input-cursor-foreground": "ansi_default", "input-cursor-background": "ansi_default",
+        "input-cursor-text-style": "reverse",
+        "input-selection-foreground": "ansi_default",
+        "input-selection-background": "ansi_default",
+        "button-foreground": "ansi_default", "button-color-foreground": "ansi_default",
+        "button-focus-text-style": "bold",
+        "footer-foreground": "ansi_default", "footer-background": "ansi_default",
+        "footer-key-foreground": "ansi_yellow", "footer-description-foreground": "ansi_default",
+        "scrollbar": "ansi_default", "scrollbar-hover": "ansi_default",
+        "scrollbar-active": "ansi_default", "scrollbar-background": "ansi_default",
+        "scrollbar-background-hover": "ansi_default",
+        "scrollbar-background-active": "ansi_default", "scrollbar-corner-color": "ansi_default",
+    },
+)
+
+# ----------------------------------------------------------------------------- lean focus
+
+# Screen.focused repaints the whole screen on every focus change (repaint=True); the widgets
+# that gain and lose focus repaint themselves anyway. Proven frame-identical for these
+# versions only (tests/test_terminal.py): any other Textual keeps the stock behaviour.
+LEAN_FOCUS_VERSIONS = frozenset({"8.2.8"})
+
+
+def lean_focus_supported() -> bool:
+    return textual.__version__ in LEAN_FOCUS_VERSIONS
+
+
+def set_lean_focus(on: bool) -> bool:
+    """Turn the full repaint on focus change off (on=True) or back on. Process-wide.
+
+    Returns whether lean focus is now in force (never on an unproven Textual version).
+    """
+    lean = on and lean_focus_supported()
+    Screen.focused._repaint = not lean  # type: ignore[attr-defined]
+    return lean
+
+
+def lean_focus_active() -> bool:
+    return not Screen.focused._repaint  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- the App side
+
+def _quiet_cursor(app: App, widget: Any) -> None:
+    if getattr(widget, "cursor_blink", False) is True:
+        widget.cursor_blink = False
+        app._edge_unblinked.add(widget)  # type: ignore[attr-defined]
+
+
+def _all_screens(app: App) -> list[Screen]:
+    seen: dict[int, Screen] = {}
+    for stack in app._screen_stacks.values():
+        for screen in stack:
+            seen[id(screen)] = screen
+    return list(seen.values())
+
+
+def set_plain(app: App, on: bool) -> None:
+    """Switch `app` (a PlainModeMixin) into or out of plain mode, and repaint everything."""
+    app._edge_plain = on  # type: ignore[attr-defined]
+    app.set_class(on, PLAIN_CLASS)
+    want_plain_theme = on or getattr(app, "no_color", False)
+    if want_plain_theme and app.theme != PLAIN_THEME.name:
+        app._edge_theme_before = (app.theme, app.ansi_color)  # type: ignore[attr-defined]
+        app.ansi_color = True
+        app.theme = PLAIN_THEME.name
+    elif not want_plain_theme and app.theme == PLAIN_THEME.name:
+        theme, ansi = getattr(app, "_edge_theme_before", ("textual-dark", None))
+        app.theme = theme
+        app.ansi_color = ansi
+    app._edge_lean = set_lean_focus(on and app._edge_lean_wanted)  # type: ignore[attr-defined]
+    if not on:
+        for widget in list(app._edge_unblinked):  # type: ignore[attr-defined]
+            widget.cursor_blink = True
+        app._edge_unblinked.clear()  # type: ignore[attr-defined]
+    if not app.is_running:
+        return
+    for screen in _all_screens(app):
+        for widget in screen.walk_children(with_self=True):
+            if on:
+                _quiet_cursor(app, widget)
+            widget.refresh(layout=True)
+        screen.refresh_bindings()
+    app.refresh_css(animate=False)
+    app.screen.refresh(layout=True)
+
+
+class PlainModeMixin(App):
+    """Base class for the wizard's App: `class WizardApp(PlainModeMixin): ...`.
+
+    Keyword arguments (the rest go to App): `plain` (None: `detect_plain()`); `lean_focus`
+    and `coalesce_frames` (both on in plain mode; off only to compare with stock Textual).
+    F4 toggles plain mode; Ctrl+C, SIGTERM, SIGHUP and SIGINT call `before_forced_exit(reason)`
+    and then exit cleanly (terminal restored) with 130, 143, 129, 130 as `return_code`.
+    """
+
+    BINDINGS = [
+        Binding("f4", "toggle_plain", "Plain", show=False, priority=True),
+        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True, system=True),
+    ]
+
+    FRAME_HOLD_S = 0.08
+    """In plain mode a full frame waits this long: a newer full frame replaces it unsent."""
+    FRAME_HOLD_MAX_S = 0.3
+    """...but none waits longer than this, however many follow."""
+
+    def __init__(self, *args: Any, plain: bool | None = None, lean_focus: bool = True,
+                 coalesce_frames: bool = True, **kwargs: Any) -> None:
+        if plain is None:
+            plain = detect_plain()[0]
+        # The NoColor/Monochrome choice is made once, in App.__init__: ANSI colours give the
+        # readable NoColor one (default colours plus bold/reverse), never black on black.
+        if (plain or "NO_COLOR" in os.environ) and kwargs.get("ansi_color") is None:
+            kwargs["ansi_color"] = True
+        if kwargs.get("driver_class") is None and sys.platform != "win32":
+            kwargs["driver_class"] = PlainDriver
+        super().__init__(*args, **kwargs)
+        self.css_path = [*self.css_path, PLAIN_TCSS]
+        self.register_theme(PLAIN_THEME)
+        self._edge_plain = False
+        self._edge_lean_wanted = lean_focus
+        self._edge_lean = False
+        self._edge_unblinked: weakref.WeakSet = weakref.WeakSet()
+        self._edge_ascii_filter = AsciiFilter()
+        self._edge_highlights = HighlightsToReverse()
+        self._edge_forced: str | None = None
+        self._edge_coalesce = coalesce_frames
+        self._edge_pending: list[tuple[Screen, Any]] = []
+        self._edge_flush_timer: Timer | None = None
+        self._edge_hold_since = 0.0
+        set_plain(self, plain)
+
+    # -- plain mode
+    @property
+    def plain_mode(self) -> bool:
+        return self._edge_plain
+
+    def action_toggle_plain(self) -> None:
+        set_plain(self, not self._edge_plain)
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        filters = list(super().get_line_filters())
+        for index, line_filter in enumerate(filters):
+            if isinstance(line_filter, NoColor):  # NO_COLOR: highlights become reverse video
+                filters.insert(index, self._edge_highlights)
+                break
+        if self._edge_plain:
+            filters.append(self._edge_ascii_filter)
+        return filters
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        if not self._edge_plain or not sub_title:
+            return super().format_title(title, sub_title)
+        return Content.assemble(Content(title), (" - ", "dim"), Content(sub_title).stylize("dim"))
+
+    def get_key_display(self, binding: Binding) -> str:
+        shown = super().get_key_display(binding)
+        return shown.translate(PLAIN_KEYS) if self._edge_plain else shown
+
+    # -- frames: Textual paints a new screen two or three times in a row (resume, mount,
+    # resize), each a full frame of 3-4 KB: 0.3 s apiece at 115200 baud. A full frame paints
+    # every cell, so an unsent one can be dropped when a newer one arrives; partial updates
+    # that follow a held frame wait behind it, in order.
+    def _display(self, screen: Screen, renderable: Any) -> None:
+        if renderable is None:
+            self._edge_emit(screen, renderable)
+            return
+        if not (self._edge_coalesce and self._edge_plain):
+            if self._edge_pending:
+                self._edge_flush()
+            self._edge_emit(screen, renderable)
+            return
+        now = monotonic()
+        if isinstance(renderable, LayoutUpdate):
+            if not self._edge_pending:
+                self._edge_hold_since = now
+            self._edge_pending = [(screen, renderable)]
+            if self._edge_flush_timer is not None:
+                self._edge_flush_timer.stop()
+            wait = min(self.FRAME_HOLD_S, self._edge_hold_since + self.FRAME_HOLD_MAX_S - now)
+            self._edge_flush_timer = self.set_timer(max(wait, 0.0), self._edge_flush,
+                                                    name="edge-frame-hold")
+        elif self._edge_pending:
+            self._edge_pending.append((screen, renderable))
+        else:
+            self._edge_emit(screen, renderable)
+
+    def _edge_flush(self) -> None:
+        if self._edge_flush_timer is not None:
+            self._edge_flush_timer.stop()
+        self._edge_flush_timer = None
+        if self._batch_count:  # Textual would drop a frame written inside a batch: wait
+            self._edge_flush_timer = self.set_timer(0.01, self._edge_flush)
+            return
+        pending, self._edge_pending = self._edge_pending, []
+        for screen, renderable in pending:
+            self._edge_emit(screen, renderable)
+
+    def _edge_emit(self, screen: Screen, renderable: Any) -> None:
+        """Where a frame leaves for the driver (tests record here)."""
+        super()._display(screen, renderable)
+
+    @on(events.DescendantFocus)
+    def _edge_no_blink(self, event: events.DescendantFocus) -> None:
+        if self._edge_plain:
+            _quiet_cursor(self, event.widget)
+
+    @on(events.Mount)
+    def _edge_mounted(self, event: events.Mount) -> None:
+        self.screen_change_signal.subscribe(self, self._edge_screen_changed, immediate=True)
+        self._edge_screen_changed(self.screen)
+
+    @on(events.Unmount)
+    def _edge_unmounted(self, event: events.Unmount) -> None:
+        if self._edge_lean:  # lean focus is process-wide: leave Textual as found
+            set_lean_focus(False)
+
+    def _edge_screen_changed(self, screen: Screen) -> None:
+        # A pushed screen is announced before its widgets mount: look again after a refresh.
+        self._edge_quiet_screen(screen)
+        self.call_after_refresh(self._edge_quiet_screen, screen)
+
+    def _edge_quiet_screen(self, screen: Screen) -> None:
+        if self._edge_plain:
+            for widget in screen.walk_children():
+                _quiet_cursor(self, widget)
+
+    # -- leaving: Ctrl+C and signals
+    def before_forced_exit(self, reason: str) -> None:
+        """Called once before an exit the user did not choose in the UI (Ctrl+C, a signal).
+
+        Override to save the draft. Must be quick and must not touch the terminal.
+        """
+
+    def forced_exit(self, reason: str, return_code: int) -> None:
+        if self._edge_forced is not None:
+            return
+        self._edge_forced = reason
+        try:
+            self.before_forced_exit(reason)
+        except Exception as error:  # the terminal must be restored whatever the hook does
+            self.log.error(f"before_forced_exit failed: {error!r}")
+        self.exit(return_code=return_code)
+
+    @property
+    def forced_exit_reason(self) -> str | None:
+        return self._edge_forced
+
+    def action_interrupt(self) -> None:
+        self.forced_exit("Ctrl+C", 130)
+
+    def _edge_install_signals(self) -> list[int]:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP"),
+                             (signal.SIGINT, "SIGINT")):
+            try:
+                loop.add_signal_handler(signum, self.forced_exit, name, 128 + signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            installed.append(signum)
+        return installed
+
+    async def run_async(self, *, headless: bool = False, mouse: bool = False,
+                        **kwargs: Any) -> Any:
+        installed = [] if headless else self._edge_install_signals()
+        try:
+            return await super().run_async(headless=headless, mouse=mouse, **kwargs)
+        finally:
+            loop = asyncio.get_running_loop()
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    def run(self, *, mouse: bool = False, **kwargs: Any) -> Any:
+        return super().run(mouse=mouse, **kwargs)
