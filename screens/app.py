@@ -10,12 +10,13 @@ import dataclasses
 from pathlib import Path
 
 from textual import on
-from textual.app import App
 from textual.binding import Binding
+from textual.widgets import Input
 
 from installer.draft import Draft
 from installer.plan import Plan
 from screens.base import ASSETS, StepScreen, WizardContext
+from screens.terminal import PlainModeMixin
 
 
 def step_classes(plan: Plan) -> list[type[StepScreen]]:
@@ -41,13 +42,20 @@ def step_classes(plan: Plan) -> list[type[StepScreen]]:
     return steps
 
 
-class WizardApp(App):
-    """The edge-installer wizard."""
+class WizardApp(PlainModeMixin):
+    """The edge-installer wizard (plain ASCII mode for the Linux console and serial lines,
+    F4 to switch; see screens/terminal.py)."""
 
     CSS_PATH = [ASSETS / "wizard.tcss"]
     TITLE = "edge-installer"
     BINDINGS = [Binding("ctrl+q", "save_and_quit", "Quit", priority=True),
-                Binding("ctrl+c", "save_and_quit", "Quit", priority=True, show=False)]
+                Binding("ctrl+c", "save_and_quit", "Quit", priority=True, show=False),
+                # Typed ahead over a serial line, "internet<Tab>5000" arrives as one burst: the
+                # focus must move when the Tab arrives, not when the field gets round to it, or
+                # "5000" lands in the APN. Priority bindings run in arrival order, here.
+                Binding("tab", "app.focus_next", "Next field", priority=True, show=False),
+                Binding("shift+tab", "app.focus_previous", "Previous field", priority=True, show=False),
+                Binding("enter", "field_done", "Next field", priority=True, show=False)]
 
     def __init__(self, plan: Plan, context: WizardContext, *, draft: Draft | None = None,
                  start_step: str | None = None, **kwargs):
@@ -104,14 +112,32 @@ class WizardApp(App):
         self.save_draft(target)
         self.show(target)
 
-    def action_save_and_quit(self) -> None:
-        """Keep what was typed on the current step in the draft, then leave."""
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        # Enter ends a one-line field (as a form does); elsewhere it presses, ticks or chooses.
+        if action == "field_done":
+            return isinstance(self.focused, Input)
+        return True
+
+    def action_field_done(self) -> None:
+        """Enter in a field: on to the next one (leaving it validates it)."""
+        self.screen.focus_next()
+
+    def before_forced_exit(self, reason: str) -> None:
+        """SIGTERM, SIGHUP or Ctrl+C: keep what was typed in the draft before leaving."""
+        self._keep_current_step()
+        self.save_draft()
+
+    def _keep_current_step(self) -> None:
         screen = self.screen
         if isinstance(screen, StepScreen):
             try:
                 self.plan = screen.read()
             except Exception:  # a half-built screen must not stop the technician from leaving
                 pass
+
+    def action_save_and_quit(self) -> None:
+        """Keep what was typed on the current step in the draft, then leave."""
+        self._keep_current_step()
         self.save_draft()
         self.exit(None)
 

@@ -204,7 +204,9 @@ class StepScreen(Screen):
     AUTO_FOCUS = "Input, RadioSet, Checkbox, OptionList, ListView, #next"
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next", priority=True),
+        # Not a priority binding: the key then queues behind the one before it (Space on a
+        # checkbox, then Ctrl+N at once over a serial line must tick first, then go on).
+        Binding("ctrl+n", "next", "Next"),
         Binding("escape", "back", "Back"),
         Binding("f1", "toggle_help", "Help"),
     ]

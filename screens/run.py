@@ -74,8 +74,9 @@ def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: boo
     app = WizardApp(plan, context, draft=Draft(root_path), start_step=step, plain=use_plain)
     result = app.run(mouse=False)
     if app.finished and result is not None:
-        print(f"Done. The plan is saved in {Draft(root_path).plan_path}.", file=sys.stderr)
+        print("Done. The plan, the report and the firewall request are under "
+              f"{root_path / 'var/lib/edge-installer'}.", file=sys.stderr)
         return 0
     print(f"Stopped. The draft is saved; continue with: edge-installer --resume"
           f"{' --root ' + str(root) if root else ''}", file=sys.stderr)
-    return 0
+    return app.return_code or 0
