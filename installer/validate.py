@@ -24,6 +24,9 @@ NEEDS_MACHINE_NETWORK = {"isolated", "wifi", "wireless-bridge", "cellular"}
 UPLINK_KIND = {"single": "wired", "isolated": "wired", "wifi": "wireless",
                "wireless-bridge": "wireless", "cellular": "cellular"}
 NEEDS_WIFI = {"wifi", "wireless-bridge"}
+# A wired role may also be taken by a virtual link on top of Ethernet: a VLAN (eno1.100, the
+# seed's "switch/VLAN"), a bond, or a container's veth.
+WIRED_KINDS = {"wired", "virtual"}
 KIND_WORDS = {"wired": "a wired (Ethernet) port", "wireless": "a WiFi interface",
               "cellular": "a cellular modem", "virtual": "a virtual interface", "loopback": "the loopback"}
 
@@ -132,7 +135,7 @@ def _machine_network(plan: Plan, topo: str | None, ctx: Context, err: Callable[[
             err(path, f"{name} is listed twice")
         seen.add(name)
         kind = interface_kind(name, ctx)
-        if kind != "wired":
+        if kind not in WIRED_KINDS:
             err(path, f"{name} is {KIND_WORDS.get(kind, kind)}; the machine network needs a wired (Ethernet) port")
     problem = check_interface_address(mn.address)
     err("machine_network.address", problem)
@@ -151,7 +154,7 @@ def _uplink(plan: Plan, topo: str | None, ctx: Context, err, machine_net):
     if not problem and topo is not None:
         want = UPLINK_KIND[topo]
         kind = interface_kind(up.interface, ctx)
-        if kind != want:
+        if kind != want and not (want == "wired" and kind in WIRED_KINDS):
             err("uplink.interface", f"{up.interface} is {KIND_WORDS.get(kind, kind)}; topology {topo} "
                                     f"needs {KIND_WORDS[want]} as its uplink")
         if plan.machine_network and up.interface in plan.machine_network.interfaces:

@@ -243,3 +243,13 @@ def test_cli_validate_exit_codes(tmp_path):
                  ["frobnicate"]):
         r = run(*args)
         assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip(), args
+
+
+def test_a_vlan_or_veth_may_take_a_wired_role_but_not_a_wireless_one():
+    ctx = Context(interface_kinds={"eno1.100": "virtual", "veth0": "virtual", "wlan0": "wireless"},
+                  profiles={}, controllers=frozenset())
+    plan = planmod.loads(edit(BASE, machine_network__interfaces=["eno1.100"], uplink__interface="veth0",
+                              machines=[], profiles=[]))
+    assert validate(plan, ctx) == []
+    plan = planmod.loads(edit(WIFI, uplink__interface="veth0"))
+    assert "uplink.interface" in [e.field for e in validate(plan, ctx)]
