@@ -56,8 +56,12 @@ class DoneScreen(StepScreen):
         else:
             text = "The configuration files were NOT written (Esc goes back to the write step)."
         yield Static(text, id="written", markup=False)
-        yield Static("Not applied yet: run 'netplan apply' (or 'nmcli connection reload') when ready; "
-                     "F1 says more. Finish (Ctrl+N) ends the wizard.", classes="hint", markup=False)
+        applied = self.context.extras.get("apply_result")
+        if applied is not None and getattr(applied, "commands", None) and all(c.ran for c in applied.commands):
+            state = "Applied and confirmed on this box."
+        else:
+            state = "Staged under the root, not applied: on the box, `edge-installer apply` does it."
+        yield Static(f"{state} Finish (Ctrl+N) ends the wizard.", classes="hint", markup=False)
         yield Label("This box is set up as follows")
         yield Static("\n".join(f"- {s}" for s in describe(self.plan, self.catalog)), id="summary", markup=False)
 

@@ -1,21 +1,29 @@
-"""Step: write. Lists the files and the ones that will be moved aside, then writes them
-under the root only after an explicit confirmation (tick the box, then W), atomically and
-with backups (installer.writer). Shows what was written, replaced, moved and where the
-backups are; a write that fails is told in words. Applying comes later (see the help)."""
+"""Step: write and apply. Lists the files and the ones that will be moved aside, then,
+only after an explicit confirmation (tick the box, then W), writes them as one transaction
+with backups and applies them (installer.apply: `netplan apply` or nmcli on the box; under
+a staging --root the commands are only shown). On the box the link, DNS and the cloud are
+re-checked and the change is kept only when the technician presses K before the countdown
+ends; otherwise every file is restored and the old state applied again (`netplan try`,
+done so it works inside the wizard)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import threading
+import time
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, Checkbox, Label, Static
 
-from installer.existing import Conflict, find_conflicts, move_aside_paths
+from installer.existing import Conflict, find_conflicts
 from installer.render import RenderedFile, Target, render
 from installer.validate import validate
-from installer.writer import WriteResult, box_path, write_files
+from installer.apply import DEFAULT_CONFIRM_TIMEOUT_S, ApplyResult, apply_plan
+from installer.system import System
+from installer.writer import WriteResult, box_path
 from screens.base import StepScreen, Toggle
 
 
@@ -56,7 +64,7 @@ class WriteScreen(StepScreen):
     TITLE = "Write the files"
     SECTIONS = ()
 
-    BINDINGS = [Binding("w", "write", "Write")]
+    BINDINGS = [Binding("w", "write", "Write"), Binding("k", "keep", "Keep")]
 
     DEFAULT_CSS = """
     WriteScreen #result { height: auto; margin-top: 1; }
@@ -72,6 +80,9 @@ class WriteScreen(StepScreen):
         self.problem: str | None = None
         self.writing = False
         self.result: WriteResult | None = None
+        self.system: System = self.context.extras.get("system") or System(self.root)
+        self._keep = threading.Event()
+        self._asking_until: float | None = None
         errors = validate(self.plan, self.context.validation)
         if errors:
             self.problem = (f"The plan has {len(errors)} problem(s) (first: {errors[0]}); go back to Review.")
@@ -130,27 +141,82 @@ class WriteScreen(StepScreen):
 
     @work(thread=True, exclusive=True, group="write")
     def _write(self) -> None:
-        # fsync on a slow eMMC takes time: off the UI thread.
+        # fsync, netplan apply and the re-check take seconds: off the UI thread.
+        lines: list[str] = []
+
+        def progress(line: str) -> None:
+            lines.append(line)
+            self.app.call_from_thread(self.query_one("#result", Static).update, "\n".join(lines))
+
+        timeout = float(self.context.extras.get("confirm_timeout", DEFAULT_CONFIRM_TIMEOUT_S))
+        kwargs = {}
+        if "rechecker" in self.context.extras:
+            kwargs["rechecker"] = self.context.extras["rechecker"]
         try:
-            files = render(self.plan, self.target)
-            conflicts = find_conflicts(self.root, self.plan, files)
-            result = write_files(self.root, files, move_aside_paths(conflicts))
-            self.app.call_from_thread(self._written, result, None)
+            outcome = apply_plan(self.plan, self.system, self.target, confirm=self._confirm_in_thread,
+                                 confirm_timeout=timeout, progress=progress, **kwargs)
+            self.app.call_from_thread(self._written, outcome, None)
         except Exception as e:  # told in words, never a traceback
             self.app.call_from_thread(self._written, None, _words(e))
 
-    def _written(self, result: WriteResult | None, error: str | None) -> None:
+    def _confirm_in_thread(self, seconds: float, report) -> bool:
+        """Runs in the worker: show the re-check and the countdown, wait for K."""
+        self._keep.clear()
+        self.app.call_from_thread(self._ask_to_keep, seconds, report)
+        kept = self._keep.wait(seconds)
+        self.app.call_from_thread(self._stop_asking)
+        return kept
+
+    def _ask_to_keep(self, seconds: float, report) -> None:
+        from installer.checks.report import summary_line
+
+        self._asking_until = time.monotonic() + seconds
+        if report is not None:
+            bad = [r for r in report.results if r.status == "fail"]
+            first = f" First failure: {bad[0].id} {bad[0].target}: {bad[0].diagnosis}." if bad else ""
+            self._recheck = f"Re-check after applying: {summary_line(report)}.{first}"
+        else:
+            self._recheck = "The re-check could not run."
+        self._tick()
+        self._countdown = self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        if self._asking_until is None:
+            return
+        left = max(0, int(self._asking_until - time.monotonic() + 0.999))
+        self._say(f"{self._recheck} Press K to KEEP this network configuration; otherwise it is "
+                  f"reverted in {left} s.")
+
+    def _stop_asking(self) -> None:
+        self._asking_until = None
+        timer = getattr(self, "_countdown", None)
+        if timer is not None:
+            timer.stop()
+        self._say("")
+
+    def action_keep(self) -> None:
+        if self._asking_until is not None:
+            self._keep.set()
+
+    def _written(self, outcome: ApplyResult | None, error: str | None) -> None:
         self.writing = False
         out = self.query_one("#result", Static)
-        if error is not None:
+        if error is not None or outcome is None or outcome.written is None:
             out.update(f"NOT written: {error}\nWhat was written before the error is listed in the backup "
                        f"manifest under {self.root}/var/lib/edge-installer/backups.")
             self._say("Writing failed; fix the cause and press W again.")
             return
-        self.result = result
-        self.context.extras["write_result"] = result
-        out.update("Done.\n" + "\n".join(result_lines(result)))
-        self.query_one("#confirm", Toggle).value = False
+        commands = [c.describe() for c in outcome.commands]
+        if outcome.rolled_back:
+            out.update("Reverted: the previous configuration is back.\n" + "\n".join(
+                outcome.messages + [f"restored: {p}" for p in outcome.restored] + commands))
+            self.query_one("#confirm", Toggle).value = False
+            self._say("Not kept. Fix what the re-check showed (or confirm with K in time), then W again.")
+            return
+        self.result = outcome.written
+        self.context.extras["write_result"] = outcome.written
+        self.context.extras["apply_result"] = outcome
+        out.update("Done.\n" + "\n".join(result_lines(outcome.written) + commands + outcome.messages))
         self.query_one("#next").focus()
         self.query_one("#body").scroll_end(animate=False)
 
