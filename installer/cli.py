@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the wizard writes under DIR instead of / (staging, demos)")
     parser.add_argument("--plan", dest="wizard_plan", metavar="FILE", help="start the wizard from this plan")
     parser.add_argument("--resume", action="store_true", help="continue the saved draft where it stopped")
+    parser.add_argument("--passphrase-file", dest="wizard_passphrase_file", metavar="FILE",
+                        help="with --plan BUNDLE: the bundle's passphrase (first line of FILE)")
     parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=None,
                         help="plain ASCII display for the Linux console and serial lines (default: detected)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
@@ -84,7 +86,8 @@ def _wizard(args: argparse.Namespace) -> int:
     from screens.run import WizardStartError, run_wizard
 
     try:
-        return run_wizard(args.wizard_root, args.wizard_plan, args.resume, args.plain)
+        return run_wizard(args.wizard_root, args.wizard_plan, args.resume, args.plain,
+                          args.wizard_passphrase_file)
     except WizardStartError as e:
         raise UsageError(f"edge-installer: {e}") from None
 

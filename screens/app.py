@@ -19,8 +19,9 @@ from screens.base import ASSETS, StepScreen, WizardContext
 from screens.terminal import PlainModeMixin
 
 
-def step_classes(plan: Plan) -> list[type[StepScreen]]:
-    """The steps of this plan's flow, in order (wireless and cellular only where needed)."""
+def step_classes(plan: Plan, context: WizardContext | None = None) -> list[type[StepScreen]]:
+    """The steps of this plan's flow, in order (wireless and cellular only where needed; the
+    per-box step only when the wizard started from a bundle)."""
     from screens.addressing import AddressingScreen
     from screens.checks import ChecksScreen
     from screens.cloud import CloudScreen
@@ -33,7 +34,12 @@ def step_classes(plan: Plan) -> list[type[StepScreen]]:
     from screens.wireless import CellularScreen, WirelessScreen
     from screens.write import WriteScreen
 
-    steps: list[type[StepScreen]] = [WelcomeScreen, TopologyScreen, InterfacesScreen, AddressingScreen]
+    steps: list[type[StepScreen]] = [WelcomeScreen]
+    if context is not None and context.extras.get("per_box"):
+        from screens.perbox import PerBoxScreen
+
+        steps.append(PerBoxScreen)
+    steps += [TopologyScreen, InterfacesScreen, AddressingScreen]
     if plan.topology in ("wifi", "wireless-bridge"):
         steps.append(WirelessScreen)
     if plan.topology == "cellular":
@@ -68,12 +74,12 @@ class WizardApp(PlainModeMixin):
         self.finished = False
 
     def on_mount(self) -> None:
-        ids = [c.STEP for c in step_classes(self.plan)]
+        ids = [c.STEP for c in step_classes(self.plan, self.context)]
         self.show(self.start_step if self.start_step in ids else ids[0], first=True)
 
     def show(self, step: str, *, first: bool = False) -> None:
         """Show a step (by id) with the current plan."""
-        classes = step_classes(self.plan)
+        classes = step_classes(self.plan, self.context)
         index = next(i for i, c in enumerate(classes) if c.STEP == step)
         screen = classes[index](self.plan, self.context, (index + 1, len(classes)))
         self.step_id = step
@@ -95,7 +101,7 @@ class WizardApp(PlainModeMixin):
     def _step_done(self, message: StepScreen.Done) -> None:
         message.stop()
         self.plan = message.plan
-        classes = step_classes(self.plan)
+        classes = step_classes(self.plan, self.context)
         ids = [c.STEP for c in classes]
         here = ids.index(self.step_id) if self.step_id in ids else 0
         if message.goto:

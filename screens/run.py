@@ -35,25 +35,45 @@ def build_context(root: Path, plain_reason: str = ""):
                          target=target, plain_reason=plain_reason)
 
 
-def start_plan(root: Path, plan_file: str | None, resume: bool) -> tuple[planmod.Plan, str | None]:
-    """The plan to start from and the step to start at."""
+def start_plan(root: Path, plan_file: str | None, resume: bool,
+               passphrase_file: str | None = None) -> tuple[planmod.Plan, str | None, dict]:
+    """The plan to start from, the step to start at, and what the context must know
+    (a bundle: the fields this box must give)."""
+    from installer.bundle import BundleError, is_bundle, load_bundle
     from screens.app import new_plan
 
     draft = Draft(root)
     if resume:
         try:
-            return draft.load()
+            plan, step = draft.load()
+            return plan, step, {}
         except DraftError as e:
             raise WizardStartError(str(e)) from None
+    if plan_file and is_bundle(plan_file):
+        passphrase = None
+        if passphrase_file:
+            from installer.commands import UsageError
+            from installer.commands.bundle import read_passphrase
+
+            try:
+                passphrase = read_passphrase(passphrase_file)
+            except UsageError as e:
+                raise WizardStartError(str(e)) from None
+        try:
+            loaded = load_bundle(plan_file, passphrase)
+        except BundleError as e:
+            raise WizardStartError(f"{plan_file}: {e}") from None
+        return loaded.plan, "this-box", {"per_box": loaded.per_box_fields(), "bundle_name": Path(plan_file).name}
     if plan_file:
         try:
-            return planmod.load(plan_file), "topology"
+            return planmod.load(plan_file), "topology", {}
         except planmod.PlanError as e:
             raise WizardStartError(str(e)) from None
-    return new_plan(), None
+    return new_plan(), None, {}
 
 
-def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: bool | None) -> int:
+def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: bool | None,
+               passphrase_file: str | None = None) -> int:
     """Run the wizard; the exit code for the command line."""
     from screens import terminal
 
@@ -67,8 +87,9 @@ def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: boo
     elif not use_plain:
         reason = "full display"
     terminal.prepare_environment(use_plain)
-    plan, step = start_plan(root_path, plan_file, resume)
+    plan, step, extras = start_plan(root_path, plan_file, resume, passphrase_file)
     context = build_context(root_path, reason)
+    context.extras.update(extras)
     from screens.app import WizardApp
 
     app = WizardApp(plan, context, draft=Draft(root_path), start_step=step, plain=use_plain)

@@ -58,7 +58,7 @@ def steps(monkeypatch):
              _stub("addressing", ("machine_network.address", "uplink")),
              _stub("services", ("dns", "ntp", "proxy"))]
     monkeypatch.setattr(wizard, "step_classes",
-                        lambda plan: stubs + [CloudScreen, ReviewScreen, ChecksScreen, WriteScreen, DoneScreen])
+                        lambda plan, context=None: stubs + [CloudScreen, ReviewScreen, ChecksScreen, WriteScreen, DoneScreen])
 
 
 def inventory() -> Inventory:
