@@ -24,13 +24,26 @@ class WelcomeScreen(StepScreen):
         yield Static(table, id="interfaces", markup=False)
         mode = self.context.plain_reason or "full display"
         yield Static(f"Display: {mode}. F4 switches.", classes="hint", markup=False)
-        yield FieldInput("Load a plan file to start from (optional; leave empty for a new plan)", field="load",
-                         value="", placeholder="/path/to/plan.yaml", id="load")
+        yield FieldInput("Start from a plan file or a bundle (optional; leave empty for a new plan)",
+                         field="load", value="", placeholder="/path/to/plan.yaml or bundle.tar.gz", id="load")
 
     def action_next(self) -> None:
         path = self.query_one("#load", FieldInput).value
         if not path:
             super().action_next()
+            return
+        from installer.bundle import BundleError, is_bundle, load_bundle
+
+        if is_bundle(path):
+            # A bundle without its passphrase: the secrets it holds are asked on the next step.
+            try:
+                bundle = load_bundle(path, None)
+            except BundleError as e:
+                self.show_errors([FieldError("load", str(e))])
+                return
+            self.context.extras.update(per_box=bundle.per_box_fields(), bundle_name=path)
+            self.show_errors([])
+            self.post_message(self.Done(bundle.plan, "next", goto="this-box"))
             return
         try:
             loaded = planmod.load(path)

@@ -65,3 +65,14 @@ def test_the_wizard_refuses_a_damaged_bundle_in_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "installer", "--root", str(tmp_path), "--plan", str(bundle)],
                        capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and "Traceback" not in r.stderr and str(bundle) in r.stderr
+
+
+async def test_the_welcome_step_loads_a_bundle_too(tmp_path):
+    from screens.app import new_plan
+
+    bundle = export(tmp_path, "--no-secrets")
+    app = make_app(tmp_path, new_plan(), "welcome")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*str(bundle), "ctrl+n")
+        await pilot.pause()
+        assert app.step_id == "this-box" and app.plan.wifi.ssid == "Plant-Floor"
