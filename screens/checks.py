@@ -73,6 +73,9 @@ def _closure(checks: list[Check], key: str) -> list[Check]:
     return [c for c in checks if c.key in wanted]
 
 
+_ORDER = {"fail": 0, "warn": 1, "skip": 2, "pass": 3}
+
+
 class ChecksScreen(StepScreen):
     STEP = "checks"
     TITLE = "Live checks"
@@ -141,6 +144,8 @@ class ChecksScreen(StepScreen):
         self._say("")
         self.run_checks_worker(only)
 
+    shown: list[Result] = []
+
     @work(exclusive=True, group="checks")
     async def run_checks_worker(self, only: str | None) -> None:
         """Plan and run the checks (all, or one with what it needs) and show them as they come."""
@@ -197,25 +202,26 @@ class ChecksScreen(StepScreen):
     def _show_report(self, report: Report, focus_key: str | None = None) -> None:
         results = self.query_one("#results", OptionList)
         results.clear_options()
-        results.add_options(short_line(r) for r in report.results)
+        # What needs doing first: failures, then warnings, skips, passes (planned order within).
+        self.shown = sorted(report.results, key=lambda r: _ORDER[r.status])
+        results.add_options(short_line(r) for r in self.shown)
         self.query_one("#progress", Static).update(
             f"Done: {reports.summary_line(report)}. Enter on a result shows its evidence.")
-        index = next((i for i, r in enumerate(report.results) if r.key == focus_key), None)
-        if index is None:
-            index = next((i for i, r in enumerate(report.results) if r.status == "fail"), 0)
-        if report.results:
+        index = next((i for i, r in enumerate(self.shown) if r.key == focus_key), 0)
+        if self.shown:
             results.highlighted = index
-            self._show_detail(report.results[index])
+            self._show_detail(self.shown[index])
         results.focus()
 
     # --- results ---------------------------------------------------------------------------
     def _chosen(self) -> Result | None:
         if self.report is None or self.running:
             return None
+        shown = getattr(self, "shown", self.report.results)
         index = self.query_one("#results", OptionList).highlighted
-        if index is None or not 0 <= index < len(self.report.results):
+        if index is None or not 0 <= index < len(shown):
             return None
-        return self.report.results[index]
+        return shown[index]
 
     @on(OptionList.OptionHighlighted, "#results")
     @on(OptionList.OptionSelected, "#results")
