@@ -28,15 +28,14 @@ import json
 import os
 import re
 import stat
-import tarfile
 import time
 import unicodedata
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from installer import plan as planmod
+from installer.archive import ArchiveError, pack, read_archive
 from installer.plan import SECRET_FIELDS, Plan
 from installer.render import RenderedFile, Target, render
 
@@ -53,7 +52,6 @@ MAX_FILE_BYTES = 8 << 20          # the compressed file on disk
 MAX_MEMBER_BYTES = 4 << 20        # one member, as declared in its header and as read
 MAX_TOTAL_BYTES = 16 << 20        # everything the gzip stream decompresses to
 MAX_MEMBERS = 64
-_CHUNK = 64 << 10
 
 # scrypt: 2**15 x 8 x 128 B = 32 MiB of memory, ~0.1 s on a box. Import accepts a range, so
 # a later export may raise the cost, but not so far that a crafted manifest exhausts memory.
@@ -189,7 +187,7 @@ def build_bundle(plan: Plan, passphrase: str | None, *, report: dict[str, Any] |
         members.append((SECRETS_MEMBER, sealed, None))
         manifest["members"].append(_entry(SECRETS_MEMBER, sealed, None))
     members.insert(0, (MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"), None))
-    return _pack(members, int(created))
+    return pack(members, int(created))
 
 
 def export_bundle(plan: Plan, out: str | os.PathLike[str], passphrase: str | None, **kwargs: Any) -> dict[str, Any]:
@@ -239,21 +237,6 @@ def _entry(name: str, data: bytes, mode: str | None) -> dict[str, Any]:
     return entry
 
 
-def _pack(members: list[tuple[str, bytes, str | None]], mtime: int) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-        for name, data, _ in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime, info.type = len(data), 0o600, mtime, tarfile.REGTYPE
-            tf.addfile(info, io.BytesIO(data))
-    return _gzip(buf.getvalue())
-
-
-def _gzip(data: bytes) -> bytes:
-    z = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing, no file name, mtime 0
-    return z.compress(data) + z.flush()
-
-
 def _associated_data(manifest: dict[str, Any]) -> bytes:
     # Everything the manifest says except the entry of the ciphertext itself.
     bound = dict(manifest)
@@ -289,7 +272,7 @@ def load_bundle(path: str | os.PathLike[str], passphrase: str | None) -> LoadedB
             if st.st_size > MAX_FILE_BYTES:
                 raise BundleError(f"is {st.st_size} bytes; a bundle is at most {MAX_FILE_BYTES} "
                                   "(a real one is a few KB): refused without reading it")
-            members = _read_archive(f)
+            members = _members_of(f)
     except FileNotFoundError:
         raise BundleError("does not exist") from None
     except IsADirectoryError:
@@ -308,99 +291,16 @@ def loads_bundle(data: bytes, passphrase: str | None) -> LoadedBundle:
 
 def read_members(data: bytes) -> dict[str, bytes]:
     """The members of a bundle's archive, checked for shape (paths, types, sizes), not content."""
-    return _read_archive(io.BytesIO(data))
+    return _members_of(io.BytesIO(data))
 
 
-class _CappedGunzip:
-    """A file-like view of one gzip stream that refuses to decompress past `cap` bytes."""
-
-    def __init__(self, raw: BinaryIO, cap: int):
-        self._raw, self._cap = raw, cap
-        self._z = zlib.decompressobj(wbits=31)
-        self.produced = 0
-        self._tail = b""  # the last bytes handed out: tarfile reads ahead of the archive's end
-
-    def read(self, n: int = -1) -> bytes:
-        n = _CHUNK if n is None or n < 0 else n
-        out = bytearray()
-        while len(out) < n and not self._z.eof:
-            data = self._z.unconsumed_tail or self._raw.read(_CHUNK)
-            if not data:
-                raise BundleError("is truncated: the compressed data ends early")
-            try:
-                piece = self._z.decompress(data, min(n - len(out), _CHUNK))
-            except zlib.error as e:
-                raise BundleError(f"is damaged: its gzip data does not decode ({e})") from None
-            self.produced += len(piece)
-            if self.produced > self._cap:
-                raise BundleError(f"decompresses to more than {self._cap} bytes (a bundle is a few KB): "
-                                  "refused as a decompression bomb")
-            out += piece
-        self._tail = (self._tail + out)[-2 * tarfile.RECORDSIZE:]
-        return bytes(out)
-
-    def finish(self, archive_end: int) -> None:
-        """After the archive's last member (at `archive_end`): only zero padding, then the file's end."""
-        seen_from = self.produced - len(self._tail)
-        if archive_end < seen_from or self._tail[archive_end - seen_from:].strip(b"\0"):
-            raise BundleError("has data after the end of its archive")
-        while not self._z.eof:
-            if self.read(_CHUNK).strip(b"\0"):
-                raise BundleError("has data after the end of its archive")
-        if self._z.unused_data or self._raw.read(1):
-            raise BundleError("has data after the end of its compressed stream")
-
-
-def _read_archive(raw: BinaryIO) -> dict[str, bytes]:
-    if raw.read(2) != b"\x1f\x8b":
-        raise BundleError("is not a bundle (not gzip-compressed; a bundle is a .tar.gz written by "
-                          "edge-installer bundle export)")
-    raw.seek(0)
-    stream = _CappedGunzip(raw, MAX_TOTAL_BYTES)
-    members: dict[str, bytes] = {}
+def _members_of(raw: BinaryIO) -> dict[str, bytes]:
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]
-        while (info := tf.next()) is not None:
-            _check_header(info, members)
-            data = tf.extractfile(info).read(info.size)  # type: ignore[union-attr]
-            if len(data) != info.size:
-                raise BundleError(f"is truncated: member {info.name!r} ends early")
-            members[info.name] = data
-    except BundleError:
-        raise
-    except (tarfile.TarError, EOFError, ValueError, UnicodeError, OverflowError, KeyError) as e:
-        raise BundleError(f"is damaged: its archive cannot be read ({_one_line(e)})") from None
-    stream.finish(tf.offset)
-    return members
-
-
-def _check_header(info: tarfile.TarInfo, seen: dict[str, bytes]) -> None:
-    name = info.name
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise BundleError(f"member {name!r} has an absolute path; a bundle holds relative paths only")
-    if ".." in name.split("/") or ".." in name.split("\\"):
-        raise BundleError(f"member {name!r} climbs out with '..'")
-    if info.issym():
-        raise BundleError(f"member {name!r} is a symbolic link (to {info.linkname!r}); a bundle holds regular files only")
-    if info.islnk():
-        raise BundleError(f"member {name!r} is a hard link (to {info.linkname!r}); a bundle holds regular files only")
-    if info.ischr() or info.isblk():
-        raise BundleError(f"member {name!r} is a device node; a bundle holds regular files only")
-    if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
-        what = "a directory" if info.isdir() else "a FIFO" if info.isfifo() else f"of tar type {info.type!r}"
-        raise BundleError(f"member {name!r} is {what}; a bundle holds regular files only")
-    if info.pax_headers:
-        raise BundleError(f"member {name!r} has extended (pax) headers; a bundle is plain ustar")
-    if not _member_name_ok(name):
-        raise BundleError(f"member {name!r} is not part of the bundle format (it holds {MANIFEST}, {PLAN_MEMBER}, "
-                          f"{REPORT_MEMBER}, {SECRETS_MEMBER} and files/etc/...)")
-    if name in seen:
-        raise BundleError(f"member {name!r} appears twice")
-    if len(seen) >= MAX_MEMBERS:
-        raise BundleError(f"has more than {MAX_MEMBERS} members")
-    if info.size > MAX_MEMBER_BYTES:
-        raise BundleError(f"member {name!r} declares {info.size} bytes; a member is at most {MAX_MEMBER_BYTES}: "
-                          "refused without reading it")
+        return read_archive(raw, member_ok=_member_name_ok, max_member=MAX_MEMBER_BYTES,
+                            max_total=MAX_TOTAL_BYTES, max_members=MAX_MEMBERS,
+                            formats=f"{MANIFEST}, {PLAN_MEMBER}, {REPORT_MEMBER}, {SECRETS_MEMBER} and files/etc/...")
+    except ArchiveError as e:
+        raise BundleError(str(e)) from None
 
 
 def _member_name_ok(name: str) -> bool:
