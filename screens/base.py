@@ -296,6 +296,12 @@ class StepScreen(Screen):
             line.update("")
             line.remove_class("-shown")
 
+    def say(self, message: str) -> None:
+        """Show (or clear, with "") a message on the step's error line."""
+        line = self.query_one("#step-errors", Static)
+        line.update(message)
+        line.set_class(bool(message), "-shown")
+
     # --- actions ---------------------------------------------------------------------------
     def action_next(self) -> None:
         plan = self.read()
@@ -324,3 +330,11 @@ class StepScreen(Screen):
     def _enter_moves_on(self, event: Input.Submitted) -> None:
         # Enter in a field goes to the next field, as in a form; Ctrl+N finishes the step.
         self.focus_next()
+
+
+def words(e: BaseException) -> str:
+    """An exception as words for the technician: the file and the reason, no traceback."""
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}"
+    return str(e) or type(e).__name__

@@ -131,17 +131,17 @@ class ChecksScreen(StepScreen):
 
     def action_run_one(self) -> None:
         if self.running:
-            self._say("The checks are running; wait for them to finish (R starts them over).")
+            self.say("The checks are running; wait for them to finish (R starts them over).")
             return
         result = self._chosen()
         if result is None:
-            self._say("Choose a result in the list first (arrows), then O.")
+            self.say("Choose a result in the list first (arrows), then O.")
             return
         self._start(result.key)
 
     def _start(self, only: str | None) -> None:
         self.confirm_next = False
-        self._say("")
+        self.say("")
         self.run_checks_worker(only)
 
     shown: list[Result] = []
@@ -197,7 +197,7 @@ class ChecksScreen(StepScreen):
         self.context.extras["report_plan"] = self.plan
         self._show_report(report, focus_key=only)
         if trust_problem:
-            self._say(trust_problem.strip())
+            self.say(trust_problem.strip())
 
     def _show_report(self, report: Report, focus_key: str | None = None) -> None:
         results = self.query_one("#results", OptionList)
@@ -243,7 +243,7 @@ class ChecksScreen(StepScreen):
     # --- saving ----------------------------------------------------------------------------
     def action_save_report(self) -> None:
         if self.report is None or self.running:
-            self._say("No finished run to save yet: wait for the checks, or press R.")
+            self.say("No finished run to save yet: wait for the checks, or press R.")
             return
         self._save("report")
 
@@ -274,10 +274,6 @@ class ChecksScreen(StepScreen):
         self.query_one("#saved", Static).update(message)
 
     # --- leaving -----------------------------------------------------------------------------
-    def _say(self, message: str) -> None:
-        line = self.query_one("#step-errors", Static)
-        line.update(message)
-        line.set_class(bool(message), "-shown")
 
     def _stop(self) -> None:
         self.workers.cancel_group(self, "checks")
@@ -298,10 +294,10 @@ class ChecksScreen(StepScreen):
             problem = None
         if problem is not None and not self.confirm_next:
             self.confirm_next = True
-            self._say(problem)
+            self.say(problem)
             return
         self._stop()
-        self._say("")
+        self.say("")
         self.post_message(self.Done(self.plan, "next"))
 
     def action_back(self) -> None:

@@ -14,7 +14,7 @@ from installer import plan as planmod
 from installer.checks.runner import Report
 from installer.describe import describe
 from installer.writer import WriteResult, atomic_write, box_path
-from screens.base import StepScreen
+from screens.base import StepScreen, words
 from screens.checks import STATE_DIR, save_firewall_request, save_report
 from screens.cloud import catalog_of
 from screens.write import result_lines
@@ -80,7 +80,7 @@ class DoneScreen(StepScreen):
             saved["plan"] = str(save_plan(root, self.plan))
             lines.append(f"Plan (mode 0600, holds secrets): {saved['plan']}")
         except Exception as e:
-            lines.append(f"Plan NOT saved: {_words(e)}")
+            lines.append(f"Plan NOT saved: {words(e)}")
         report = self.context.report
         if isinstance(report, Report) and self.context.extras.get("report_plan") != self.plan:
             lines.append("No check report: the plan changed after the last checks (Esc back to run them).")
@@ -89,7 +89,7 @@ class DoneScreen(StepScreen):
                 saved["report"] = str(save_report(root, self.plan, report))
                 lines.append(f"Check report: {saved['report']}")
             except Exception as e:
-                lines.append(f"Check report NOT saved: {_words(e)}")
+                lines.append(f"Check report NOT saved: {words(e)}")
         else:
             lines.append("No check report: the checks did not finish.")
         try:
@@ -98,7 +98,7 @@ class DoneScreen(StepScreen):
             lines.append(f"Firewall request for IT: {md}")
             lines.append(f"  and as CSV: {csv}")
         except Exception as e:
-            lines.append(f"Firewall request NOT saved: {_words(e)}")
+            lines.append(f"Firewall request NOT saved: {words(e)}")
         self.app.call_from_thread(self._saved, saved, lines)
 
     def _saved(self, saved: dict, lines: list[str]) -> None:
@@ -108,15 +108,7 @@ class DoneScreen(StepScreen):
 
     def action_next(self) -> None:
         if self.saving:
-            line = self.query_one("#step-errors", Static)
-            line.update("Still saving; a moment.")
-            line.add_class("-shown")
+            self.say("Still saving; a moment.")
             return
         self.post_message(self.Done(self.plan, "next"))
 
-
-def _words(e: BaseException) -> str:
-    if isinstance(e, OSError):
-        where = f"{e.filename}: " if e.filename else ""
-        return f"{where}{e.strerror or e}"
-    return str(e) or type(e).__name__

@@ -24,7 +24,7 @@ from installer.validate import validate
 from installer.apply import DEFAULT_CONFIRM_TIMEOUT_S, ApplyResult, apply_plan
 from installer.system import System
 from installer.writer import WriteResult, box_path
-from screens.base import StepScreen, Toggle
+from screens.base import StepScreen, Toggle, words
 
 
 def _state(root: Path, f: RenderedFile) -> str:
@@ -131,10 +131,10 @@ class WriteScreen(StepScreen):
         if self.problem or self.writing:
             return
         if not self.query_one("#confirm", Toggle).value:
-            self._say("Tick 'Yes, write these files now' first (Space), then W.")
+            self.say("Tick 'Yes, write these files now' first (Space), then W.")
             self.query_one("#confirm", Toggle).focus()
             return
-        self._say("")
+        self.say("")
         self.writing = True
         self.query_one("#result", Static).update("Writing...")
         self._write()
@@ -157,7 +157,7 @@ class WriteScreen(StepScreen):
                                  confirm_timeout=timeout, progress=progress, **kwargs)
             self.app.call_from_thread(self._written, outcome, None)
         except Exception as e:  # told in words, never a traceback
-            self.app.call_from_thread(self._written, None, _words(e))
+            self.app.call_from_thread(self._written, None, words(e))
 
     def _confirm_in_thread(self, seconds: float, report) -> bool:
         """Runs in the worker: show the re-check and the countdown, wait for K."""
@@ -184,7 +184,7 @@ class WriteScreen(StepScreen):
         if self._asking_until is None:
             return
         left = max(0, int(self._asking_until - time.monotonic() + 0.999))
-        self._say(f"{self._recheck} Press K to KEEP this network configuration; otherwise it is "
+        self.say(f"{self._recheck} Press K to KEEP this network configuration; otherwise it is "
                   f"reverted in {left} s.")
 
     def _stop_asking(self) -> None:
@@ -192,7 +192,7 @@ class WriteScreen(StepScreen):
         timer = getattr(self, "_countdown", None)
         if timer is not None:
             timer.stop()
-        self._say("")
+        self.say("")
 
     def action_keep(self) -> None:
         if self._asking_until is not None:
@@ -204,14 +204,14 @@ class WriteScreen(StepScreen):
         if error is not None or outcome is None or outcome.written is None:
             out.update(f"NOT written: {error}\nWhat was written before the error is listed in the backup "
                        f"manifest under {self.root}/var/lib/edge-installer/backups.")
-            self._say("Writing failed; fix the cause and press W again.")
+            self.say("Writing failed; fix the cause and press W again.")
             return
         commands = [c.describe() for c in outcome.commands]
         if outcome.rolled_back:
             out.update("Reverted: the previous configuration is back.\n" + "\n".join(
                 outcome.messages + [f"restored: {p}" for p in outcome.restored] + commands))
             self.query_one("#confirm", Toggle).value = False
-            self._say("Not kept. Fix what the re-check showed (or confirm with K in time), then W again.")
+            self.say("Not kept. Fix what the re-check showed (or confirm with K in time), then W again.")
             return
         self.result = outcome.written
         self.context.extras["write_result"] = outcome.written
@@ -220,23 +220,13 @@ class WriteScreen(StepScreen):
         self.query_one("#next").focus()
         self.query_one("#body").scroll_end(animate=False)
 
-    def _say(self, message: str) -> None:
-        line = self.query_one("#step-errors", Static)
-        line.update(message)
-        line.set_class(bool(message), "-shown")
 
     def action_next(self) -> None:
         if self.writing:
-            self._say("Still writing; wait a moment.")
+            self.say("Still writing; wait a moment.")
             return
         if self.result is None:
-            self._say("The files are not written yet: tick 'Yes, write these files now' (Space), then W.")
+            self.say("The files are not written yet: tick 'Yes, write these files now' (Space), then W.")
             return
         self.post_message(self.Done(self.plan, "next"))
 
-
-def _words(e: BaseException) -> str:
-    if isinstance(e, OSError):
-        where = f"{e.filename}: " if e.filename else ""
-        return f"{where}{e.strerror or e}"
-    return str(e) or type(e).__name__
