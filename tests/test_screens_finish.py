@@ -13,20 +13,20 @@ import stat
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, OptionList, Static
-from textual.widgets._toggle_button import ToggleButton
+from textual.widgets import OptionList
 
 from installer import plan as planmod
 from installer.checks.base import Result
 from installer.checks.runner import Report
 from installer.discover import Interface, Inventory
-from installer.plan import Dns, Machine, Ntp, Plan, Uplink
+from installer.plan import Machine, Plan, Uplink
 from installer.profiles import load_catalog
 from installer.render import NETPLAN_FILE, Target, render
 from installer.stack import Stack
 from installer.validate import default_context
 from screens import app as wizard
 from screens.base import StepScreen, WizardContext
+from tests.wizard_helpers import safe, screen_text, text_of, until
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (80, 24)
@@ -74,12 +74,6 @@ def example(name: str) -> Plan:
     return planmod.load(REPO / "examples" / f"{name}.yaml")
 
 
-def safe(plan: Plan) -> Plan:
-    """The plan with nothing to reach beyond loopback: the only kind the checks may run on here."""
-    return dataclasses.replace(plan, profiles=(), profile_params={}, machines=(), proxy=None,
-                               dns=Dns("custom", ("127.0.0.1",)), ntp=Ntp("custom", ("127.0.0.1",)))
-
-
 def make_app(root: Path, plan: Plan, step: str, **context) -> wizard.WizardApp:
     inv = inventory()
     ctx = WizardContext(root=root, inventory=inv,
@@ -89,26 +83,6 @@ def make_app(root: Path, plan: Plan, step: str, **context) -> wizard.WizardApp:
     return wizard.WizardApp(plan, ctx, start_step=step)
 
 
-def screen_text(app) -> str:
-    """Every text the current screen holds, shown or scrolled away, plus the visible frame."""
-    parts = []
-    for w in app.screen.query("*"):
-        if isinstance(w, OptionList):
-            parts += [str(o.prompt) for o in w.options]
-        elif isinstance(w, Input):
-            parts.append(w.value)
-        elif isinstance(w, ToggleButton):
-            parts.append(str(w.label))
-        elif isinstance(w, Static):
-            parts.append(str(w.content))
-    parts.append(app.export_screenshot())
-    return "\n".join(parts)
-
-
-def text_of(app, selector: str) -> str:
-    return str(app.screen.query_one(selector, Static).content)
-
-
 async def focus(pilot, wanted: str, limit: int = 30) -> None:
     """Tab until the widget with id `wanted` has focus (keyboard only)."""
     for _ in range(limit):
@@ -116,14 +90,6 @@ async def focus(pilot, wanted: str, limit: int = 30) -> None:
             return
         await pilot.press("tab")
     raise AssertionError(f"#{wanted} never got focus (at {pilot.app.focused})")
-
-
-async def until(pilot, condition, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def place(root: Path, path: str, content: bytes, mode: int = 0o644) -> Path:

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import re
 
 import pytest
-from textual import events
-from textual.keys import _character_to_key
 
 import screens.app as appmod
 from installer.discover import Inventory
@@ -18,22 +15,11 @@ from installer.fields import check_interface_address, check_passphrase, check_pr
 from installer.plan import Cellular, Dns, Machine, MachineNetwork, Plan, Uplink, Wifi
 from installer.profiles import load_catalog
 from installer.validate import default_context
-from screens.base import Choice, FieldInput, Toggle, WizardContext
+from screens.base import Choice, Toggle, WizardContext
 from screens.interfaces import default_roles
 from screens.wireless import parse_mb
-
-INVENTORY = Inventory.from_json({
-    "interfaces": [
-        {"name": "lo", "kind": "loopback", "carrier": True},
-        {"name": "eno1", "kind": "wired", "mac": "00:30:18:aa:00:01", "carrier": True},
-        {"name": "enp2s0", "kind": "wired", "mac": "00:30:18:aa:00:02", "carrier": True},
-        {"name": "wlan0", "kind": "wireless", "mac": "00:30:18:aa:00:03", "carrier": False},
-        {"name": "wwan0", "kind": "cellular", "mac": None, "carrier": None},
-        {"name": "docker0", "kind": "virtual", "mac": "02:42:ac:11:00:01", "carrier": False},
-    ],
-    "default_gateways": [{"gateway": "10.20.0.1", "interface": "enp2s0"}],
-    "stack": {"netplan_version": "0.106", "networkmanager_installed": True},
-})
+from tests.wizard_helpers import INVENTORY, error_at, field, replace_text, type_text
+from tests.wizard_helpers import frame_text as screen_text
 
 # The steps before the one under test already done (the addressing tests start without addresses).
 ISOLATED = Plan(topology="isolated", machine_network=MachineNetwork(("eno1",), "192.168.50.2/24"),
@@ -79,37 +65,9 @@ def wizard(tmp_path, plan: Plan, step: str, inventory: Inventory | None = INVENT
     return appmod.WizardApp(plan, context, start_step=step)
 
 
-async def type_text(pilot, text: str) -> None:
-    """Type into the focused input as a burst of keys, as a terminal sends them (pilot.press
-    waits for idle after every key: 50 ms a character)."""
-    for ch in text:
-        pilot.app.post_message(events.Key(ch if ch.isalnum() else _character_to_key(ch), ch))
-    await pilot.pause()
-
-
-async def replace_text(pilot, text: str) -> None:
-    """Empty the focused input, then type."""
-    await pilot.press("end", "ctrl+u")
-    await type_text(pilot, text)
-
-
 def left(app, step: str) -> bool:
     """Next went through (to the next step, or out of the wizard while later steps are missing)."""
     return app.finished or app.step_id != step
-
-
-def field(app, fid: str) -> FieldInput:
-    return app.screen.query_one(f"#{fid}", FieldInput)
-
-
-def error_at(app, fid: str) -> str:
-    return str(field(app, fid).query_one(".field-error").render())
-
-
-def screen_text(app) -> str:
-    """The frame as the terminal would get it, without escape sequences."""
-    raw = app.screen._compositor.render_update(full=True).render_segments(app.console)
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", raw)
 
 
 def assert_fits(app) -> None:
