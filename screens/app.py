@@ -9,7 +9,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from textual import on
+import asyncio
+from collections import deque
+
+from textual import events, on
 from textual.binding import Binding
 from textual.widgets import Input
 
@@ -72,10 +75,87 @@ class WizardApp(PlainModeMixin):
         self.start_step = start_step
         self.step_id: str | None = None
         self.finished = False
+        self._keys: deque[events.Key] = deque()
+        self._key_pump: asyncio.Task | None = None
+        self._switching = None
 
     def on_mount(self) -> None:
         ids = [c.STEP for c in step_classes(self.plan, self.context)]
         self.show(self.start_step if self.start_step in ids else ids[0], first=True)
+
+    # --- keys typed ahead --------------------------------------------------------------------
+    # Over a serial line (or on a busy box) keys arrive in bursts: "/etx<BS>c<Tab>eth1<Ctrl+N>"
+    # in one read. Textual hands each key to the focused widget's queue at once, resolves the
+    # keys a widget binds (Backspace, Home, Space, Down) only after they bubbled up, and moves
+    # the focus on Tab at once: a burst would be applied out of order, and keys typed during
+    # a step change would reach the step being left. So the wizard takes keys one at a time:
+    # the next is handed over only when the previous one went all the way up the focus chain
+    # and any step change it caused is complete.
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self._keys.append(event)
+            if self._key_pump is None or self._key_pump.done():
+                self._key_pump = asyncio.create_task(self._pump_keys())
+            return
+        await super().on_event(event)
+
+    async def _pump_keys(self) -> None:
+        while self._keys:
+            event = self._keys.popleft()
+            await super().on_event(event)
+            await self._settled()
+
+    async def keys_handled(self, seconds: float = 10.0) -> None:
+        """Wait (bounded) until every key typed so far has been handled."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self._keys or (self._key_pump is not None and not self._key_pump.done()):
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.005)
+
+    async def _press_keys(self, keys) -> None:
+        # Textual's test Pilot presses keys through here; each is handled before the next, as
+        # a person's are, whatever the machine's load.
+        for key in keys:
+            await super()._press_keys([key])
+            await self.keys_handled()
+
+    async def _settled(self) -> None:
+        """Wait until the app and every widget of the step have handled what they had queued
+        (a bubbling key resolved, the messages it caused handled too), and a step change has
+        finished."""
+        loop = asyncio.get_running_loop()
+        for _ in range(12):
+            # A key's handling posts more messages, up and down the tree (RadioButton.Changed ->
+            # RadioSet.Changed -> Choice.Chosen). A callback queued behind everything each pump
+            # holds runs once what it held (the message being handled included) is done; when
+            # that is true of every pump and none has anything new queued, the key is settled.
+            pumps = [self, self.screen, *self.screen.walk_children()]
+            waits = []
+            for pump in pumps:
+                done = loop.create_future()
+                if pump.call_later(lambda f=done: f.done() or f.set_result(None)):
+                    waits.append(done)
+            if waits:
+                await asyncio.wait(waits, timeout=1.0)
+            await asyncio.sleep(0)
+            if all(p._message_queue.empty() for p in pumps):
+                break
+        # Widgets just shown have no place in the layout until the next refresh, and the focus
+        # order is by place: a Tab right after a choice that shows fields must wait for it.
+        try:
+            await asyncio.wait_for(self.screen.wait_for_refresh(), 1.0)
+        except asyncio.TimeoutError:
+            pass
+        switching, self._switching = self._switching, None
+        if switching is not None:
+            try:
+                await asyncio.wait_for(asyncio.ensure_future(switching), 2.0)
+            except Exception:
+                pass
+            # The new step takes its focus on mount: let that happen before the next key.
+            await asyncio.sleep(0)
 
     def show(self, step: str, *, first: bool = False) -> None:
         """Show a step (by id) with the current plan."""
@@ -86,7 +166,7 @@ class WizardApp(PlainModeMixin):
         if first:
             self.push_screen(screen)
         else:
-            self.switch_screen(screen)
+            self._switching = self.switch_screen(screen)
 
     def save_draft(self, step: str | None = None) -> None:
         """Save the plan and the step to resume at (never raises into the UI)."""
@@ -100,6 +180,10 @@ class WizardApp(PlainModeMixin):
     @on(StepScreen.Done)
     def _step_done(self, message: StepScreen.Done) -> None:
         message.stop()
+        # Only the step on screen may move on: a Done from a step already left (a second
+        # Ctrl+N it handled on its way out) would pass the new step unchecked.
+        if getattr(message._sender, "screen", None) is not self.screen:
+            return
         self.plan = message.plan
         classes = step_classes(self.plan, self.context)
         ids = [c.STEP for c in classes]

@@ -36,7 +36,7 @@ from installer.render import Target, render
 from installer.validate import validate
 from screens import app as wizard
 from screens.base import Choice
-from tests.wizard_helpers import (SIZE, STATE_DIR, context, drive, error_at, field, frame_text, new_wizard,
+from tests.wizard_helpers import (SIZE, STATE_DIR, context, drive, error_at, field, frame_text, keys_handled, new_wizard,
                                   next_step, post_keys, replace_text, safe, screen_text, set_choice, set_field,
                                   set_toggle, text_of, tree, type_text)
 
@@ -379,12 +379,6 @@ UNTICKED = dataclasses.replace(safe(wizard.new_plan()), topology="cellular",
 NO_ADDRESS = safe(ISOLATED)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "screens/app.py WizardApp._step_done applies a StepScreen.Done to the step shown now, "
-    "whichever screen sent it: a second Ctrl+N typed ahead is handled by the step being left, "
-    "which validates its own widgets and sends Done again, so the next step is passed without "
-    "its validation (an unticked cellular acknowledgement, a missing address); several in a row "
-    "can also crash with ScreenStackError"))
 @pytest.mark.parametrize("plan,start,stop", [(UNTICKED, "welcome", "topology"),
                                              (NO_ADDRESS, "interfaces", "addressing")],
                          ids=["cellular-acknowledgement", "missing-address"])
@@ -393,19 +387,11 @@ async def test_keys_typed_ahead_never_skip_a_step(tmp_path, plan, start, stop):
     async with app.run_test(size=SIZE) as pilot:
         shown = record_steps(app)
         post_keys(app, ["ctrl+n", "ctrl+n"])  # Ctrl+N twice: the box was slow to answer the first
-        await pilot.pause(0.3)
+        await keys_handled(pilot)
         assert shown == [stop] and app.step_id == stop
         assert "to fix before Next" in text_of(app, "#step-errors")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "keys typed ahead are applied out of order: Textual hands a key that a widget binds "
-    "(Backspace, Ctrl+U, Home in a field; Down, Space on a choice) to the focused widget, which "
-    "does not handle it, and resolves the binding only after the key has bubbled up through "
-    "every ancestor's queue; printable characters are inserted at once and the app's priority "
-    "Tab moves the focus at once, so both overtake it (same in a real terminal: "
-    "'/etx<BS>c/plan<Home>#' sent in one write gives '/etxc/plan'). screens/ promises that "
-    "keys typed ahead land where they were meant (Tab/Enter/Ctrl+N only are handled so)"))
 @pytest.mark.parametrize("start,keys,fid,wanted", [
     ("welcome", [*"/etx", "backspace", *"c/plan.yaml"], "load", "/etc/plan.yaml"),
     ("interfaces", ["end", "ctrl+u", *"eth1"], "machine", "eth1"),
@@ -416,7 +402,7 @@ async def test_keys_typed_ahead_land_where_they_were_meant(tmp_path, start, keys
     app = new_wizard(tmp_path, plan=NO_ADDRESS, start_step=start)
     async with app.run_test(size=SIZE) as pilot:
         post_keys(app, keys)
-        await pilot.pause(0.3)
+        await keys_handled(pilot)
         assert field(app, fid).input.value == wanted
 
 

@@ -105,11 +105,19 @@ def post_keys(app, keys) -> None:
         app.post_message(events.Key(key if char is None or key.isalnum() else _character_to_key(key), char))
 
 
+async def keys_handled(pilot, seconds: float = 10.0) -> None:
+    """Wait (bounded) until the wizard has handled every key typed ahead: it takes them one at
+    a time, each once the one before has been resolved all the way."""
+    await pilot.app.keys_handled(seconds)
+    assert not pilot.app._keys, f"{len(pilot.app._keys)} keys still waiting after {seconds} s"
+    await pilot.pause()
+
+
 async def type_text(pilot, text: str) -> None:
     """Type into the focused input as a burst of keys, as a terminal sends them (pilot.press
     waits for idle after every key: 50 ms a character)."""
     post_keys(pilot.app, text)
-    await pilot.pause()
+    await keys_handled(pilot)
 
 
 async def keys(pilot, *names: str) -> None:
