@@ -15,9 +15,9 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-from installer.yamlfile import YamlProblem, describe, dump, load_strict
+from installer.yamlfile import YamlProblem, dump, load_strict
 
 FORMAT_VERSION = 1
 MAX_PLAN_BYTES = 1_000_000  # a plan is a few KB; anything this large is not a plan
@@ -205,240 +205,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------------------------------
-# Reading: a small declarative schema, so every type error names its key.
-
-_Parser = Callable[[Any, str, list[FieldError]], Any]
-_INVALID = object()
-
-
-def _text(optional: bool = True) -> _Parser:
-    def parse(value: Any, path: str, errors: list[FieldError]) -> Any:
-        if value is None and optional:
-            return None
-        if isinstance(value, str):
-            return value
-        hint = " (put it in quotes)" if isinstance(value, (int, float, bool)) else ""
-        errors.append(FieldError(path, f"must be text{hint}, got {describe(value)}"))
-        return _INVALID
-
-    return parse
-
-
-def _boolean(value: Any, path: str, errors: list[FieldError]) -> Any:
-    if isinstance(value, bool):
-        return value
-    errors.append(FieldError(path, f"must be true or false, got {describe(value)}"))
-    return _INVALID
-
-
-def _integer(optional: bool) -> _Parser:
-    def parse(value: Any, path: str, errors: list[FieldError]) -> Any:
-        if value is None and optional:
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        errors.append(FieldError(path, f"must be a whole number, got {describe(value)}"))
-        return _INVALID
-
-    return parse
-
-
-def _text_list(value: Any, path: str, errors: list[FieldError]) -> Any:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        # A single value where a list is expected is the commonest hand-editing slip.
-        errors.append(FieldError(path, f"must be a list such as [{value}], got {describe(value)}"))
-        return _INVALID
-    if not isinstance(value, list):
-        errors.append(FieldError(path, f"must be a list of text values, got {describe(value)}"))
-        return _INVALID
-    out = []
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            hint = " (put it in quotes)" if isinstance(item, (int, float, bool)) else ""
-            errors.append(FieldError(f"{path}[{i}]", f"must be text{hint}, got {describe(item)}"))
-            return _INVALID
-        out.append(item)
-    return tuple(out)
-
-
-# Keys that people reach for but the format deliberately lacks, with the reason.
-_FORBIDDEN = {
-    ("machine_network", "gateway"): "the machine network never has a gateway: machines have no "
-    "internet access (seed 000, isolated networks); remove this key",
-    ("machine_network", "ipv4"): "the machine network is always static (seed 000: LAN Port 1 "
-    "'Static IP required'); remove this key and give machine_network.address",
-}
-
-
-def _section(cls: type, spec: Mapping[str, _Parser], name: str) -> _Parser:
-    def parse(value: Any, path: str, errors: list[FieldError]) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            errors.append(FieldError(path, f"must be a mapping of {', '.join(spec)}, got {describe(value)}"))
-            return _INVALID
-        kwargs = {}
-        ok = True
-        for key, item in value.items():
-            sub = f"{path}.{key}"
-            if (name, key) in _FORBIDDEN:
-                errors.append(FieldError(sub, _FORBIDDEN[(name, key)]))
-                ok = False
-            elif key not in spec:
-                errors.append(FieldError(sub, _unknown_key(key, spec)))
-                ok = False
-            else:
-                parsed = spec[key](item, sub, errors)
-                if parsed is _INVALID:
-                    ok = False
-                elif parsed is not None or key not in _NONE_MEANS_DEFAULT:
-                    kwargs[key] = parsed
-        return cls(**kwargs) if ok else _INVALID
-
-    return parse
-
-
-# In these keys `null` means "use the default" rather than "no value".
-_NONE_MEANS_DEFAULT = {"interfaces", "servers", "no_proxy", "hidden", "acknowledge_unsupported",
-                       "ipv4", "security", "mode"}
-
-
-def _unknown_key(key: Any, allowed: Mapping[str, Any] | tuple[str, ...]) -> str:
-    import difflib
-
-    names = list(allowed)
-    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key{hint} (valid keys here: {', '.join(names)})"
-
-
-def _machines(value: Any, path: str, errors: list[FieldError]) -> Any:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        errors.append(FieldError(path, f"must be a list of machines ({{name, address, controller}}), got {describe(value)}"))
-        return _INVALID
-    out = []
-    parse_one = _section(Machine, _MACHINE, "machines")
-    for i, item in enumerate(value):
-        if item is None:
-            errors.append(FieldError(f"{path}[{i}]", "is empty; give name, address and controller"))
-            return _INVALID
-        parsed = parse_one(item, f"{path}[{i}]", errors)
-        if parsed is _INVALID:
-            return _INVALID
-        out.append(parsed)
-    return tuple(out)
-
-
-def _profile_params(value: Any, path: str, errors: list[FieldError]) -> Any:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        errors.append(FieldError(path, f"must be a mapping of profile id to its parameters, got {describe(value)}"))
-        return _INVALID
-    out: dict[str, dict[str, str]] = {}
-    for pid, params in value.items():
-        sub = f"{path}.{pid}"
-        if not isinstance(pid, str):
-            errors.append(FieldError(sub, "profile ids are text such as siemens-industrial-edge"))
-            return _INVALID
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            errors.append(FieldError(sub, f"must be a mapping such as {{iem_host: iem.plant.local}}, got {describe(params)}"))
-            return _INVALID
-        inner = {}
-        for k, v in params.items():
-            if not isinstance(k, str) or not isinstance(v, str):
-                errors.append(FieldError(f"{sub}.{k}", f"must be text (put it in quotes), got {describe(v)}"))
-                return _INVALID
-            inner[k] = v
-        out[pid] = inner
-    return out
-
-
-def _version(value: Any, path: str, errors: list[FieldError]) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int):
-        errors.append(FieldError(path, f"must be the number {FORMAT_VERSION}, got {describe(value)}"))
-        return _INVALID
-    if value > FORMAT_VERSION:
-        errors.append(FieldError(path, f"this plan is format version {value}; this edge-installer reads "
-                                       f"format version {FORMAT_VERSION}: use a newer edge-installer"))
-        return _INVALID
-    if value < 1:
-        errors.append(FieldError(path, f"format version {value} does not exist; the current one is {FORMAT_VERSION}"))
-        return _INVALID
-    return value
-
-
-_MACHINE_NETWORK = {"interfaces": _text_list, "address": _text()}
-_UPLINK = {"interface": _text(), "ipv4": _text(), "address": _text(), "gateway": _text()}
-_WIFI = {"ssid": _text(), "security": _text(), "passphrase": _text(), "hidden": _boolean}
-_CELLULAR = {"apn": _text(), "username": _text(), "password": _text(),
-             "acknowledge_unsupported": _boolean, "data_cap_mb": _integer(optional=True)}
-_DNS = {"mode": _text(), "servers": _text_list}
-_NTP = {"mode": _text(), "servers": _text_list}
-_PROXY = {"url": _text(), "username": _text(), "password": _text(), "no_proxy": _text_list}
-_TLS = {"extra_ca_file": _text()}
-_MACHINE = {"name": _text(), "address": _text(), "controller": _text()}
-
-_TOP: dict[str, _Parser] = {
-    "version": _version,
-    "hostname": _text(),
-    "topology": _text(),
-    "renderer": _text(),
-    "machine_network": _section(MachineNetwork, _MACHINE_NETWORK, "machine_network"),
-    "uplink": _section(Uplink, _UPLINK, "uplink"),
-    "wifi": _section(Wifi, _WIFI, "wifi"),
-    "cellular": _section(Cellular, _CELLULAR, "cellular"),
-    "dns": _section(Dns, _DNS, "dns"),
-    "ntp": _section(Ntp, _NTP, "ntp"),
-    "proxy": _section(Proxy, _PROXY, "proxy"),
-    "tls": _section(Tls, _TLS, "tls"),
-    "profiles": _text_list,
-    "profile_params": _profile_params,
-    "machines": _machines,
-}
-# These sections fall back to their defaults when absent or null.
-_DEFAULTED = {"dns", "ntp", "tls", "renderer", "profiles", "profile_params", "machines"}
-
 # The keys of each section, for editors (the wizard, `--set`) that address fields by path.
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "machine_network": tuple(_MACHINE_NETWORK), "uplink": tuple(_UPLINK), "wifi": tuple(_WIFI),
-    "cellular": tuple(_CELLULAR), "dns": tuple(_DNS), "ntp": tuple(_NTP), "proxy": tuple(_PROXY),
-    "tls": tuple(_TLS), "machines": tuple(_MACHINE),
+    name: tuple(f.name for f in dataclasses.fields(cls))
+    for name, cls in (("machine_network", MachineNetwork), ("uplink", Uplink), ("wifi", Wifi),
+                      ("cellular", Cellular), ("dns", Dns), ("ntp", Ntp), ("proxy", Proxy), ("tls", Tls),
+                      ("machines", Machine))
 }
 
 
-def from_dict(data: Any, source: str = "plan") -> Plan:
+def from_dict(data: Any, source: str = "plan") -> "Plan":
     """Build a Plan from parsed YAML data; raise PlanError listing every structural problem."""
-    errors: list[FieldError] = []
-    if not isinstance(data, dict):
-        raise PlanError(source, [FieldError("", "the top level must be a mapping of keys such as "
-                                                 f"version, topology and uplink; found {describe(data)}")])
-    if "version" not in data:
-        raise PlanError(source, [FieldError("version", f"missing; add 'version: {FORMAT_VERSION}' as the first line")])
-    if _version(data["version"], "version", errors) is _INVALID:
-        # A newer format may have keys we do not know: report the version alone.
-        raise PlanError(source, errors)
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if not isinstance(key, str) or key not in _TOP:
-            errors.append(FieldError(str(key), _unknown_key(key, _TOP)))
-            continue
-        parsed = _TOP[key](value, key, errors)
-        if parsed is _INVALID:
-            continue
-        if parsed is None and key in _DEFAULTED:
-            continue
-        kwargs[key] = parsed
-    if errors:
-        raise PlanError(source, errors)
-    return Plan(**kwargs)
+    from installer.planread import from_data
+
+    return from_data(data, source)
 
 
 def loads(text: str | bytes, source: str = "plan") -> Plan:
