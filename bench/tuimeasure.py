@@ -67,6 +67,21 @@ def split_sequences(data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
+_CSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
+_OSC = re.compile(rb"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_DCS = re.compile(rb"\x1bP.*?\x1b\\", re.S)
+
+
+def _complete(data: bytes, at: int) -> bool:
+    """Is the escape sequence starting at `at` complete? ("ESC [" alone is the start of a CSI,
+    not a two-byte sequence.)"""
+    kind = data[at + 1:at + 2]
+    if not kind:
+        return False
+    form = {b"[": _CSI, b"]": _OSC, b"P": _DCS}.get(kind)
+    return bool(form.match(data, at) if form else _SEQ.match(data, at))
+
+
 def non_ascii_count(data: bytes) -> int:
     """Bytes >= 0x80 anywhere (inside escape sequences too: every byte counts)."""
     return sum(1 for b in data if b >= 0x80)
@@ -136,6 +151,7 @@ class VirtualTerminal:
         self.width, self.height = width, height
         self.cells: list[list[tuple[str, Pen]]] = [[(" ", BLANK)] * width for _ in range(height)]
         self.painted: set[int] = set()
+        self.erased: set[int] = set()   # rows cleared by ED or EL (blank, painted or not)
         self.row = self.col = 0
         self.pen = BLANK
         self._pending = b""
@@ -147,7 +163,7 @@ class VirtualTerminal:
         data = self._pending + data
         self._pending = b""
         cut = data.rfind(b"\x1b")  # keep an unfinished escape sequence for the next call
-        if cut != -1 and not _SEQ.match(data, cut):
+        if cut != -1 and not _complete(data, cut):
             data, self._pending = data[:cut], data[cut:]
         for kind, chunk in split_sequences(data):
             if kind == "seq":
@@ -169,10 +185,23 @@ class VirtualTerminal:
             self.row = min(max(r, 1), self.height) - 1
             self.col = min(max(c, 1), self.width) - 1
         elif final == b"J" and params in ("2", "3"):
-            self.cells = [[(" ", BLANK)] * self.width for _ in range(self.height)]
-        elif final == b"K":
+            erased = Pen("", self.pen.bg)  # background colour erase: the pen's background only
+            self.cells = [[(" ", erased)] * self.width for _ in range(self.height)]
+            self.erased.update(range(self.height))
+        elif final == b"K" and params in ("", "0"):
             for c in range(self.col, self.width):
-                self.cells[self.row][c] = (" ", self.pen)
+                self.cells[self.row][c] = (" ", Pen("", self.pen.bg))
+            self.erased.add(self.row)
+        elif final in (b"A", b"B", b"C", b"D"):  # cursor up, down, forward, back
+            n = int(params) if params.isdigit() and int(params) > 0 else 1
+            if final == b"A":
+                self.row = max(self.row - n, 0)
+            elif final == b"B":
+                self.row = min(self.row + n, self.height - 1)
+            elif final == b"C":
+                self.col = min(self.col + n, self.width - 1)
+            else:
+                self.col = max(self.col - n, 0)
 
     def _text(self, text: str) -> None:
         for ch in text:
@@ -189,6 +218,7 @@ class VirtualTerminal:
 
     def reset_painted(self) -> None:
         self.painted = set()
+        self.erased = set()
 
     @property
     def full_frame(self) -> bool:
@@ -415,14 +445,24 @@ class Session:
 
     # -- start-up and memory
     def first_frame_bytes(self) -> int | None:
-        """Bytes written until every row of the screen had been painted once."""
+        """Bytes written until the screen first showed what it shows now (call it once the
+        first screen has settled), every row painted or cleared on the way: a program that
+        sends only changed cells, or clears blank lines (EL, ED) instead of writing spaces,
+        is complete at the same moment as one that paints every cell. (A screen that never
+        settles: until every row had been painted or cleared once.)"""
         data = self.data()
+        final = VirtualTerminal(self.width, self.height)
+        final.feed(data)
+        target = final.text()
         vt = VirtualTerminal(self.width, self.height)
+        every_row = None  # if the screen never settles (a clock): every row painted once
         for i in range(0, len(data), 64):
             vt.feed(data[i:i + 64])
-            if vt.full_frame:
-                return min(i + 64, len(data))
-        return None
+            if len(vt.painted | vt.erased) >= self.height:
+                every_row = every_row or min(i + 64, len(data))
+                if vt.text() == target:
+                    return min(i + 64, len(data))
+        return every_row
 
     def _first_frame_sample(self) -> tuple[float, int, float | None] | None:
         offset = self.first_frame_bytes()

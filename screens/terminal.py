@@ -13,8 +13,10 @@ borders (assets/plain.tcss under the App's -plain class), a final ASCII line fil
 and title separator in ASCII, the 16-colour `edge-plain` theme (readable with NO_COLOR: focus
 and highlights turn into reverse video), cursor blink off on every Input, the serial driver
 (no query or mode a VT100 would print as garbage, screen cleared on exit), lean focus, and
-held full frames (a newer full frame replaces an unsent one). Always: F4 toggles plain mode
-(`action_toggle_plain`, or `set_plain(app, on)`); Ctrl+C, SIGTERM, SIGHUP and SIGINT call
+frames sent as changed cells only (ShadowScreen: the terminal ends cell for cell as Textual's
+full repaints leave it); without a terminal to model (headless), held full frames instead (a
+newer full frame replaces an unsent one). Always: F4 toggles plain mode (`action_toggle_plain`,
+or `set_plain(app, on)`); Ctrl+L repaints every cell; Ctrl+C, SIGTERM, SIGHUP and SIGINT call
 `before_forced_exit(reason)` once (override it to save the draft), then exit cleanly so Textual
 restores the terminal. An App binding of its own for ctrl+c wins over the mixin's.
 
@@ -37,10 +39,11 @@ from typing import Any, Mapping, MutableMapping, Sequence
 
 import textual
 from rich.cells import cell_len
+from rich.color import ColorSystem
 from rich.segment import Segment
 from rich.style import Style as RichStyle
 from textual import events, on
-from textual._compositor import LayoutUpdate
+from textual._compositor import ChopsUpdate, CompositorUpdate, LayoutUpdate
 from textual.app import App
 from textual.binding import Binding
 from textual.color import Color
@@ -48,6 +51,7 @@ from textual.content import Content
 from textual.drivers.linux_driver import LinuxDriver
 from textual.filter import LineFilter, NoColor
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.scrollbar import ScrollBar, ScrollBarRender
 from textual.theme import Theme
 from textual.timer import Timer
@@ -225,6 +229,9 @@ class PlainDriver(LinuxDriver):
 
     def start_application_mode(self) -> None:
         self._filtering = is_plain(self._app)
+        shadow = getattr(self._app, "_edge_shadow", None)
+        if shadow is not None:  # a new (alternate) screen: nothing on it is known
+            shadow.invalidate()
         super().start_application_mode()
 
     def write(self, data: str) -> None:
@@ -458,6 +465,244 @@ def lean_focus_active() -> bool:
     return not Screen.focused._repaint  # type: ignore[attr-defined]
 
 
+# ----------------------------------------------------------------------------- changed cells
+
+# Textual sends every cell of every region it repaints, each coloured run ending in a reset
+# (ESC[0m), even when the terminal already shows exactly that: a focus change that repaints a
+# scrolling body, a radio set painted twice, the title and key lines of every new step. In
+# plain mode the App keeps a model of what the terminal shows (ShadowScreen) and sends only
+# the cells that differ, with one SGR change per change of style and cursor-forward over short
+# gaps (and, with ERASE_BLANKS, EL for blank line ends and ED for a mostly blank screen). The
+# terminal ends in the same state, cell for cell (tests/test_serial.py; test_terminal.py's
+# tmux comparison). The model is forgotten when the driver starts, the size or the mode
+# changes, and on Ctrl+L, which repaints everything (a serial terminal plugged in half-way).
+
+# Built on Textual's compositor updates (LayoutUpdate, ChopsUpdate: private): proven
+# cell-identical for these versions only (tests/test_serial.py); any other keeps Textual's bytes.
+CHANGED_CELLS_VERSIONS = frozenset({"8.2.8"})
+
+_Cell = tuple  # (character, SGR key); None where the terminal's content is unknown
+_BLANK = (" ", "")
+_CANCEL = frozenset({"22", "23", "24", "25", "27", "28", "29"})
+
+
+@lru_cache(maxsize=1024)
+def sgr_key(ansi: str) -> str:
+    """Rich's SGR parameters for a style, canonical: every run starts from a reset, so the
+    default colours (39, 49) say nothing, and without cancel codes the order is irrelevant."""
+    parts = ansi.split(";") if ansi else []
+    groups: list[str] = []
+    i = 0
+    while i < len(parts):
+        p = parts[i]
+        if p in ("38", "48") and i + 1 < len(parts):
+            n = 3 if parts[i + 1] == "5" else 5
+            groups.append(";".join(parts[i:i + n]))
+            i += n
+            continue
+        if p not in ("", "0", "39", "49"):
+            groups.append(p)
+        i += 1
+    if not _CANCEL.intersection(groups):
+        groups.sort()
+    return ";".join(groups)
+
+
+def _sgr(key: str) -> str:
+    return f"\x1b[0;{key}m" if key else "\x1b[0m"
+
+
+def _cup(row: int, col: int) -> str:
+    if col == 0:
+        return f"\x1b[{row + 1}H" if row else "\x1b[H"
+    return f"\x1b[{row + 1};{col + 1}H"
+
+
+class ShadowScreen:
+    """What the terminal shows, as far as this App sent it: cells of (character, SGR key).
+
+    `render(update, console, size)` turns a Textual compositor update into the bytes that
+    bring the terminal from its current state to the update's, and records the new state.
+    Anything it cannot model (a character that is not printable ASCII) goes out as Textual
+    would send it and those cells become unknown, so they are sent again next time.
+    """
+
+    ED_FACTOR = 0.7
+    """A known screen is cleared and redrawn only when that is this much cheaper (no flash)."""
+
+    def __init__(self, erase: bool = False) -> None:
+        self.erase = erase
+        self.width = self.height = 0
+        self.rows: list[list[_Cell | None]] = []
+
+    def invalidate(self) -> None:
+        """Forget what the terminal shows: the next frame paints every cell."""
+        self.rows = [[None] * self.width for _ in range(self.height)]
+
+    @property
+    def known(self) -> bool:
+        return any(cell is not None for row in self.rows for cell in row)
+
+    def render(self, update: Any, console: Any, size: tuple[int, int]) -> str:
+        width, height = size
+        if (width, height) != (self.width, self.height):
+            self.width, self.height = width, height
+            self.invalidate()
+        color_system = console._color_system or ColorSystem.TRUECOLOR
+        new: dict[int, dict[int, _Cell | None]] = {}
+        raw: list[str] = []
+
+        def place(strip: Strip, x: int, y: int, limit: int) -> None:
+            if not 0 <= y < height or limit <= 0:
+                return
+            cells = _strip_cells(strip, color_system)
+            row = new.setdefault(y, {})
+            if cells is None:  # not modelled: Textual's own bytes, the cells unknown after
+                raw.append(_cup(y, x) + strip.crop(0, limit).render(console))
+                for col in range(x, min(x + limit, width)):
+                    row[col] = None
+                return
+            for col, cell in enumerate(cells[:limit], x):
+                if col >= width:
+                    break
+                row[col] = cell
+
+        full = False
+        if isinstance(update, LayoutUpdate):
+            region = update.region
+            full = (region.x, region.y, region.width, region.height) == (0, 0, width, height)
+            for y, line in enumerate(update.strips, region.y):
+                x = region.x
+                for strip in line:
+                    place(strip, x, y, strip.cell_length)
+                    x += strip.cell_length
+        else:  # ChopsUpdate: exactly the cells Textual's render_segments would write
+            for y, x1, x2 in update.spans:
+                for end, (x, strip) in zip(update.chop_ends[y], update.chops[y].items()):
+                    if strip is None or x > x2 or end <= x1:
+                        continue
+                    place(strip, x, y, min(end, x2) - x)
+
+        after = [list(row) for row in self.rows]
+        for y, cells in new.items():
+            for x, cell in cells.items():
+                after[y][x] = cell
+        out = self._diff(self.rows, after, new)
+        if full and not raw and self.erase:
+            blank = [[_BLANK] * width for _ in range(height)]
+            cleared = "\x1b[2J" + self._diff(blank, after, {y: dict(enumerate(r)) for y, r in enumerate(after)})
+            if len(cleared) < len(out) * (1.0 if not self.known else self.ED_FACTOR):
+                out = cleared
+        self.rows = after
+        if raw:
+            out += "".join(raw) + "\x1b[0m"
+        return out
+
+    def _diff(self, before: list[list[_Cell | None]], after: list[list[_Cell | None]],
+              touched: Mapping[int, Mapping[int, Any]]) -> str:
+        out: list[str] = []
+        pen = ""          # every writer (Textual's frames, this) leaves the pen reset
+        cursor: tuple[int, int] | None = None
+        width = self.width
+
+        def write(row: list[_Cell | None], start: int, stop: int) -> None:
+            nonlocal pen
+            for col in range(start, stop):
+                ch, key = row[col]  # type: ignore[misc]
+                if key != pen:
+                    out.append(_sgr(key))
+                    pen = key
+                out.append(ch)
+
+        def cost(row: list[_Cell | None], start: int, stop: int) -> int:
+            n, p = 0, pen
+            for col in range(start, stop):
+                cell = row[col]
+                if cell is None:
+                    return 1 << 30
+                if cell[1] != p:
+                    n += len(_sgr(cell[1]))
+                    p = cell[1]
+                n += 1
+            return n
+
+        def move(y: int, x: int, row: list[_Cell | None]) -> None:
+            nonlocal cursor
+            if cursor == (y, x):
+                return
+            if cursor is not None and cursor[0] == y and x > cursor[1]:
+                forward = f"\x1b[{x - cursor[1]}C"
+                if cost(row, cursor[1], x) <= len(forward):
+                    write(row, cursor[1], x)
+                else:
+                    out.append(forward)
+            else:
+                out.append(_cup(y, x))
+            cursor = (y, x)
+
+        for y in sorted(touched):
+            old, row = before[y], after[y]
+            changed = [x for x in sorted(touched[y]) if row[x] is not None and row[x] != old[x]]
+            if not changed:
+                continue
+            blank_from = width
+            while blank_from > 0 and row[blank_from - 1] == _BLANK:
+                blank_from -= 1
+            erase_at = next((x for x in changed if x >= blank_from), None) if self.erase else None
+            if erase_at is not None and width - erase_at < 4:
+                erase_at = None  # EL costs more than the spaces
+            runs: list[list[int]] = []
+            for x in changed:
+                if erase_at is not None and x >= erase_at:
+                    break
+                if runs and x == runs[-1][1]:
+                    runs[-1][1] = x + 1
+                else:
+                    runs.append([x, x + 1])
+            for start, stop in runs:
+                move(y, start, row)
+                write(row, start, stop)
+                cursor = (y, stop) if stop < width else None
+            if erase_at is not None:
+                move(y, erase_at, row)
+                if pen:
+                    out.append("\x1b[0m")
+                    pen = ""
+                out.append("\x1b[K")
+        if pen:
+            out.append("\x1b[0m")
+        return "".join(out)
+
+
+def _strip_cells(strip: Strip, color_system: Any) -> list[_Cell] | None:
+    cells: list[_Cell] = []
+    extend = cells.extend
+    for text, style, control in strip:
+        if control:
+            continue
+        if not (text.isascii() and text.isprintable()):
+            return None
+        key = "" if style is None else sgr_key(Strip.render_ansi(style, color_system))
+        extend([(ch, key) for ch in text])
+    return cells
+
+
+class _ShadowUpdate(CompositorUpdate):
+    """A compositor update that, when Textual writes it, sends only the changed cells."""
+
+    def __init__(self, shadow: ShadowScreen, update: Any, size: tuple[int, int]) -> None:
+        self.shadow = shadow
+        self.update = update
+        self.size = size
+
+    def render_segments(self, console: Any) -> str:
+        try:
+            return self.shadow.render(self.update, console, self.size)
+        except Exception:  # never lose a frame to the model: send Textual's, forget the model
+            self.shadow.invalidate()
+            return self.update.render_segments(console)
+
+
 # ----------------------------------------------------------------------------- the App side
 
 def _quiet_cursor(app: App, widget: Any) -> None:
@@ -474,6 +719,22 @@ def _all_screens(app: App) -> list[Screen]:
     return list(seen.values())
 
 
+def _set_theme(app: App, name: str) -> None:
+    """`app.theme = name`; before the App runs, without the second parse of every stylesheet
+    that Textual's theme watcher queues (13-25 ms of start-up): nothing is parsed yet then, so
+    the theme's classes, colour filter and CSS variables are set directly."""
+    if app.is_running:
+        app.theme = name
+        return
+    app.set_reactive(App.theme, name)
+    theme = app.current_theme
+    classes = {c: False for c in app.classes if c.startswith("-theme-")}
+    classes.update({f"-theme-{theme.name}": True, "-dark-mode": theme.dark, "-light-mode": not theme.dark})
+    app.update_classes(classes, update=False)
+    app._refresh_truecolor_filter(app.ansi_theme)
+    app.stylesheet.set_variables(app.get_css_variables())
+
+
 def set_plain(app: App, on: bool) -> None:
     """Switch `app` (a PlainModeMixin) into or out of plain mode, and repaint everything."""
     app._edge_plain = on  # type: ignore[attr-defined]
@@ -482,12 +743,15 @@ def set_plain(app: App, on: bool) -> None:
     if want_plain_theme and app.theme != PLAIN_THEME.name:
         app._edge_theme_before = (app.theme, app.ansi_color)  # type: ignore[attr-defined]
         app.ansi_color = True
-        app.theme = PLAIN_THEME.name
+        _set_theme(app, PLAIN_THEME.name)
     elif not want_plain_theme and app.theme == PLAIN_THEME.name:
         theme, ansi = getattr(app, "_edge_theme_before", ("textual-dark", None))
-        app.theme = theme
+        _set_theme(app, theme)
         app.ansi_color = ansi
     app._edge_lean = set_lean_focus(on and app._edge_lean_wanted)  # type: ignore[attr-defined]
+    shadow = getattr(app, "_edge_shadow", None)
+    if shadow is not None:  # the other mode's frames were not modelled
+        shadow.invalidate()
     if not on:
         for widget in list(app._edge_unblinked):  # type: ignore[attr-defined]
             widget.cursor_blink = True
@@ -507,24 +771,34 @@ def set_plain(app: App, on: bool) -> None:
 class PlainModeMixin(App):
     """Base class for the wizard's App: `class WizardApp(PlainModeMixin): ...`.
 
-    Keyword arguments (the rest go to App): `plain` (None: `detect_plain()`); `lean_focus`
-    and `coalesce_frames` (both on in plain mode; off only to compare with stock Textual).
-    F4 toggles plain mode; Ctrl+C, SIGTERM, SIGHUP and SIGINT call `before_forced_exit(reason)`
-    and then exit cleanly (terminal restored) with 130, 143, 129, 130 as `return_code`.
+    Keyword arguments (the rest go to App): `plain` (None: `detect_plain()`); `lean_focus`,
+    `coalesce_frames` and `diff_frames` (only the changed cells; defaults to coalesce_frames)
+    are all on in plain mode, off only to compare with stock Textual.
+    F4 toggles plain mode; Ctrl+L repaints every cell; Ctrl+C, SIGTERM, SIGHUP and SIGINT call
+    `before_forced_exit(reason)` and then exit cleanly (terminal restored) with 130, 143, 129,
+    130 as `return_code`.
     """
 
     BINDINGS = [
         Binding("f4", "toggle_plain", "Plain", show=False, priority=True),
         Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True, system=True),
+        Binding("ctrl+l", "redraw", "Redraw", show=False, priority=True, system=True),
     ]
 
     FRAME_HOLD_S = 0.08
-    """In plain mode a full frame waits this long: a newer full frame replaces it unsent."""
+    """In plain mode, when frames are not sent as changed cells, a full frame waits this long:
+    a newer full frame replaces it unsent. (As changed cells a repeated frame costs only what
+    changed, and holding would only delay the first frame: 0.1-0.2 s at start-up.)"""
     FRAME_HOLD_MAX_S = 0.3
     """...but none waits longer than this, however many follow."""
+    ERASE_BLANKS = False
+    """Changed cells: clear blank line ends (EL) and mostly blank screens (ED) instead of
+    writing spaces. The same picture for 1.4 KB less on a first frame, but a terminal that
+    tells erased cells from written spaces (tmux's capture-pane) sees the difference."""
 
     def __init__(self, *args: Any, plain: bool | None = None, lean_focus: bool = True,
-                 coalesce_frames: bool = True, **kwargs: Any) -> None:
+                 coalesce_frames: bool = True, diff_frames: bool | None = None,
+                 **kwargs: Any) -> None:
         if plain is None:
             plain = detect_plain()[0]
         # The NoColor/Monochrome choice is made once, in App.__init__: ANSI colours give the
@@ -547,6 +821,8 @@ class PlainModeMixin(App):
         self._edge_pending: list[tuple[Screen, Any]] = []
         self._edge_flush_timer: Timer | None = None
         self._edge_hold_since = 0.0
+        self._edge_diff = coalesce_frames if diff_frames is None else diff_frames
+        self._edge_shadow = ShadowScreen(erase=self.ERASE_BLANKS)
         set_plain(self, plain)
 
     # -- plain mode
@@ -577,14 +853,16 @@ class PlainModeMixin(App):
         return shown.translate(PLAIN_KEYS) if self._edge_plain else shown
 
     # -- frames: Textual paints a new screen two or three times in a row (resume, mount,
-    # resize), each a full frame of 3-4 KB: 0.3 s apiece at 115200 baud. A full frame paints
-    # every cell, so an unsent one can be dropped when a newer one arrives; partial updates
-    # that follow a held frame wait behind it, in order.
+    # resize), each a full frame of 3-4 KB: 0.3 s apiece at 115200 baud. Sent as changed
+    # cells (on a terminal, the default), the repeats cost only their differences. Otherwise a
+    # full frame paints every cell, so an unsent one can be dropped when a newer one arrives;
+    # partial updates that follow a held frame wait behind it, in order.
     def _display(self, screen: Screen, renderable: Any) -> None:
         if renderable is None:
             self._edge_emit(screen, renderable)
             return
-        if not (self._edge_coalesce and self._edge_plain):
+        if not (self._edge_coalesce and self._edge_plain) or self._edge_diffing():
+            # Sent as changed cells, a repeated full frame costs only what changed: no hold.
             if self._edge_pending:
                 self._edge_flush()
             self._edge_emit(screen, renderable)
@@ -597,8 +875,10 @@ class PlainModeMixin(App):
             if self._edge_flush_timer is not None:
                 self._edge_flush_timer.stop()
             wait = min(self.FRAME_HOLD_S, self._edge_hold_since + self.FRAME_HOLD_MAX_S - now)
-            self._edge_flush_timer = self.set_timer(max(wait, 0.0), self._edge_flush,
-                                                    name="edge-frame-hold")
+            if wait <= 0:  # held long enough (and Textual's Timer cannot take 0 s): send now
+                self._edge_flush()
+                return
+            self._edge_flush_timer = self.set_timer(wait, self._edge_flush, name="edge-frame-hold")
         elif self._edge_pending:
             self._edge_pending.append((screen, renderable))
         else:
@@ -615,9 +895,24 @@ class PlainModeMixin(App):
         for screen, renderable in pending:
             self._edge_emit(screen, renderable)
 
+    def _edge_diffing(self) -> bool:
+        """Are frames written as changed cells now? (Plain mode, a terminal: not headless.)"""
+        driver = self._driver
+        return (self._edge_diff and self._edge_plain and not self.is_headless
+                and driver is not None and not driver.is_inline
+                and textual.__version__ in CHANGED_CELLS_VERSIONS)
+
     def _edge_emit(self, screen: Screen, renderable: Any) -> None:
         """Where a frame leaves for the driver (tests record here)."""
+        if isinstance(renderable, (LayoutUpdate, ChopsUpdate)) and self._edge_diffing():
+            size = screen._compositor.size
+            renderable = _ShadowUpdate(self._edge_shadow, renderable, (size.width, size.height))
         super()._display(screen, renderable)
+
+    def action_redraw(self) -> None:
+        """Ctrl+L: send every cell again (a terminal attached, or garbled, half-way)."""
+        self._edge_shadow.invalidate()
+        self.screen.refresh(repaint=True)
 
     @on(events.DescendantFocus)
     def _edge_no_blink(self, event: events.DescendantFocus) -> None:
