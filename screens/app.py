@@ -22,33 +22,50 @@ from screens.base import ASSETS, StepScreen, WizardContext
 from screens.terminal import PlainModeMixin
 
 
-def step_classes(plan: Plan, context: WizardContext | None = None) -> list[type[StepScreen]]:
+# Every step: its id and where its screen lives. A step's module is imported only when the
+# step is shown: the wizard's first frame need not wait for the checks, review or write code.
+STEPS = {
+    "welcome": ("screens.welcome", "WelcomeScreen"),
+    "this-box": ("screens.perbox", "PerBoxScreen"),
+    "topology": ("screens.topology", "TopologyScreen"),
+    "interfaces": ("screens.interfaces", "InterfacesScreen"),
+    "addressing": ("screens.addressing", "AddressingScreen"),
+    "wireless": ("screens.wireless", "WirelessScreen"),
+    "cellular": ("screens.wireless", "CellularScreen"),
+    "services": ("screens.services", "ServicesScreen"),
+    "cloud": ("screens.cloud", "CloudScreen"),
+    "review": ("screens.review", "ReviewScreen"),
+    "checks": ("screens.checks", "ChecksScreen"),
+    "write": ("screens.write", "WriteScreen"),
+    "done": ("screens.done", "DoneScreen"),
+}
+
+
+def step_ids(plan: Plan, context: WizardContext | None = None) -> list[str]:
     """The steps of this plan's flow, in order (wireless and cellular only where needed; the
     per-box step only when the wizard started from a bundle)."""
-    from screens.addressing import AddressingScreen
-    from screens.checks import ChecksScreen
-    from screens.cloud import CloudScreen
-    from screens.done import DoneScreen
-    from screens.interfaces import InterfacesScreen
-    from screens.review import ReviewScreen
-    from screens.services import ServicesScreen
-    from screens.topology import TopologyScreen
-    from screens.welcome import WelcomeScreen
-    from screens.wireless import CellularScreen, WirelessScreen
-    from screens.write import WriteScreen
-
-    steps: list[type[StepScreen]] = [WelcomeScreen]
+    ids = ["welcome"]
     if context is not None and context.extras.get("per_box"):
-        from screens.perbox import PerBoxScreen
-
-        steps.append(PerBoxScreen)
-    steps += [TopologyScreen, InterfacesScreen, AddressingScreen]
+        ids.append("this-box")
+    ids += ["topology", "interfaces", "addressing"]
     if plan.topology in ("wifi", "wireless-bridge"):
-        steps.append(WirelessScreen)
+        ids.append("wireless")
     if plan.topology == "cellular":
-        steps.append(CellularScreen)
-    steps += [ServicesScreen, CloudScreen, ReviewScreen, ChecksScreen, WriteScreen, DoneScreen]
-    return steps
+        ids.append("cellular")
+    return ids + ["services", "cloud", "review", "checks", "write", "done"]
+
+
+def step_class(step: str) -> type[StepScreen]:
+    """The screen class of a step, importing its module on first use."""
+    import importlib
+
+    module, name = STEPS[step]
+    return getattr(importlib.import_module(module), name)
+
+
+def step_classes(plan: Plan, context: WizardContext | None = None) -> list[type[StepScreen]]:
+    """The screen classes of this plan's flow, in order (imports every step's module)."""
+    return [step_class(s) for s in step_ids(plan, context)]
 
 
 class WizardApp(PlainModeMixin):
@@ -80,7 +97,7 @@ class WizardApp(PlainModeMixin):
         self._switching = None
 
     def on_mount(self) -> None:
-        ids = [c.STEP for c in step_classes(self.plan, self.context)]
+        ids = step_ids(self.plan, self.context)
         self.show(self.start_step if self.start_step in ids else ids[0], first=True)
 
     # --- keys typed ahead --------------------------------------------------------------------
@@ -159,9 +176,9 @@ class WizardApp(PlainModeMixin):
 
     def show(self, step: str, *, first: bool = False) -> None:
         """Show a step (by id) with the current plan."""
-        classes = step_classes(self.plan, self.context)
-        index = next(i for i, c in enumerate(classes) if c.STEP == step)
-        screen = classes[index](self.plan, self.context, (index + 1, len(classes)))
+        ids = step_ids(self.plan, self.context)
+        index = ids.index(step)
+        screen = step_class(step)(self.plan, self.context, (index + 1, len(ids)))
         self.step_id = step
         if first:
             self.push_screen(screen)
@@ -185,8 +202,7 @@ class WizardApp(PlainModeMixin):
         if getattr(message._sender, "screen", None) is not self.screen:
             return
         self.plan = message.plan
-        classes = step_classes(self.plan, self.context)
-        ids = [c.STEP for c in classes]
+        ids = step_ids(self.plan, self.context)
         here = ids.index(self.step_id) if self.step_id in ids else 0
         if message.goto:
             target = message.goto

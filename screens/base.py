@@ -182,6 +182,14 @@ class Toggle(Checkbox):
         self.set_class(bool(message), "-invalid")
 
 
+class StepBody(VerticalScroll):
+    """The step's body: focusable only when it has something to scroll (a Tab landing on a
+    body that cannot move is a focus the technician cannot see, and repaints it all)."""
+
+    def allow_focus(self) -> bool:
+        return self.max_scroll_y > 0 or self.max_scroll_x > 0
+
+
 def help_text(step: str) -> str:
     """The help of a step (assets/help/<step>.md), as plain text."""
     path = ASSETS / "help" / f"{step}.md"
@@ -243,7 +251,7 @@ class StepScreen(Screen):
     def compose(self) -> ComposeResult:
         n, total = self.position
         yield Static(f" edge-installer | Step {n} of {total}: {self.TITLE}", id="step-title", markup=False)
-        with VerticalScroll(id="body"):
+        with StepBody(id="body"):
             yield from self.compose_body()
         yield Static(help_text(self.STEP), id="help", markup=False)
         yield Static("", id="step-errors", markup=False)

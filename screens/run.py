@@ -39,7 +39,6 @@ def start_plan(root: Path, plan_file: str | None, resume: bool,
                passphrase_file: str | None = None) -> tuple[planmod.Plan, str | None, dict]:
     """The plan to start from, the step to start at, and what the context must know
     (a bundle: the fields this box must give)."""
-    from installer.bundle import BundleError, is_bundle, load_bundle
     from screens.app import new_plan
 
     draft = Draft(root)
@@ -49,7 +48,11 @@ def start_plan(root: Path, plan_file: str | None, resume: bool,
             return plan, step, {}
         except DraftError as e:
             raise WizardStartError(str(e)) from None
+    if plan_file:
+        from installer.bundle import is_bundle  # cryptography: only when there is a file to read
     if plan_file and is_bundle(plan_file):
+        from installer.bundle import BundleError, load_bundle
+
         passphrase = None
         if passphrase_file:
             from installer.commands import UsageError

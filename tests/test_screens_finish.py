@@ -12,7 +12,6 @@ import dataclasses
 import stat
 from pathlib import Path
 
-import pytest
 from textual.widgets import OptionList
 
 from installer import plan as planmod
@@ -25,7 +24,7 @@ from installer.render import NETPLAN_FILE, Target, render
 from installer.stack import Stack
 from installer.validate import default_context
 from screens import app as wizard
-from screens.base import StepScreen, WizardContext
+from screens.base import WizardContext
 from tests.wizard_helpers import safe, screen_text, text_of, until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,32 +33,6 @@ CLOUD_INIT = b"network:\n  version: 2\n  ethernets:\n    eno1:\n      dhcp4: tru
 
 
 # --- set-up ---------------------------------------------------------------------------------
-
-def _stub(step: str, sections: tuple[str, ...]) -> type[StepScreen]:
-    return type(f"Stub{step.title()}", (StepScreen,), {"STEP": step, "TITLE": step, "SECTIONS": sections})
-
-
-@pytest.fixture(autouse=True)
-def steps(monkeypatch):
-    """The real flow when every step module imports; else stand-ins for the other steps."""
-    try:
-        wizard.step_classes(Plan(topology="isolated"))
-        return
-    except ImportError:
-        pass
-    from screens.checks import ChecksScreen
-    from screens.cloud import CloudScreen
-    from screens.done import DoneScreen
-    from screens.review import ReviewScreen
-    from screens.write import WriteScreen
-
-    stubs = [_stub("welcome", ("load",)), _stub("topology", ("topology",)),
-             _stub("interfaces", ("machine_network.interfaces", "uplink.interface")),
-             _stub("addressing", ("machine_network.address", "uplink")),
-             _stub("services", ("dns", "ntp", "proxy"))]
-    monkeypatch.setattr(wizard, "step_classes",
-                        lambda plan, context=None: stubs + [CloudScreen, ReviewScreen, ChecksScreen, WriteScreen, DoneScreen])
-
 
 def inventory() -> Inventory:
     def wired(name, mac):

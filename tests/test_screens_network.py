@@ -5,9 +5,7 @@ messages at the fields; secrets are searched for in the rendered screen."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
-import pytest
 
 import screens.app as appmod
 from installer.discover import Inventory
@@ -28,35 +26,6 @@ NO_ADDRESS = dataclasses.replace(ISOLATED, machine_network=MachineNetwork(("eno1
 WIFI = dataclasses.replace(ISOLATED, topology="wifi", uplink=Uplink("wlan0"))
 CELLULAR = dataclasses.replace(ISOLATED, topology="cellular", uplink=Uplink("wwan0"),
                                cellular=Cellular(acknowledge_unsupported=True))
-
-_ORDER = [("welcome", "WelcomeScreen"), ("topology", "TopologyScreen"), ("interfaces", "InterfacesScreen"),
-          ("addressing", "AddressingScreen"), ("wireless", "WirelessScreen"), ("wireless", "CellularScreen"),
-          ("services", "ServicesScreen"), ("cloud", "CloudScreen"), ("review", "ReviewScreen"),
-          ("checks", "ChecksScreen"), ("write", "WriteScreen"), ("done", "DoneScreen")]
-
-
-def _steps_written_so_far(plan: Plan) -> list:
-    """app.step_classes without the steps not written yet (other engineers' work in progress)."""
-    out = []
-    for module, name in _ORDER:
-        if name == "WirelessScreen" and plan.topology not in ("wifi", "wireless-bridge"):
-            continue
-        if name == "CellularScreen" and plan.topology != "cellular":
-            continue
-        try:
-            out.append(getattr(importlib.import_module(f"screens.{module}"), name))
-        except ImportError:
-            pass
-    return out
-
-
-@pytest.fixture(autouse=True)
-def _step_classes(monkeypatch):
-    try:
-        appmod.step_classes(ISOLATED)
-    except ImportError:
-        monkeypatch.setattr(appmod, "step_classes", _steps_written_so_far)
-
 
 def wizard(tmp_path, plan: Plan, step: str, inventory: Inventory | None = INVENTORY) -> appmod.WizardApp:
     kinds = {i.name: i.kind for i in inventory.interfaces} if inventory else None
