@@ -33,7 +33,7 @@ from textual._compositor import CompositorUpdate
 
 from bench.tuimeasure import (MOUSE_MODES, Session, VirtualTerminal, non_ascii_count,
                               split_sequences, tmux_available)
-from screens import terminal
+from screens import cells
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
@@ -307,7 +307,7 @@ async def test_changed_cells_leave_the_terminal_as_full_repaints_do(tmp_path):
             super()._edge_emit(screen, renderable)
 
     app = Recording(new_plan(), build_context(tmp_path, "test"), plain=True)
-    ways = {"stock": None, "cells": terminal.ShadowScreen(), "erase": terminal.ShadowScreen(erase=True)}
+    ways = {"stock": None, "cells": cells.ShadowScreen(), "erase": cells.ShadowScreen(erase=True)}
     vts = {way: VirtualTerminal(80, 24) for way in ways}
     sent = dict.fromkeys(ways, 0)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -343,7 +343,7 @@ def test_strips_that_are_not_ascii_go_out_as_textual_sends_them():
     from rich.console import Console
 
     console = Console(color_system="standard", force_terminal=True, width=10)
-    shadow = terminal.ShadowScreen()
+    shadow = cells.ShadowScreen()
 
     def frame(*rows: str) -> LayoutUpdate:
         return LayoutUpdate([[Strip([Segment(r.ljust(10)[:10], Style(bold=i == 0))])] for i, r in enumerate(rows)],

@@ -21,9 +21,9 @@ from textual.widgets import Checkbox, Input
 from bench.tuimeasure import (MOUSE_MODES, Session, VirtualTerminal, non_ascii_count,
                               split_sequences, tmux_available)
 from screens import terminal
-from screens.terminal import (CLEAR_ON_EXIT, PLAIN_THEME, PlainDriver,
-                              detect_plain, filter_output, lean_focus_active,
-                              prepare_environment, to_ascii)
+from screens.ascii import PLAIN_THEME, to_ascii
+from screens.terminal import (CLEAR_ON_EXIT, PlainDriver, detect_plain, filter_output, lean_focus_active,
+                              prepare_environment)
 from tests.tui_demo_app import DemoApp, StepTwo
 
 REPO = Path(__file__).resolve().parent.parent
