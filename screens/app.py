@@ -125,6 +125,13 @@ class WizardApp(PlainModeMixin):
 
     async def keys_handled(self, seconds: float = 10.0) -> None:
         """Wait (bounded) until every key typed so far has been handled."""
+        # Keys posted to the app but not yet taken from its queue are not in self._keys yet.
+        arrived = asyncio.get_running_loop().create_future()
+        if self.call_later(lambda: arrived.done() or arrived.set_result(None)):
+            try:
+                await asyncio.wait_for(arrived, seconds)
+            except asyncio.TimeoutError:
+                return
         deadline = asyncio.get_running_loop().time() + seconds
         while self._keys or (self._key_pump is not None and not self._key_pump.done()):
             if asyncio.get_running_loop().time() > deadline:
@@ -143,12 +150,13 @@ class WizardApp(PlainModeMixin):
         (a bubbling key resolved, the messages it caused handled too), and a step change has
         finished."""
         loop = asyncio.get_running_loop()
-        for _ in range(12):
-            # A key's handling posts more messages, up and down the tree (RadioButton.Changed ->
-            # RadioSet.Changed -> Choice.Chosen). A callback queued behind everything each pump
-            # holds runs once what it held (the message being handled included) is done; when
-            # that is true of every pump and none has anything new queued, the key is settled.
+        for _ in range(20):
+            # A key's handling posts more messages, up and down the tree (a key bubbles up;
+            # RadioButton.Changed -> RadioSet.Changed -> Choice.Chosen). A callback queued behind
+            # what a pump holds runs once that (the message being handled included) is done.
+            # Settled: a whole pass that starts and ends with every queue empty.
             pumps = [self, self.screen, *self.screen.walk_children()]
+            quiet_before = all(p._message_queue.empty() for p in pumps)
             waits = []
             for pump in pumps:
                 done = loop.create_future()
@@ -157,13 +165,13 @@ class WizardApp(PlainModeMixin):
             if waits:
                 await asyncio.wait(waits, timeout=1.0)
             await asyncio.sleep(0)
-            if all(p._message_queue.empty() for p in pumps):
+            if quiet_before and all(p._message_queue.empty() for p in pumps):
                 break
         # Widgets just shown have no place in the layout until the next refresh, and the focus
         # order is by place: a Tab right after a choice that shows fields must wait for it.
         try:
             await asyncio.wait_for(self.screen.wait_for_refresh(), 1.0)
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, AssertionError):  # a screen not running yet (switching)
             pass
         switching, self._switching = self._switching, None
         if switching is not None:

@@ -144,8 +144,15 @@ class Choice(Vertical):
         yield self._error
 
     def on_mount(self) -> None:
-        # Textual starts the cursor on the first option, not the chosen one.
-        self.query_one(RadioSet)._selected = self._index
+        # Textual starts the cursor on the first option, not the chosen one; and the RadioSet's
+        # own mount (which moves its cursor) may run after this one: place it once both ran.
+        self._place_cursor()
+        self.call_after_refresh(self._place_cursor)
+
+    def _place_cursor(self) -> None:
+        radio = self.query_one(RadioSet)
+        index = radio.pressed_index
+        radio._selected = index if index >= 0 else self._index
 
     @property
     def value(self) -> str:

@@ -121,12 +121,9 @@ async def type_text(pilot, text: str) -> None:
 
 
 async def keys(pilot, *names: str) -> None:
-    """Keys of one kind in a burst, then wait for the app: Tabs (the app moves the focus as each
-    arrives), or keys a widget binds (arrows, Space, Ctrl+U). Not mixed with each other or with
-    typed text: typed ahead together they are applied out of order (see test_wizard_e2e.py,
-    test_keys_typed_ahead_land_where_they_were_meant)."""
+    """Keys in a burst, as typed ahead, then wait until the wizard has handled every one."""
     post_keys(pilot.app, names)
-    await pilot.pause()
+    await keys_handled(pilot)
 
 
 async def replace_text(pilot, text: str) -> None:
@@ -234,9 +231,11 @@ async def set_choice(pilot, cid: str, value: str) -> None:
     await focus(pilot, choice)
     values = [v for v, _ in choice._options]
     radio = choice.radio_set
+    before = radio._selected
     delta = values.index(value) - (radio._selected or 0)
     await keys(pilot, *(["down"] * delta if delta > 0 else ["up"] * -delta), "space")
-    assert choice.value == value, (cid, choice.value, value)
+    assert choice.value == value, (cid, choice.value, value, before, radio._selected, radio.pressed_index,
+                                   pilot.app.focused)
 
 
 async def set_toggle(pilot, tid: str, value: bool) -> None:
