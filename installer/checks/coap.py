@@ -9,9 +9,9 @@ firewall apart is the leaf's issuer: the bootstrap server's certificate must be 
 from __future__ import annotations
 
 from installer.checks.base import Context, Outcome
-from installer.checks.net import Dest, NetError, open_dest
-from installer.checks.tls import (Budget, dispose, failure_outcome, handshake, inspecting_context, read_leaf,
-                                  same_dn, server_name, where)
+from installer.checks.net import Dest, NetError
+from installer.checks.tls import (dispose, failure_outcome, handshake, inspecting_context, open_for_tls, read_leaf,
+                                  same_dn)
 from installer.profiles import Endpoint, Profile
 
 
@@ -19,13 +19,10 @@ async def coap_tls_issuer(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoi
     """`coap-tls-issuer`: TLS handshake without verification (SNI = host), then the leaf's
     issuer CN must equal `endpoint.expected_issuer` (and its DN `expected_issuer_dn` when the
     profile states one); otherwise `tls-intercepted`, naming the issuer."""
-    budget = Budget(ctx.timeout)
-    host = server_name(dest)
-    try:
-        stream = await open_dest(dest, prereqs, budget.next())
-    except NetError as e:
-        return failure_outcome(e, dest, endpoint, profile)
-    via = where(stream, dest)
+    opened = await open_for_tls(ctx, prereqs, dest, endpoint, profile)
+    if isinstance(opened, Outcome):
+        return opened
+    budget, host, stream, via = opened
     try:
         sslobj = await handshake(stream, host, inspecting_context(), budget.next())
         der = sslobj.getpeercert(binary_form=True)

@@ -14,8 +14,8 @@ import ssl
 import time
 
 from installer.checks.base import Context, Outcome
-from installer.checks.net import Dest, NetError, open_dest, read_http_head, status_code
-from installer.checks.tls import Budget, dispose, failure_outcome, handshake, judge, server_name, where
+from installer.checks.net import Dest, NetError, read_http_head, status_code
+from installer.checks.tls import dispose, failure_outcome, handshake, judge, open_for_tls, server_name
 from installer.profiles import Endpoint, Profile
 
 _USER_AGENT = "edge-installer-check"
@@ -32,13 +32,10 @@ async def https_ping(ctx: Context, prereqs, *, dest: Dest, path: str, endpoint: 
                      profile: Profile) -> Outcome:
     """`https-ping`: GET `path` over TLS verified like `tls-verify`; 2xx passes, any other status
     is an `http-status` warning, no answer at all is `http-no-response`."""
-    budget = Budget(ctx.timeout)
-    host = server_name(dest)
-    try:
-        stream = await open_dest(dest, prereqs, budget.next())
-    except NetError as e:
-        return failure_outcome(e, dest, endpoint, profile)
-    via = where(stream, dest)
+    opened = await open_for_tls(ctx, prereqs, dest, endpoint, profile)
+    if isinstance(opened, Outcome):
+        return opened
+    budget, host, stream, via = opened
     try:
         try:
             await handshake(stream, host, ctx.trust(), budget.next())

@@ -33,6 +33,16 @@ def _who(machine: Machine, controller: Controller) -> str:
     return f"{name}{machine.address} ({controller.label})"
 
 
+async def _connect(ctx: Context, machine: Machine, controller: Controller) -> Stream | Outcome:
+    """A stream to the machine's controller port, or the Outcome that says why not."""
+    if not machine.address:
+        return _no_address(machine, controller)
+    try:
+        return await connect_direct([machine.address], controller.port, ctx.timeout)
+    except NetError as e:
+        return _connect_failed(e, machine, controller)
+
+
 async def machine_port(ctx: Context, prereqs: Mapping[str, Result], *, machine: Machine,
                        controller: Controller) -> Outcome:
     """TCP connect to the machine's protocol port (machine.address:controller.port), directly.
@@ -43,12 +53,9 @@ async def machine_port(ctx: Context, prereqs: Mapping[str, Result], *, machine: 
     machine-no-address (the plan gives none). Failures carry their own remediation.
     """
     who = _who(machine, controller)
-    if not machine.address:
-        return _no_address(machine, controller)
-    try:
-        stream = await connect_direct([machine.address], controller.port, ctx.timeout)
-    except NetError as e:
-        return _connect_failed(e, machine, controller)
+    stream = await _connect(ctx, machine, controller)
+    if isinstance(stream, Outcome):
+        return stream
     await stream.close()
     return Outcome("pass", "ok", f"{who}: port {controller.port}/tcp open, {stream.describe()}",
                    {"connect_s": stream.connect_s})
@@ -66,12 +73,9 @@ async def mtconnect_probe(ctx: Context, prereqs: Mapping[str, Result], *, machin
     `machine_port` (fail).
     """
     who = _who(machine, controller)
-    if not machine.address:
-        return _no_address(machine, controller)
-    try:
-        stream = await connect_direct([machine.address], controller.port, ctx.timeout)
-    except NetError as e:
-        return _connect_failed(e, machine, controller)
+    stream = await _connect(ctx, machine, controller)
+    if isinstance(stream, Outcome):
+        return stream
     try:
         answer = await _get_probe(stream, machine.address, controller.port, ctx.timeout)
     finally:

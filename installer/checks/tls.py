@@ -199,6 +199,18 @@ def _date(when: datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
+async def open_for_tls(ctx: Context, prereqs, dest: Dest, endpoint: Endpoint, profile: Profile
+                       ) -> tuple[Budget, str, Stream, str] | Outcome:
+    """The start every TLS check shares: its time budget, the server name, a stream to the
+    destination (direct or through the proxy) and how it was reached; or the failure."""
+    budget = Budget(ctx.timeout)
+    try:
+        stream = await open_dest(dest, prereqs, budget.next())
+    except NetError as e:
+        return failure_outcome(e, dest, endpoint, profile)
+    return budget, server_name(dest), stream, where(stream, dest)
+
+
 def failure_outcome(err: NetError, dest: Dest, endpoint: Endpoint, profile: Profile) -> Outcome:
     """The Outcome for a connection, proxy or handshake that failed (`err`), with remediation
     text for the codes the profiles have none for (tls-reset, tls-timeout, proxy-denied, ...).

@@ -135,15 +135,21 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_import(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace):
+    """The bundle named on the command line, verified, with its secrets when a passphrase is given."""
     from installer.bundle import BundleError, load_bundle
-    from installer.writer import atomic_write
 
     passphrase = read_passphrase(args.passphrase_file) if args.passphrase_file else None
     try:
-        loaded = load_bundle(args.bundle, passphrase)
+        return load_bundle(args.bundle, passphrase), passphrase
     except BundleError as e:
         raise UsageError(f"{args.bundle}: refused: {e}") from None
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from installer.writer import atomic_write
+
+    loaded, passphrase = _load(args)
     m = loaded.manifest
     plan = loaded.plan
     print(f"{args.bundle}: bundle format {m['format_version']}, created {m['created']} by edge-installer "
@@ -167,14 +173,9 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_fleet(args: argparse.Namespace) -> int:
-    from installer.bundle import BundleError, load_bundle
     from installer.fleet import MAX_CSV_BYTES, FleetError, read_devices, write_fleet
 
-    passphrase = read_passphrase(args.passphrase_file) if args.passphrase_file else None
-    try:
-        loaded = load_bundle(args.bundle, passphrase)
-    except BundleError as e:
-        raise UsageError(f"{args.bundle}: refused: {e}") from None
+    loaded, passphrase = _load(args)
     text = _read_csv(args.devices, MAX_CSV_BYTES)
     target = loaded.target
     target = dataclasses.replace(
