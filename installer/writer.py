@@ -73,7 +73,12 @@ def sha256(data: bytes) -> str:
 
 def atomic_write(target: Path, content: bytes, mode: int) -> None:
     """Write bytes to target so that readers see the old file or the new one, never a mix."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [target.parent, *target.parent.parents] if p.exists() and not p.is_dir()),
+                       target.parent)
+        raise WriteError(f"{blocker}: is a file where a directory must be; move it away first") from None
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
