@@ -19,6 +19,7 @@ from screens.base import Choice, FieldInput, StepScreen, Toggle
 
 # The order the SPEC names them in; profiles the catalogue adds later follow.
 PROFILE_ORDER = ("machinemetrics", "machinemetrics-govcloud", "siemens-industrial-edge", "izuma-device-management")
+MACHINE_ROWS = 4  # rows the machine list shows before it scrolls (CloudScreen #machines)
 
 
 def catalog_of(context):
@@ -41,7 +42,7 @@ class CloudScreen(StepScreen):
 
     DEFAULT_CSS = """
     CloudScreen #controller RadioSet { height: auto; max-height: 5; }
-    CloudScreen #machines { height: auto; max-height: 6; }
+    CloudScreen #machines { height: auto; max-height: 6; }  /* MACHINE_ROWS + the border */
     CloudScreen #machines.-empty { display: none; }
     CloudScreen #machine-form { height: auto; }
     CloudScreen .param { height: auto; }
@@ -78,7 +79,7 @@ class CloudScreen(StepScreen):
                 field.set_class(not ticked, "-hidden")
                 yield field
         yield Label("Machines to reach on the machine network (optional)")
-        yield Static("Enter on a machine edits it, Del removes it.", classes="hint", markup=False)
+        yield Static("", classes="hint", markup=False, id="machines-hint")
         yield OptionList(markup=False, compact=True, id="machines")
         yield Static("", id="machines-error", classes="-empty", markup=False)
         with Vertical(id="machine-form"):
@@ -105,6 +106,15 @@ class CloudScreen(StepScreen):
         c = self.catalog.controllers.get(controller_id or "")
         return f"{c.label}, port {c.port}/{c.protocol}" if c is not None else f"{controller_id or 'no controller'}"
 
+    def _machines_hint(self) -> str:
+        n = len(self.machines)
+        if not n:
+            return "None yet: fill in the form below and choose Add machine."
+        # The list shows 4 rows (6 in all with its border); with more, say so: plain mode
+        # draws no scroll bar.
+        more = f", {MACHINE_ROWS} shown: Up/Down scrolls" if n > MACHINE_ROWS else ""
+        return f"{n} machine{'s' if n != 1 else ''}{more}. Enter on a machine edits it, Del removes it."
+
     def _refresh_machines(self, highlight: int | None = None) -> None:
         olist = self.query_one("#machines", OptionList)
         olist.clear_options()
@@ -112,6 +122,7 @@ class CloudScreen(StepScreen):
             olist.add_option(f"{m.name or '(unnamed)'}  {m.address or '(no address)'}  "
                              f"{self._controller_words(m.controller)}")
         olist.set_class(not self.machines, "-empty")
+        self.query_one("#machines-hint", Static).update(self._machines_hint())
         if self.machines:
             olist.highlighted = min(highlight or 0, len(self.machines) - 1)
         # The form edits the machine that would come next in the list: its errors land there.

@@ -135,6 +135,22 @@ async def test_cloud_refuses_a_machine_outside_the_machine_network(tmp_path):
     assert app.step_id == "review"
 
 
+async def test_cloud_says_how_many_machines_and_that_the_list_scrolls(tmp_path):
+    """The list shows four rows and plain mode draws no scroll bar: the hint above it counts
+    the machines, says the list scrolls, and follows additions and removals."""
+    five = tuple(Machine(f"Lathe {n}", f"192.168.50.{20 + n}", "fanuc-focas") for n in range(1, 6))
+    app = make_app(tmp_path, dataclasses.replace(example("isolated"), machines=five), "cloud")
+    async with app.run_test(size=SIZE) as pilot:
+        assert "5 machines, 4 shown: Up/Down scrolls" in text_of(app, "#machines-hint")
+        await focus(pilot, "machines")
+        await pilot.press("delete")
+        assert len(app.screen.machines) == 4
+        assert text_of(app, "#machines-hint").startswith("4 machines. Enter on a machine edits it")
+        for _ in range(4):
+            await pilot.press("delete")
+        assert app.screen.machines == [] and "None yet" in text_of(app, "#machines-hint")
+
+
 # --- review -----------------------------------------------------------------------------------
 
 async def test_review_shows_files_and_diff_and_no_secret(tmp_path):

@@ -76,6 +76,21 @@ async def test_interfaces_defaults_and_detected_list(tmp_path):
     assert app.plan.uplink.interface == "enp2s0"
 
 
+async def test_interfaces_lists_a_virtual_link_the_plan_names(tmp_path):
+    """A VLAN, a bond or a lab's veth the plan already uses is listed as there; other virtual
+    links (docker0) stay out of the list."""
+    box = Inventory(interfaces=tuple(
+        dataclasses.replace(i, kind="virtual") if i.name in ("eno1", "enp2s0") else i
+        for i in INVENTORY.interfaces), default_gateways=INVENTORY.default_gateways, stack=INVENTORY.stack)
+    app = wizard(tmp_path, ISOLATED, "interfaces", inventory=box)
+    async with app.run_test(size=(80, 24)):
+        detected = str(app.screen.query_one("#detected").render())
+        assert "eno1" in detected and "enp2s0" in detected and "virtual" in detected
+        assert "docker0" not in detected and "wlan0" in detected
+        assert "(2 virtual/loopback not shown)" in screen_text(app)  # lo, docker0
+        assert_fits(app)
+
+
 async def test_interfaces_takes_a_name_discovery_did_not_see(tmp_path):
     app = wizard(tmp_path, Plan(topology="cellular", cellular=Cellular(acknowledge_unsupported=True)),
                  "interfaces", inventory=None)
