@@ -80,9 +80,12 @@ def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: boo
     """Run the wizard; the exit code for the command line."""
     from screens import terminal
 
+    from installer.commands import root_problem
+
     root_path = Path(root) if root else Path("/")
-    if not root_path.is_dir():
-        raise WizardStartError(f"--root {root}: not a directory; create it first (mkdir -p {root})")
+    problem = root_problem(root)
+    if problem:
+        raise WizardStartError(problem)
     auto, reason = terminal.detect_plain()
     use_plain = auto if plain is None else plain
     if plain:

@@ -157,7 +157,12 @@ def test_cli_render_without_root_masks_secrets(tmp_path):
 def test_cli_render_bad_root_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "installer", "render", str(REPO / "examples/isolated.yaml"),
                         "--root", str(tmp_path / "nope")], capture_output=True, text=True)
-    assert r.returncode == 2 and "not a directory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "not a directory; create it first" in r.stderr and "Traceback" not in r.stderr
+    # A file given as the root: no advice to create what exists.
+    (tmp_path / "file").write_text("x\n")
+    r = subprocess.run([sys.executable, "-m", "installer", "render", str(REPO / "examples/isolated.yaml"),
+                        "--root", str(tmp_path / "file")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip() == f"--root {tmp_path / 'file'}: exists and is not a directory; give a directory"
 
 
 def test_cli_render_into_an_impossible_root_is_one_line(tmp_path):

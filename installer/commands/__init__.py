@@ -17,6 +17,24 @@ class UsageError(Exception):
         super().__init__("\n".join(self.lines))
 
 
+def root_problem(root: str | None) -> str | None:
+    """Why --root cannot be written under, in words; None when it can (or is not given)."""
+    import os
+
+    if not root or os.path.isdir(root):
+        return None
+    if os.path.lexists(root):
+        return f"--root {root}: exists and is not a directory; give a directory"
+    return f"--root {root}: not a directory; create it first (mkdir -p {root})"
+
+
+def check_root(root: str | None) -> None:
+    """Raise UsageError when --root is given and cannot be written under."""
+    problem = root_problem(root)
+    if problem:
+        raise UsageError(problem)
+
+
 def load_valid_plan(path: str, ctx=None) -> Plan:
     """Read and validate a plan file; raise UsageError with one line per problem."""
     from installer.validate import validate

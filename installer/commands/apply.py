@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from installer.commands import UsageError, format_errors
+from installer.commands import UsageError, check_root, format_errors
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -105,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     plan = load_source(args.source, args.passphrase_file, args.sets)
     root = Path(args.root) if args.root else Path("/")
-    if args.root and not root.is_dir():
-        raise UsageError(f"--root {args.root}: not a directory; create it first (mkdir -p {args.root})")
+    check_root(args.root)
     target = detect_target(root, args)
     system = System(root)
     print(f"{args.source}: {plan.topology} topology, for {describe_target(plan, target)}")

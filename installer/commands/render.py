@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from installer.commands import UsageError, load_valid_plan
+from installer.commands import check_root, load_valid_plan
 from installer.existing import find_conflicts, move_aside_paths
 from installer.render import Target, netplan_backend, render
 from installer.writer import write_files
@@ -72,8 +72,7 @@ def describe_target(plan, target: Target) -> str:
 def run(args: argparse.Namespace) -> int:
     plan = load_valid_plan(args.plan)
     root = Path(args.root) if args.root else Path("/")
-    if args.root and not root.is_dir():
-        raise UsageError(f"--root {args.root}: not a directory; create it first (mkdir -p {args.root})")
+    check_root(args.root)
     target = detect_target(root, args)
     files = render(plan, target)
     conflicts = find_conflicts(root, plan, files)
