@@ -143,6 +143,9 @@ _PRESENT = frozenset({"installed", "unpacked", "half-configured", "triggers-awai
                       "triggers-pending"})
 
 
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")  # between a status file's stanzas
+
+
 def _package_version(root: Path, names: tuple[str, ...]) -> str | None:
     """Version of the first of `names` present in root's dpkg or opkg status file."""
     for status in ("var/lib/dpkg/status", "var/lib/opkg/status", "usr/lib/opkg/status"):
@@ -150,7 +153,12 @@ def _package_version(root: Path, names: tuple[str, ...]) -> str | None:
             text = (root / status).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        for stanza in re.split(r"\n\s*\n", text):
+        # A box's status file holds hundreds of packages: read only the stanzas of these
+        # (the wizard's start-up waits for this). dpkg and opkg begin a stanza with Package.
+        wanted = re.compile(r"^Package:[ \t]*(?:%s)[ \t]*$" % "|".join(map(re.escape, names)), re.M)
+        for match in wanted.finditer(text):
+            after = _BLANK_LINE.search(text, match.end())
+            stanza = text[match.start():after.start() if after else len(text)]
             fields = dict(re.findall(r"^([\w-]+):[ \t]*(.*)$", stanza, flags=re.M))
             state = (fields.get("Status", "").split() or [""])[-1]
             if fields.get("Package") in names and state in _PRESENT and fields.get("Version"):
