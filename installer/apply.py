@@ -18,7 +18,8 @@ from installer.plan import Plan
 from installer.render import CONN_MACHINES, CONN_UPLINK, Target, render
 from installer.render.dropins import PROXY_FILE, RESOLVED_FILE, SYSCTL_FILE, TIMESYNCD_FILE
 from installer.system import CommandResult, System
-from installer.writer import WriteResult, recover, restore, write_files
+from installer.writer import (WriteResult, await_confirmation, confirm_set, recover, restore,
+                              revert_unconfirmed, write_files)
 
 DEFAULT_CONFIRM_TIMEOUT_S = 120.0
 
@@ -86,10 +87,17 @@ def recheck(plan: Plan, timeout: float) -> object:
 
 def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
                confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT_S, check_timeout: float = 3.0,
-               rechecker: Callable[[Plan, float], object] = recheck,
+               rechecker: Callable[[Plan, float], object] | None = None,
                progress: Progress = lambda line: None) -> ApplyResult:
-    """Write, apply, re-check and confirm; roll back when not confirmed. Never half-applies."""
+    """Write, apply, re-check and confirm; roll back when not confirmed. Never half-applies.
+    `rechecker` defaults to recheck() (looked up at each call)."""
+    rechecker = rechecker or recheck
     result = ApplyResult()
+    # A change an earlier run applied and nobody confirmed (its process was killed): undone
+    # first, files and running state, before anything new is written.
+    for line, earlier in revert_unconfirmed(system.root):
+        result.messages.append(f"recovered: {line}")
+        result.commands += [system.run(argv) for argv in reapply_commands(earlier)]
     for line in recover(system.root):
         result.messages.append(f"recovered: {line}")
     files = render(plan, target)
@@ -97,39 +105,71 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
     result.written = write_files(system.root, files, move_aside_paths(conflicts))
     progress(f"wrote {len(result.written.written)} file(s), {len(result.written.unchanged)} unchanged")
     commands = stack_commands(plan, target, result.written.written + [m for m, _ in result.written.moved])
-    for argv in commands:
-        outcome = system.run(argv)
-        result.commands.append(outcome)
-        progress(outcome.describe())
-        if not outcome.ok:
-            result.messages.append(f"{' '.join(argv)} failed: rolling back")
-            _rollback(plan, system, target, result, commands)
+    pending = system.live and result.written.backup_dir is not None
+    if pending:
+        # From here until an answer, the backup set says "unconfirmed": should this process
+        # die (SIGKILL, power cut), the next recover puts the old files back.
+        await_confirmation(system.root, result.written.backup_dir, commands)
+    try:
+        for argv in commands:
+            outcome = system.run(argv)
+            result.commands.append(outcome)
+            progress(outcome.describe())
+            if not outcome.ok:
+                result.messages.append(f"{' '.join(argv)} failed: rolling back")
+                _rollback(plan, system, target, result, commands)
+                return result
+        if not system.live:
+            # A staged tree: nothing was applied, so there is nothing to confirm or revert.
+            result.confirmed = True
+            result.messages.append(f"staged under {system.root}: nothing was applied; the commands are shown")
             return result
-    if not system.live:
-        # A staged tree: nothing was applied, so there is nothing to confirm or revert.
-        result.confirmed = True
-        result.messages.append(f"staged under {system.root}: nothing was applied; the commands are shown")
-        return result
-    if result.written.backup_dir is None:
-        result.confirmed = True
-        result.messages.append("nothing changed on disk")
-        return result
-    progress("re-checking the link, DNS and the cloud")
-    try:
-        result.recheck = rechecker(plan, check_timeout)
-    except Exception as e:  # a re-check that cannot run is reported; the technician still decides
-        result.messages.append(f"the re-check could not run: {e}")
-    try:
-        keep = bool(confirm(confirm_timeout, result.recheck))
-    except Exception:
-        keep = False
+        if not pending:
+            result.confirmed = True
+            result.messages.append("nothing changed on disk")
+            return result
+        progress("re-checking the link, DNS and the cloud")
+        try:
+            result.recheck = rechecker(plan, check_timeout)
+        except Exception as e:  # a re-check that cannot run is reported; the technician still decides
+            result.messages.append(f"the re-check could not run: {e}")
+        try:
+            keep = bool(confirm(confirm_timeout, result.recheck))
+        except Exception:
+            keep = False
+    except BaseException:
+        # Ctrl+C, or SIGHUP/SIGTERM turned into an exception (the SSH session or serial line
+        # that carried the confirmation is gone): nobody can confirm any more, so the old
+        # configuration comes back, as with `netplan try`.
+        result.messages.append("interrupted before the change was confirmed: restoring the previous configuration")
+        if pending and not result.rolled_back:
+            _rollback(plan, system, target, result, commands)
+        raise
     if keep:
+        try:
+            confirm_set(system.root, result.written.backup_dir)
+        except (OSError, ValueError) as e:
+            result.messages.append(f"WARNING: the confirmation could not be recorded ({e}); the next "
+                                   f"`edge-installer recover` or reboot would undo this change: free "
+                                   f"space under /var/lib/edge-installer and apply again")
         result.confirmed = True
         result.messages.append("confirmed: the new configuration is kept")
         return result
     result.messages.append(f"not confirmed within {confirm_timeout:g} s: restoring the previous configuration")
     _rollback(plan, system, target, result, commands)
     return result
+
+
+def reapply_commands(commands: list[list[str]]) -> list[list[str]]:
+    """The commands that apply restored files again: the same ones, but no `nmcli connection
+    up` of the profiles that are gone (reload drops them; the old ones autoconnect), and the
+    host name read back from the restored /etc/hostname, not set to the new one again."""
+    again = []
+    for argv in commands:
+        if argv[:3] == ["nmcli", "connection", "up"]:
+            continue
+        again.append(["hostname", "-F", "/etc/hostname"] if argv[:1] == ["hostname"] else argv)
+    return again
 
 
 def _rollback(plan: Plan, system: System, target: Target, result: ApplyResult, commands: list[list[str]]) -> None:
@@ -140,7 +180,6 @@ def _rollback(plan: Plan, system: System, target: Target, result: ApplyResult, c
     # The old state is applied with the same commands reading the restored files: netplan
     # apply, or nmcli's reload, which drops the profiles we created and brings back the old
     # ones (they autoconnect); the drop-ins' services re-read theirs.
-    for argv in commands:
-        if argv[:3] != ["nmcli", "connection", "up"]:
-            result.commands.append(system.run(argv))
+    for argv in reapply_commands(commands):
+        result.commands.append(system.run(argv))
 

@@ -250,10 +250,78 @@ def _manifests(root: Path) -> list[tuple[Path, dict]]:
     return found
 
 
+# --- applied, not yet confirmed ---------------------------------------------------------------
+# Between applying a change and its confirmation the backup set says "unconfirmed", with the
+# process that waits for the confirmation and the commands that applied it. Should that
+# process end without an answer (SIGKILL, a power cut, a reboot by a technician who lost the
+# box), the change is not kept: `revert_unconfirmed()` (at boot, before the network starts,
+# or the next run) puts the previous files back, as `netplan try` would have.
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _waiting(awaiting: dict) -> bool:
+    """The process that waits for this confirmation is still running (this boot, alive)."""
+    pid = awaiting.get("pid")
+    if not isinstance(pid, int) or awaiting.get("boot_id") != _boot_id() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed, not yet reaped by its parent) no longer waits for anything.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def await_confirmation(root: Path, backup_rel: str, commands: list[list[str]]) -> None:
+    """Mark a written set as applied but not confirmed, by this process, with these commands."""
+    backup = box_path(Path(root), backup_rel)
+    manifest = json.loads((backup / MANIFEST).read_text())
+    manifest["state"] = "unconfirmed"
+    manifest["awaiting"] = {"pid": os.getpid(), "boot_id": _boot_id(), "since": time.time(),
+                            "commands": [list(c) for c in commands]}
+    _save_manifest(backup, manifest)
+
+
+def confirm_set(root: Path, backup_rel: str) -> None:
+    """The technician kept the change: the set is an ordinary written one again."""
+    backup = box_path(Path(root), backup_rel)
+    manifest = json.loads((backup / MANIFEST).read_text())
+    manifest["state"] = "confirmed"
+    manifest.pop("awaiting", None)
+    _save_manifest(backup, manifest)
+
+
+def revert_unconfirmed(root: Path) -> list[tuple[str, list[list[str]]]]:
+    """Put back the files of every change applied and never confirmed whose process is gone.
+    Returns, per set, what was done in words and the commands that applied the change (run
+    them again to apply the restored files on a running box; at boot there is no need)."""
+    done = []
+    for backup, manifest in _manifests(Path(root)):
+        awaiting = manifest.get("awaiting") or {}
+        if manifest.get("state") != "unconfirmed" or _waiting(awaiting):
+            continue
+        restored = restore(Path(root), f"{BACKUP_DIR}/{backup.name}")
+        commands = [c for c in awaiting.get("commands", []) if isinstance(c, list)]
+        done.append((f"{backup.name}: applied but never confirmed (its process ended): the previous "
+                     f"files are back ({', '.join(restored) or 'nothing to restore'})", commands))
+    return done
+
+
 def recover(root: Path) -> list[str]:
     """Finish what an interrupted run left: discard uncommitted staging (the old files stay),
-    complete committed writes, finish an interrupted restore. Returns what it did, in words."""
-    done = []
+    complete committed writes, finish an interrupted restore, put back the files of a change
+    applied and never confirmed. Returns what it did, in words."""
+    done = [line for line, _ in revert_unconfirmed(Path(root))]
     for backup, manifest in _manifests(Path(root)):
         state = manifest.get("state")
         if state == "preparing":

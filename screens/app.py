@@ -237,9 +237,16 @@ class WizardApp(PlainModeMixin):
         self.screen.focus_next()
 
     def before_forced_exit(self, reason: str) -> None:
-        """SIGTERM, SIGHUP or Ctrl+C: keep what was typed in the draft before leaving."""
+        """SIGTERM, SIGHUP or Ctrl+C: keep what was typed in the draft before leaving; a change
+        applied and not yet kept with K is undone first."""
+        self._abandon_apply()
         self._keep_current_step()
         self.save_draft()
+
+    def _abandon_apply(self) -> None:
+        abandon = getattr(self.screen, "abandon", None)  # the write step, while it applies
+        if abandon is not None:
+            abandon()
 
     def _keep_current_step(self) -> None:
         screen = self.screen
@@ -250,7 +257,9 @@ class WizardApp(PlainModeMixin):
                 pass
 
     def action_save_and_quit(self) -> None:
-        """Keep what was typed on the current step in the draft, then leave."""
+        """Keep what was typed on the current step in the draft, then leave (a change applied
+        and not yet kept with K is undone first)."""
+        self._abandon_apply()
         self._keep_current_step()
         self.save_draft()
         self.exit(None)

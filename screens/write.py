@@ -82,6 +82,8 @@ class WriteScreen(StepScreen):
         self.result: WriteResult | None = None
         self.system: System = self.context.extras.get("system") or System(self.root)
         self._keep = threading.Event()
+        self._leaving = False                 # the wizard is ending: answer no, touch no widget
+        self._applying = threading.Event()  # set while apply_plan runs in the worker
         self._asking_until: float | None = None
         errors = validate(self.plan, self.context.validation)
         if errors:
@@ -137,16 +139,24 @@ class WriteScreen(StepScreen):
         self.say("")
         self.writing = True
         self.query_one("#result", Static).update("Writing...")
+        self._applying.set()  # from now: the worker may apply (cleared when it is done)
         self._write()
 
     @work(thread=True, exclusive=True, group="write")
     def _write(self) -> None:
         # fsync, netplan apply and the re-check take seconds: off the UI thread.
+        try:
+            if not self._leaving:
+                self._apply_in_thread()
+        finally:
+            self._applying.clear()
+
+    def _apply_in_thread(self) -> None:
         lines: list[str] = []
 
         def progress(line: str) -> None:
             lines.append(line)
-            self.app.call_from_thread(self.query_one("#result", Static).update, "\n".join(lines))
+            self._from_thread(self.query_one("#result", Static).update, "\n".join(lines))
 
         timeout = float(self.context.extras.get("confirm_timeout", DEFAULT_CONFIRM_TIMEOUT_S))
         kwargs = {}
@@ -155,17 +165,37 @@ class WriteScreen(StepScreen):
         try:
             outcome = apply_plan(self.plan, self.system, self.target, confirm=self._confirm_in_thread,
                                  confirm_timeout=timeout, progress=progress, **kwargs)
-            self.app.call_from_thread(self._written, outcome, None)
+            self._from_thread(self._written, outcome, None)
         except Exception as e:  # told in words, never a traceback
-            self.app.call_from_thread(self._written, None, words(e))
+            self._from_thread(self._written, None, words(e))
+
+    def _from_thread(self, callback, *args) -> None:
+        # Queued, not waited for (post_message is thread-safe): while the wizard ends, its loop
+        # waits for this thread (abandon) and could not answer.
+        if not self._leaving:
+            self.call_later(callback, *args)
 
     def _confirm_in_thread(self, seconds: float, report) -> bool:
         """Runs in the worker: show the re-check and the countdown, wait for K."""
+        if self._leaving:
+            return False
         self._keep.clear()
-        self.app.call_from_thread(self._ask_to_keep, seconds, report)
-        kept = self._keep.wait(seconds)
-        self.app.call_from_thread(self._stop_asking)
+        self._from_thread(self._ask_to_keep, seconds, report)
+        kept = self._keep.wait(seconds) and not self._leaving
+        self._from_thread(self._stop_asking)
         return kept
+
+    def abandon(self, seconds: float = 90.0) -> None:
+        """The wizard is ending (Ctrl+Q, Ctrl+C, SIGTERM, SIGHUP) while a change may be applied
+        and waiting for K: that is a no. Wait (bounded) until the old configuration is back,
+        so the process does not end with the change half undone."""
+        if not self._applying.is_set():
+            return
+        self._leaving = True
+        self._keep.set()
+        deadline = time.monotonic() + seconds
+        while self._applying.is_set() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _ask_to_keep(self, seconds: float, report) -> None:
         from installer.checks.report import summary_line

@@ -80,8 +80,11 @@ def test_unconfirmed_change_is_rolled_back_byte_for_byte(tmp_path):
     assert asked == [7]
     assert result.rolled_back and not result.ok
     assert tree(tmp_path) == before
-    # netplan apply ran twice: the new state, then the restored old one.
+    # netplan apply ran twice: the new state, then the restored old one; the host name was set
+    # to the plan's, then read back from the restored /etc/hostname (old-name), not set again.
     assert recorder.calls.count(["netplan", "apply"]) == 2
+    assert recorder.calls.count(["hostname", PLAN.hostname]) == 1
+    assert recorder.calls[-1] == ["hostname", "-F", "/etc/hostname"]
 
 
 def test_a_failing_stack_command_rolls_back(tmp_path):

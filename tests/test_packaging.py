@@ -407,7 +407,7 @@ def test_units_say_what_the_issue_asks():
     assert stty[stty.index("rows") + 1] == "24" and stty[stty.index("cols") + 1] == "80"
     assert (values(serial, "TTYRows"), values(serial, "TTYColumns")) == (["24"], ["80"])
     recover = "edge-installer-recover.service"
-    assert values(recover, "ExecStart") == [f"{INSTALL_PATH} recover"]
+    assert values(recover, "ExecStart") == [f"{INSTALL_PATH} recover --boot"]  # files only: no network yet
     before = " ".join(values(recover, "Before")).split()
     for name in ("network-pre.target", "systemd-networkd.service", "NetworkManager.service"):
         assert name in before

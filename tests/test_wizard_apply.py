@@ -72,3 +72,19 @@ async def test_no_answer_reverts_byte_for_byte(tmp_path):
         assert app.step_id == "write"  # nothing kept: Next refuses
     assert tree(tmp_path) == before
     assert recorder.calls.count(["netplan", "apply"]) == 2
+
+
+async def test_leaving_the_wizard_while_the_change_waits_for_k_reverts_it(tmp_path):
+    """Ctrl+Q (and Ctrl+C, SIGTERM, SIGHUP, which end in the same place) during the countdown
+    is a no: the wizard puts the old configuration back before it ends."""
+    recorder = Recorder()
+    app = live_app(tmp_path, recorder, timeout=60)
+    before = tree(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await focus(pilot, "confirm")
+        await pilot.press("space", "w")
+        await until(pilot, lambda: "Press K to KEEP" in text_of(app, "#step-errors"))
+        assert tree(tmp_path) != before  # applied, waiting
+        await pilot.press("ctrl+q")
+    assert tree(tmp_path) == before
+    assert recorder.calls.count(["netplan", "apply"]) == 2

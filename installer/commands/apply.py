@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -110,11 +112,53 @@ def run(args: argparse.Namespace) -> int:
     system = System(root)
     print(f"{args.source}: {plan.topology} topology, for {describe_target(plan, target)}")
     confirm = (lambda seconds, report: True) if args.no_confirm else terminal_confirm
-    result = apply_plan(plan, system, target, confirm=confirm, confirm_timeout=args.confirm_timeout,
-                        progress=print)
+    try:
+        with _signals_interrupt():
+            result = apply_plan(plan, system, target, confirm=confirm, confirm_timeout=args.confirm_timeout,
+                                progress=_say)
+    except Interrupted as e:
+        # apply_plan has restored the previous configuration before this arrives here.
+        _say(f"\n{e.name}: not confirmed; the previous configuration was restored")
+        return 128 + e.signum
     for message in result.messages:
-        print(message)
+        _say(message)
     if result.rolled_back:
-        print("Restored: " + (", ".join(result.restored) or "nothing needed restoring"))
+        _say("Restored: " + (", ".join(result.restored) or "nothing needed restoring"))
         return 1
     return 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal ended the wait: SIGHUP (the terminal or SSH session is gone), SIGTERM, SIGINT."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGHUP, SIGTERM and SIGINT raise Interrupted (once: while the old configuration is put
+    back, further signals are ignored, so the rollback is not cut short)."""
+    watched = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+
+    def handler(signum, frame):
+        for s in watched:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    before = {s: signal.signal(s, handler) for s in watched}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+def _say(line: str) -> None:
+    """Print, unless the terminal is gone (after SIGHUP): the work goes on regardless."""
+    try:
+        print(line, flush=True)
+    except OSError:
+        pass

@@ -1,7 +1,10 @@
-"""`edge-installer recover [--root DIR]`: finish or discard a write run that was interrupted.
+"""`edge-installer recover [--root DIR] [--boot]`: finish or discard a write run that was
+interrupted, and undo a change that was applied and never confirmed.
 
-Run at boot by edge-installer-recover.service, before the network starts, so a power cut in
-the middle of a write leaves the box with the old files or the new ones, never a mix.
+Run at boot by edge-installer-recover.service (`--boot`), before the network starts, so a
+power cut in the middle of a write leaves the box with the old files or the new ones, never
+a mix, and a box whose new configuration cut the technician off comes back with the old one
+after a power cycle. Run by hand on a running box, it also applies the restored files again.
 """
 
 from __future__ import annotations
@@ -10,16 +13,19 @@ import argparse
 from pathlib import Path
 
 from installer.commands import UsageError
-from installer.writer import recover
+from installer.writer import recover, revert_unconfirmed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recover", help="finish or undo a configuration write that was interrupted",
                        description="Finish or undo a write run that was interrupted (power cut, kill): "
                                    "before its commit point the old files stay, after it the new files "
-                                   "are completed, an interrupted rollback is finished. Prints what it "
-                                   "did; exit 0.")
+                                   "are completed, an interrupted rollback is finished, and a change "
+                                   "applied but never confirmed is undone (its files put back and, "
+                                   "without --boot, applied again). Prints what it did; exit 0.")
     p.add_argument("--root", metavar="DIR", default="/", help="the box's files are under DIR (default /)")
+    p.add_argument("--boot", action="store_true",
+                   help="at boot, before the network starts: put files back only, run no stack command")
     p.set_defaults(run=run)
 
 
@@ -27,7 +33,17 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not root.is_dir():
         raise UsageError(f"edge-installer recover: --root {args.root}: not a directory")
-    done = recover(root)
+    from installer.apply import reapply_commands
+    from installer.system import System
+
+    system = System(root)
+    done = []
+    for line, commands in revert_unconfirmed(root):
+        done.append(line)
+        if not args.boot:  # the network runs the unconfirmed change: apply the old files again
+            for argv in reapply_commands(commands):
+                done.append(system.run(argv).describe())
+    done += recover(root)
     for line in done:
         print(f"recovered: {line}")
     if not done:

@@ -1,0 +1,191 @@
+"""A change applied and not yet confirmed is not kept when the wait for the confirmation ends
+any other way: Ctrl+C, SIGTERM or SIGHUP (the SSH session or serial line the change cut off)
+restore the old files at once; a process killed without a word (SIGKILL, a power cut) leaves
+its backup set "unconfirmed", and `edge-installer recover` (the boot unit, or by hand) puts the
+old files back. Each case runs the real program in its own process with a box under a
+temporary root whose stack commands are recorded, not run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from installer import plan as planmod
+from installer.apply import apply_plan
+from installer.render import NETPLAN_FILE, Target
+from installer.writer import BACKUP_DIR, revert_unconfirmed
+from tests.test_apply import Recorder, live_system, old_box, tree
+
+REPO = Path(__file__).resolve().parent.parent
+PLAN_FILE = REPO / "examples/isolated.yaml"
+
+# The real command line, on a box whose root is a temporary directory: System is made "live"
+# with a runner that appends each command to a file instead of running it.
+LIVE_CLI = textwrap.dedent("""
+    import json, subprocess, sys
+    from installer import system
+    log = sys.argv[1]
+    def runner(argv, **kwargs):
+        with open(log, "a") as f:
+            f.write(json.dumps(list(argv)) + "\\n")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+    real = system.System
+    system.System = lambda root, **kw: real(root, runner=runner, live_override=True)
+    # No live re-check: the "box" is a temporary directory on this machine, whose network
+    # must not be asked anything (the example plan names 8.8.8.8 and the vendors' hosts).
+    import installer.apply
+    installer.apply.recheck = lambda plan, timeout: None
+    from installer.cli import main
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
+def manifests(root: Path) -> list[dict]:
+    """The backup sets' manifests (a set being created has none yet: skipped)."""
+    base = root / BACKUP_DIR.lstrip("/")
+    found = []
+    for d in sorted(base.iterdir()) if base.is_dir() else ():
+        try:
+            found.append(json.loads((d / "manifest.json").read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def commands_run(log: Path) -> list[list[str]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def start_apply(root: Path, log: Path) -> subprocess.Popen:
+    """`edge-installer apply` waiting for a confirmation that never comes (stdin stays open)."""
+    return subprocess.Popen([sys.executable, "-c", LIVE_CLI, str(log), "apply", str(PLAN_FILE),
+                             "--root", str(root), "--confirm-timeout", "60"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def wait_unconfirmed(root: Path, proc: subprocess.Popen, seconds: float = 20.0) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = [m for m in manifests(root) if m.get("state") == "unconfirmed"]
+        if found:
+            return found[0]
+        if proc.poll() is not None:
+            raise AssertionError(f"apply ended before waiting: {proc.communicate()}")
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("apply never waited for a confirmation")
+
+
+def test_an_interrupt_while_waiting_restores_the_old_files_then_goes_on(tmp_path):
+    old_box(tmp_path)
+    before = tree(tmp_path)
+    recorder = Recorder()
+
+    def ctrl_c(seconds, report):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        apply_plan(planmod.load(PLAN_FILE), live_system(tmp_path, recorder), Target(), confirm=ctrl_c,
+                   rechecker=lambda plan, t: None)
+    assert tree(tmp_path) == before
+    assert recorder.calls.count(["netplan", "apply"]) == 2  # the change, then the old state again
+    assert [m["state"] for m in manifests(tmp_path)] == ["restored"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
+def test_cli_apply_signalled_while_waiting_restores_the_old_configuration(tmp_path, sig):
+    root, log = tmp_path / "box", tmp_path / "commands.log"
+    root.mkdir()
+    old_box(root)
+    before = tree(root)
+    proc = start_apply(root, log)
+    waiting = wait_unconfirmed(root, proc)
+    assert waiting["awaiting"]["pid"] == proc.pid and ["netplan", "apply"] in waiting["awaiting"]["commands"]
+    assert (root / NETPLAN_FILE.lstrip("/")).exists()  # the change is in place while it waits
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig, (out, err)
+    assert "Traceback" not in err
+    assert f"{sig.name}: not confirmed; the previous configuration was restored" in out
+    assert tree(root) == before
+    assert commands_run(log).count(["netplan", "apply"]) == 2
+    assert [m["state"] for m in manifests(root)] == ["restored"]
+
+
+def test_a_killed_apply_is_undone_by_recover_and_not_while_it_still_waits(tmp_path):
+    root, log = tmp_path / "box", tmp_path / "commands.log"
+    root.mkdir()
+    old_box(root)
+    before = tree(root)
+    proc = start_apply(root, log)
+    try:
+        planned = wait_unconfirmed(root, proc)["awaiting"]["commands"]
+        # Its process still waits for the answer: a second run must not undo its change.
+        assert revert_unconfirmed(root) == []
+        assert [m["state"] for m in manifests(root)] == ["unconfirmed"]
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert tree(root) != before  # SIGKILL: nothing could run; the new files stayed
+    ran = commands_run(log)  # the marker is set before the first command: killed during any of them
+    assert ran == planned[:len(ran)] and ["netplan", "apply"] in planned
+    # `edge-installer recover` (the boot unit runs it with --boot) puts the old files back.
+    r = subprocess.run([sys.executable, "-c", LIVE_CLI, str(log), "recover", "--root", str(root)],
+                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr
+    assert "applied but never confirmed (its process ended): the previous files are back" in r.stdout
+    assert tree(root) == before
+    # On a running box it applies them again (the boot unit's --boot does not: no network yet).
+    # netplan apply, sysctl, resolved... again, and the old host name read back from its file.
+    assert ["hostname", "edge-01"] in planned
+    assert commands_run(log)[len(ran):] == [["hostname", "-F", "/etc/hostname"] if c[0] == "hostname" else c
+                                            for c in planned]
+    assert "recovered: ran: netplan apply" in r.stdout
+    assert [m["state"] for m in manifests(root)] == ["restored"]
+    r = subprocess.run([sys.executable, "-m", "installer", "recover", "--root", str(root), "--boot"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0 and r.stdout.strip() == "nothing to recover"
+
+
+def test_recover_at_boot_puts_files_back_and_runs_nothing(tmp_path):
+    root, log = tmp_path / "box", tmp_path / "commands.log"
+    root.mkdir()
+    old_box(root)
+    before = tree(root)
+    proc = start_apply(root, log)
+    wait_unconfirmed(root, proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    ran = len(commands_run(log))
+    r = subprocess.run([sys.executable, "-c", LIVE_CLI, str(log), "recover", "--root", str(root), "--boot"],
+                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr
+    assert "never confirmed" in r.stdout and tree(root) == before
+    assert len(commands_run(log)) == ran  # --boot: files only
+
+
+def test_a_new_apply_first_undoes_a_change_nobody_confirmed(tmp_path):
+    root, log = tmp_path / "box", tmp_path / "commands.log"
+    root.mkdir()
+    old_box(root)
+    proc = start_apply(root, log)
+    wait_unconfirmed(root, proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    recorder = Recorder()
+    result = apply_plan(planmod.load(PLAN_FILE), live_system(root, recorder), Target(),
+                        confirm=lambda s, r: True, rechecker=lambda plan, t: None)
+    assert result.ok
+    assert any("never confirmed" in m for m in result.messages)
+    # The old state applied again, then the new change applied and confirmed.
+    assert recorder.calls.count(["netplan", "apply"]) == 2
+    assert sorted(m["state"] for m in manifests(root)) == ["confirmed", "restored"]
