@@ -1,13 +1,32 @@
-"""Shared test set-up: the repository on sys.path, and the golden-tree switch."""
+"""Shared test set-up: the repository on sys.path, the golden-tree switch, and the network
+interlock: nothing the suite runs may reach beyond loopback from this machine's own network
+namespace (installer/netguard.py); a refused attempt fails the whole run at its end."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `from tests.judges import ...`
+
+# Set before `installer` is first imported, and inherited by every program the tests start.
+_GUARD_LOG = Path(tempfile.mkdtemp(prefix="edge-installer-netguard-")) / "refused.log"
+os.environ["EDGE_INSTALLER_NET_GUARD"] = str(_GUARD_LOG)
+# The namespace this session starts in is the machine's own (PID 1's is not readable in every
+# container); the lab's namespaces are the others.
+os.environ["EDGE_INSTALLER_NET_GUARD_NETNS"] = str(os.stat("/proc/thread-self/ns/net").st_ino)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    refused = _GUARD_LOG.read_text(encoding="utf-8") if _GUARD_LOG.exists() else ""
+    if refused:
+        sys.stderr.write("\n" + "!" * 78 + "\nNETWORK INTERLOCK: something in this run tried to reach beyond "
+                         "loopback from this machine's own network namespace (refused):\n" + refused + "!" * 78 + "\n")
+        session.exitstatus = 1
 
 
 def pytest_addoption(parser):
