@@ -96,10 +96,10 @@ class InterfacesScreen(StepScreen):
         inventory = self.context.inventory
         if inventory is None:
             return [], 0
-        # Physical ports, and the virtual links (a VLAN, a bond, a lab's veth) the plan already
-        # gives a role: a technician who chose one sees it is there.
-        mn, up = self.plan.machine_network, self.plan.uplink
-        named = set(mn.interfaces if mn is not None else ()) | {up.interface if up is not None else None}
+        # Physical ports, and the virtual links (a VLAN, a bond, a lab's veth) the plan or the
+        # defaults below give a role: a technician who chose one sees it is there.
+        machine, uplink = self._initial()
+        named = set(machine) | {uplink}
         shown = [i for i in inventory.interfaces
                  if i.kind in ROLE_KINDS or (i.kind == "virtual" and i.name in named)]
         return shown, len(inventory.interfaces) - len(shown)

@@ -89,6 +89,12 @@ async def test_interfaces_lists_a_virtual_link_the_plan_names(tmp_path):
         assert "docker0" not in detected and "wlan0" in detected
         assert "(2 virtual/loopback not shown)" in screen_text(app)  # lo, docker0
         assert_fits(app)
+    # A new plan: the seed's default names, there as virtual links, are listed too.
+    app = wizard(tmp_path, Plan(topology="isolated"), "interfaces", inventory=box)
+    async with app.run_test(size=(80, 24)):
+        detected = str(app.screen.query_one("#detected").render())
+        assert "eno1" in detected and "enp2s0" in detected
+        assert field(app, "machine").value == "eno1" and field(app, "uplink").value == "enp2s0"
 
 
 async def test_interfaces_takes_a_name_discovery_did_not_see(tmp_path):
