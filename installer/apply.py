@@ -22,6 +22,9 @@ from installer.writer import (WriteResult, await_confirmation, confirm_set, reco
                               revert_unconfirmed, write_files)
 
 DEFAULT_CONFIRM_TIMEOUT_S = 120.0
+# The dead man's switch fires this long after the confirmation should have come: the re-check
+# and a slow stack command come on top of the timeout.
+REVERT_MARGIN_S = 120.0
 
 # confirm(seconds, recheck_report) -> True to keep the new configuration.
 Confirm = Callable[[float, object], bool]
@@ -110,6 +113,13 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
         # From here until an answer, the backup set says "unconfirmed": should this process
         # die (SIGKILL, power cut), the next recover puts the old files back.
         await_confirmation(system.root, result.written.backup_dir, commands)
+        # Should this process be killed outright (SIGKILL, the OOM killer) and the box keep
+        # running, systemd undoes the change on its own a little after the timeout.
+        switch = arm_revert_timer(system, result.written.backup_dir, confirm_timeout + REVERT_MARGIN_S)
+        result.commands.append(switch)
+        if not switch.ok:
+            result.messages.append(f"no revert timer ({switch.describe()}): if this process is killed, "
+                                   "the change is undone at the next boot or `edge-installer recover`")
     try:
         for argv in commands:
             outcome = system.run(argv)
@@ -118,6 +128,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
             if not outcome.ok:
                 result.messages.append(f"{' '.join(argv)} failed: rolling back")
                 _rollback(plan, system, target, result, commands)
+                _disarm(system, result, pending)
                 return result
         if not system.live:
             # A staged tree: nothing was applied, so there is nothing to confirm or revert.
@@ -144,6 +155,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
         result.messages.append("interrupted before the change was confirmed: restoring the previous configuration")
         if pending and not result.rolled_back:
             _rollback(plan, system, target, result, commands)
+        _disarm(system, result, pending)
         raise
     if keep:
         try:
@@ -154,10 +166,51 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
                                    f"space under /var/lib/edge-installer and apply again")
         result.confirmed = True
         result.messages.append("confirmed: the new configuration is kept")
+        _disarm(system, result, pending)
         return result
     result.messages.append(f"not confirmed within {confirm_timeout:g} s: restoring the previous configuration")
     _rollback(plan, system, target, result, commands)
+    _disarm(system, result, pending)
     return result
+
+
+def _disarm(system: System, result: ApplyResult, pending: bool) -> None:
+    """The change was answered (kept or undone here): the revert timer has nothing left to do."""
+    if pending and result.written is not None and result.written.backup_dir is not None:
+        result.commands.append(system.run(["systemctl", "stop", f"{revert_unit(result.written.backup_dir)}.timer"]))
+
+
+def revert_unit(backup_rel: str) -> str:
+    """The transient systemd unit that undoes one backup set's change if nobody confirms it."""
+    return "edge-installer-revert-" + backup_rel.rstrip("/").rsplit("/", 1)[-1]
+
+
+def self_command() -> tuple[list[str], dict[str, str]]:
+    """How systemd can start this very edge-installer again: (argv, environment)."""
+    import os
+    import sys
+
+    import installer
+
+    archive = getattr(installer, "ARCHIVE", None)  # set by the zipapp's __main__
+    if archive:
+        return [sys.executable, archive], {}
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(script) == "edge-installer" and os.access(script, os.X_OK):
+        return [script], {}
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(installer.__file__)))
+    return [sys.executable, "-m", "installer"], {"PYTHONPATH": package_parent}
+
+
+def arm_revert_timer(system: System, backup_rel: str, seconds: float) -> CommandResult:
+    """The dead man's switch: a transient systemd timer that runs `edge-installer recover`
+    (undo what was never confirmed, apply the old files again) after `seconds`, stopped as
+    soon as the change is answered one way or the other."""
+    argv, env = self_command()
+    return system.run(["systemd-run", "--quiet", f"--unit={revert_unit(backup_rel)}",
+                       f"--on-active={int(seconds + 0.999)}s", "--timer-property=AccuracySec=1s",
+                       *[f"--setenv={k}={v}" for k, v in env.items()],
+                       *argv, "recover", "--root", str(system.root)])
 
 
 def reapply_commands(commands: list[list[str]]) -> list[list[str]]:

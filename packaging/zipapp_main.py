@@ -206,7 +206,10 @@ def main() -> int:
     except StartError as e:
         print(f"edge-installer: {e}", file=sys.stderr)
         return 2
+    import installer
     from installer.cli import main as cli_main
+
+    installer.ARCHIVE = archive  # how systemd starts this edge-installer again (installer.apply)
 
     sys.argv[0] = "edge-installer"
     return cli_main()

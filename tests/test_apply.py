@@ -84,7 +84,23 @@ def test_unconfirmed_change_is_rolled_back_byte_for_byte(tmp_path):
     # to the plan's, then read back from the restored /etc/hostname (old-name), not set again.
     assert recorder.calls.count(["netplan", "apply"]) == 2
     assert recorder.calls.count(["hostname", PLAN.hostname]) == 1
-    assert recorder.calls[-1] == ["hostname", "-F", "/etc/hostname"]
+    assert recorder.calls[-2] == ["hostname", "-F", "/etc/hostname"]
+    # The dead man's switch: armed before the change, stopped once it is undone.
+    unit = "edge-installer-revert-" + result.written.backup_dir.rsplit("/", 1)[-1]
+    arm = recorder.calls[0]
+    assert arm[:3] == ["systemd-run", "--quiet", f"--unit={unit}"] and "--on-active=127s" in arm
+    assert arm[-3:] == ["recover", "--root", str(tmp_path)]
+    assert recorder.calls[-1] == ["systemctl", "stop", f"{unit}.timer"]
+
+
+def test_without_systemd_run_the_apply_goes_on_and_says_so(tmp_path):
+    old_box(tmp_path)
+    recorder = Recorder(fail="systemd-run")
+    result = apply_plan(PLAN, live_system(tmp_path, recorder), Target(), confirm=lambda s, r: True,
+                        rechecker=lambda plan, t: None)
+    assert result.ok and ["netplan", "apply"] in recorder.calls
+    assert any(m.startswith("no revert timer") and "next boot" in m for m in result.messages)
+    assert recorder.calls[-1][:2] == ["systemctl", "stop"]
 
 
 def test_a_failing_stack_command_rolls_back(tmp_path):
@@ -150,3 +166,22 @@ def test_cli_apply_a_bundle_with_set_for_the_next_box(tmp_path):
     r = subprocess.run([*cli, "apply", str(bundle), "--root", str(root), "--set", "nosuch.key=1"],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and "nosuch" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_revert_timer_starts_this_very_edge_installer(tmp_path, monkeypatch):
+    import installer
+    from installer.apply import self_command
+
+    # From the zipapp: the interpreter and the archive (packaging/zipapp_main.py sets it).
+    monkeypatch.setattr(installer, "ARCHIVE", "/usr/local/bin/edge-installer", raising=False)
+    assert self_command() == ([sys.executable, "/usr/local/bin/edge-installer"], {})
+    monkeypatch.delattr(installer, "ARCHIVE")
+    # An installed console script.
+    script = tmp_path / "edge-installer"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "argv", [str(script), "apply"])
+    assert self_command() == ([str(script)], {})
+    # python -m installer: the module, with the directory that holds the package.
+    monkeypatch.setattr(sys, "argv", [str(REPO / "installer/__main__.py"), "apply"])
+    assert self_command() == ([sys.executable, "-m", "installer"], {"PYTHONPATH": str(REPO)})

@@ -119,6 +119,9 @@ def test_cli_apply_signalled_while_waiting_restores_the_old_configuration(tmp_pa
     assert tree(root) == before
     assert commands_run(log).count(["netplan", "apply"]) == 2
     assert [m["state"] for m in manifests(root)] == ["restored"]
+    # The revert timer armed before the change is stopped once it is undone.
+    unit = commands_run(log)[0][2].removeprefix("--unit=")
+    assert commands_run(log)[-1] == ["systemctl", "stop", f"{unit}.timer"]
 
 
 def test_a_killed_apply_is_undone_by_recover_and_not_while_it_still_waits(tmp_path):
@@ -136,8 +139,14 @@ def test_a_killed_apply_is_undone_by_recover_and_not_while_it_still_waits(tmp_pa
         proc.kill()
         proc.communicate(timeout=30)
     assert tree(root) != before  # SIGKILL: nothing could run; the new files stayed
-    ran = commands_run(log)  # the marker is set before the first command: killed during any of them
-    assert ran == planned[:len(ran)] and ["netplan", "apply"] in planned
+    # The marker is set before the first command: killed during any of them. First the dead
+    # man's switch (on a real box systemd would run this very recover 60 + 120 s later), then
+    # the stack's commands.
+    ran = commands_run(log)
+    if ran:
+        assert ran[0][0] == "systemd-run" and "--on-active=180s" in ran[0]
+        assert ran[0][-3:] == ["recover", "--root", str(root)]
+    assert ran[1:] == planned[:len(ran) - 1] and ["netplan", "apply"] in planned
     # `edge-installer recover` (the boot unit runs it with --boot) puts the old files back.
     r = subprocess.run([sys.executable, "-c", LIVE_CLI, str(log), "recover", "--root", str(root)],
                        capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -16,7 +16,7 @@ from tests.lab import netns
 from tests.lab.errors import LabError
 from tests.lab.servers import Service, squid_service_name
 
-READY_TIMEOUT_S = 5.0
+READY_TIMEOUT_S = 15.0  # ~0.5 s is usual; a loaded CI machine once needed more than 5
 KILL_TIMEOUT_S = 3.0
 
 
@@ -112,7 +112,8 @@ class Supervisor:
             if pending and time.monotonic() > deadline:
                 key = next(iter(pending))
                 raise LabError(f"{key} did not listen on {pending[key].listens} within "
-                               f"{READY_TIMEOUT_S} s:\n" + self.log_tail(key))
+                               f"{READY_TIMEOUT_S} s ({_proc_state(self._procs[key].proc.pid)}):\n"
+                               + self.log_tail(key))
             if pending:
                 time.sleep(0.003)
 
@@ -174,6 +175,17 @@ def remove_shm(lab_name: str, pids: Sequence[int]) -> None:
         (shm / f"sem.faketime_sem_{pid}").unlink(missing_ok=True)
     for path in shm.glob(f"{squid_service_name(lab_name)}-*"):
         path.unlink(missing_ok=True)
+
+
+def _proc_state(pid: int) -> str:
+    """What a process is doing, for an error message: its command, state and kernel wait."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+        wchan = open(f"/proc/{pid}/wchan").read().strip() or "-"
+    except OSError as e:
+        return f"pid {pid}: {e.strerror}"
+    command, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+    return f"pid {pid} {command}: state {rest[0]}, waiting in {wchan}"
 
 
 def listening() -> set[tuple[str, str, int]]:
