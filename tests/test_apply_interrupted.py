@@ -72,6 +72,30 @@ def start_apply(root: Path, log: Path) -> subprocess.Popen:
                             text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def live_cli(log: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real command line, run to its end on the recorded box."""
+    return subprocess.run([sys.executable, "-c", LIVE_CLI, str(log), *args], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def old_box_at(tmp_path: Path) -> tuple[Path, Path, dict]:
+    """(the box's root with its old configuration, the command log, the tree as it is)."""
+    root = tmp_path / "box"
+    root.mkdir()
+    old_box(root)
+    return root, tmp_path / "commands.log", tree(root)
+
+
+def kill_while_waiting(root: Path, log: Path) -> None:
+    """`edge-installer apply`, SIGKILLed while it waits for its confirmation."""
+    proc = start_apply(root, log)
+    try:
+        wait_unconfirmed(root, proc)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+
+
 def wait_unconfirmed(root: Path, proc: subprocess.Popen, seconds: float = 20.0) -> dict:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -103,10 +127,7 @@ def test_an_interrupt_while_waiting_restores_the_old_files_then_goes_on(tmp_path
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
 def test_cli_apply_signalled_while_waiting_restores_the_old_configuration(tmp_path, sig):
-    root, log = tmp_path / "box", tmp_path / "commands.log"
-    root.mkdir()
-    old_box(root)
-    before = tree(root)
+    root, log, before = old_box_at(tmp_path)
     proc = start_apply(root, log)
     waiting = wait_unconfirmed(root, proc)
     assert waiting["awaiting"]["pid"] == proc.pid and ["netplan", "apply"] in waiting["awaiting"]["commands"]
@@ -125,10 +146,7 @@ def test_cli_apply_signalled_while_waiting_restores_the_old_configuration(tmp_pa
 
 
 def test_a_killed_apply_is_undone_by_recover_and_not_while_it_still_waits(tmp_path):
-    root, log = tmp_path / "box", tmp_path / "commands.log"
-    root.mkdir()
-    old_box(root)
-    before = tree(root)
+    root, log, before = old_box_at(tmp_path)
     proc = start_apply(root, log)
     try:
         planned = wait_unconfirmed(root, proc)["awaiting"]["commands"]
@@ -148,8 +166,7 @@ def test_a_killed_apply_is_undone_by_recover_and_not_while_it_still_waits(tmp_pa
         assert ran[0][-3:] == ["recover", "--root", str(root)]
     assert ran[1:] == planned[:len(ran) - 1] and ["netplan", "apply"] in planned
     # `edge-installer recover` (the boot unit runs it with --boot) puts the old files back.
-    r = subprocess.run([sys.executable, "-c", LIVE_CLI, str(log), "recover", "--root", str(root)],
-                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = live_cli(log, "recover", "--root", str(root))
     assert r.returncode == 0, r.stderr
     assert "applied but never confirmed (its process ended): the previous files are back" in r.stdout
     assert tree(root) == before
@@ -166,30 +183,18 @@ def test_a_killed_apply_is_undone_by_recover_and_not_while_it_still_waits(tmp_pa
 
 
 def test_recover_at_boot_puts_files_back_and_runs_nothing(tmp_path):
-    root, log = tmp_path / "box", tmp_path / "commands.log"
-    root.mkdir()
-    old_box(root)
-    before = tree(root)
-    proc = start_apply(root, log)
-    wait_unconfirmed(root, proc)
-    proc.kill()
-    proc.communicate(timeout=30)
+    root, log, before = old_box_at(tmp_path)
+    kill_while_waiting(root, log)
     ran = len(commands_run(log))
-    r = subprocess.run([sys.executable, "-c", LIVE_CLI, str(log), "recover", "--root", str(root), "--boot"],
-                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = live_cli(log, "recover", "--root", str(root), "--boot")
     assert r.returncode == 0, r.stderr
     assert "never confirmed" in r.stdout and tree(root) == before
     assert len(commands_run(log)) == ran  # --boot: files only
 
 
 def test_a_new_apply_first_undoes_a_change_nobody_confirmed(tmp_path):
-    root, log = tmp_path / "box", tmp_path / "commands.log"
-    root.mkdir()
-    old_box(root)
-    proc = start_apply(root, log)
-    wait_unconfirmed(root, proc)
-    proc.kill()
-    proc.communicate(timeout=30)
+    root, log, _ = old_box_at(tmp_path)
+    kill_while_waiting(root, log)
     recorder = Recorder()
     result = apply_plan(planmod.load(PLAN_FILE), live_system(root, recorder), Target(),
                         confirm=lambda s, r: True, rechecker=lambda plan, t: None)

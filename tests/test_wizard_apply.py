@@ -36,11 +36,16 @@ def live_app(root: Path, recorder: Recorder, timeout: float):
     return app
 
 
+async def tick_and_write(pilot) -> None:
+    """'Yes, write these files now' ticked, then W: the write (and on the box, apply) starts."""
+    await focus(pilot, "confirm")
+    await pilot.press("space", "w")
+
+
 async def test_staged_root_shows_the_commands(tmp_path):
     app = make_app(tmp_path, example("isolated"), "write")
     async with app.run_test(size=SIZE) as pilot:
-        await focus(pilot, "confirm")
-        await pilot.press("space", "w")
+        await tick_and_write(pilot)
         await until(pilot, lambda: app.screen.result is not None)
         assert "would run: netplan apply" in text_of(app, "#result")
 
@@ -49,8 +54,7 @@ async def test_pressing_k_in_time_keeps_the_change(tmp_path):
     recorder = Recorder()
     app = live_app(tmp_path, recorder, timeout=20)
     async with app.run_test(size=SIZE) as pilot:
-        await focus(pilot, "confirm")
-        await pilot.press("space", "w")
+        await tick_and_write(pilot)
         await until(pilot, lambda: "Press K to KEEP" in text_of(app, "#step-errors"))
         assert "reverted in" in text_of(app, "#step-errors")
         await pilot.press("k")
@@ -65,8 +69,7 @@ async def test_no_answer_reverts_byte_for_byte(tmp_path):
     app = live_app(tmp_path, recorder, timeout=1)
     before = tree(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await focus(pilot, "confirm")
-        await pilot.press("space", "w")
+        await tick_and_write(pilot)
         await until(pilot, lambda: "Reverted" in text_of(app, "#result"), seconds=15)
         await pilot.press("ctrl+n")
         assert app.step_id == "write"  # nothing kept: Next refuses
@@ -81,8 +84,7 @@ async def test_leaving_the_wizard_while_the_change_waits_for_k_reverts_it(tmp_pa
     app = live_app(tmp_path, recorder, timeout=60)
     before = tree(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await focus(pilot, "confirm")
-        await pilot.press("space", "w")
+        await tick_and_write(pilot)
         await until(pilot, lambda: "Press K to KEEP" in text_of(app, "#step-errors"))
         assert tree(tmp_path) != before  # applied, waiting
         await pilot.press("ctrl+q")
