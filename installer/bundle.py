@@ -91,6 +91,11 @@ class LoadedBundle:
         return Target(netplan_version=_version_tuple(t["netplan_version"]), networkmanager=t["networkmanager"],
                       cloud_init=t["cloud_init"])
 
+    @property
+    def secrets_locked(self) -> bool:
+        """The bundle holds secrets encrypted and they were not decrypted (no passphrase given)."""
+        return self.manifest.get("secrets", {}).get("state") == "encrypted" and not self.secrets_present
+
     def per_box_fields(self) -> list[str]:
         """The fields to ask for on the next box (see `per_box_fields`)."""
         return per_box_fields(self.plan, self.missing_secrets)

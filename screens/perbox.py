@@ -19,10 +19,13 @@ LABELS = {
                                 fields.check_interface_address),
     "uplink.address": ("Uplink address/prefix of this box", "e.g. 10.20.0.16/24", fields.check_interface_address),
     "uplink.gateway": ("Uplink gateway", "e.g. 10.20.0.1", lambda v: fields.check_host_address(v, what="gateway")),
-    "wifi.passphrase": ("WiFi passphrase (the bundle left it out; never shown)", "", None),
-    "cellular.password": ("APN password (the bundle left it out; never shown)", "", None),
-    "proxy.password": ("Proxy password (the bundle left it out; never shown)", "", None),
+    "wifi.passphrase": ("WiFi passphrase", "", None),
+    "cellular.password": ("APN password", "", None),
+    "proxy.password": ("Proxy password", "", None),
 }
+# Why a secret is asked for: left out at export, or encrypted and no passphrase was given.
+LEFT_OUT = " (the bundle left it out; never shown)"
+LOCKED = " (encrypted in the bundle; or start with --passphrase-file)"
 
 
 def _get(plan: Plan, path: str):
@@ -56,11 +59,13 @@ class PerBoxScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         source = self.context.extras.get("bundle_name", "the bundle")
-        yield Static(f"Everything else comes from {source}. Give what differs on this box; Next goes "
-                     "to the review.", classes="hint", markup=False)
+        yield Static(f"Everything else comes from {source}. The values shown are its box's: change "
+                     "them for this one. Next goes to the review.", classes="hint", markup=False)
+        why = LOCKED if self.context.extras.get("secrets_locked") else LEFT_OUT
         for path in self.paths:
             label, placeholder, check = LABELS[path]
             secret = path in SECRET_FIELDS
+            label += why if secret else ""
             value = None if secret else _get(self.plan, path)
             yield FieldInput(label, field=path, value=value, placeholder=placeholder, password=secret,
                              check=check, id=path.replace(".", "-"))

@@ -41,7 +41,8 @@ class WelcomeScreen(StepScreen):
             except BundleError as e:
                 self.show_errors([FieldError("load", str(e))])
                 return
-            self.context.extras.update(per_box=bundle.per_box_fields(), bundle_name=path)
+            self.context.extras.update(per_box=bundle.per_box_fields(), bundle_name=path,
+                                       secrets_locked=bundle.secrets_locked)
             self.show_errors([])
             self.post_message(self.Done(bundle.plan, "next", goto="this-box"))
             return

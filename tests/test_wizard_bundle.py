@@ -57,6 +57,24 @@ def test_a_bundle_with_its_passphrase_asks_no_secret(tmp_path):
     assert plan.wifi.passphrase == "correct horse battery"
 
 
+async def test_why_a_secret_is_asked_left_out_or_locked(tmp_path):
+    """A secret left out at export and one the bundle holds encrypted (no passphrase given) are
+    asked for with words that say which, and what would avoid typing it."""
+    secret = tmp_path / "pass.txt"
+    secret.write_text("fleet passphrase 2026\n")
+    for flags, words in ((["--no-secrets"], "the bundle left it out"),
+                         (["--passphrase-file", str(secret)], "encrypted in the bundle; or start with "
+                                                                "--passphrase-file")):
+        plan, step, extras = start_plan(tmp_path, str(export(tmp_path, *flags)), resume=False)
+        assert extras["per_box"][-1] == "wifi.passphrase"
+        app = make_app(tmp_path, plan, step)
+        app.context.extras.update(extras)
+        async with app.run_test(size=SIZE):
+            label = text_of(app, "#wifi-passphrase Label")
+            assert "WiFi passphrase" in label and words in label and len(label) <= 78, label  # one line at 80x24
+            assert "The values shown are its box's" in text_of(app, "#body .hint")
+
+
 def test_the_wizard_refuses_a_damaged_bundle_in_one_line(tmp_path):
     bundle = export(tmp_path, "--no-secrets")
     data = bytearray(bundle.read_bytes())
