@@ -109,6 +109,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
     progress(f"wrote {len(result.written.written)} file(s), {len(result.written.unchanged)} unchanged")
     commands = stack_commands(plan, target, result.written.written + [m for m, _ in result.written.moved])
     pending = system.live and result.written.backup_dir is not None
+    armed = False
     if pending:
         # From here until an answer, the backup set says "unconfirmed": should this process
         # die (SIGKILL, power cut), the next recover puts the old files back.
@@ -117,7 +118,8 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
         # running, systemd undoes the change on its own a little after the timeout.
         switch = arm_revert_timer(system, result.written.backup_dir, confirm_timeout + REVERT_MARGIN_S)
         result.commands.append(switch)
-        if not switch.ok:
+        armed = switch.ok
+        if not armed:
             result.messages.append(f"no revert timer ({switch.describe()}): if this process is killed, "
                                    "the change is undone at the next boot or `edge-installer recover`")
     try:
@@ -128,7 +130,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
             if not outcome.ok:
                 result.messages.append(f"{' '.join(argv)} failed: rolling back")
                 _rollback(plan, system, target, result, commands)
-                _disarm(system, result, pending)
+                _disarm(system, result, armed)
                 return result
         if not system.live:
             # A staged tree: nothing was applied, so there is nothing to confirm or revert.
@@ -155,7 +157,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
         result.messages.append("interrupted before the change was confirmed: restoring the previous configuration")
         if pending and not result.rolled_back:
             _rollback(plan, system, target, result, commands)
-        _disarm(system, result, pending)
+        _disarm(system, result, armed)
         raise
     if keep:
         try:
@@ -166,17 +168,17 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
                                    f"space under /var/lib/edge-installer and apply again")
         result.confirmed = True
         result.messages.append("confirmed: the new configuration is kept")
-        _disarm(system, result, pending)
+        _disarm(system, result, armed)
         return result
     result.messages.append(f"not confirmed within {confirm_timeout:g} s: restoring the previous configuration")
     _rollback(plan, system, target, result, commands)
-    _disarm(system, result, pending)
+    _disarm(system, result, armed)
     return result
 
 
-def _disarm(system: System, result: ApplyResult, pending: bool) -> None:
+def _disarm(system: System, result: ApplyResult, armed: bool) -> None:
     """The change was answered (kept or undone here): the revert timer has nothing left to do."""
-    if pending and result.written is not None and result.written.backup_dir is not None:
+    if armed and result.written is not None and result.written.backup_dir is not None:
         result.commands.append(system.run(["systemctl", "stop", f"{revert_unit(result.written.backup_dir)}.timer"]))
 
 
