@@ -119,6 +119,9 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
         switch = arm_revert_timer(system, result.written.backup_dir, confirm_timeout + REVERT_MARGIN_S)
         result.commands.append(switch)
         armed = switch.ok
+        if armed and switch.ran:
+            progress(f"revert timer armed: should this program be killed, systemd restores the previous "
+                     f"configuration in {int(confirm_timeout + REVERT_MARGIN_S + 0.999)} s")
         if not armed:
             result.messages.append(f"no revert timer ({switch.describe()}): if this process is killed, "
                                    "the change is undone at the next boot or `edge-installer recover`")
