@@ -264,8 +264,17 @@ def _boot_id() -> str | None:
         return None
 
 
+def _process_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _waiting(awaiting: dict) -> bool:
-    """The process that waits for this confirmation is still running (this boot, alive)."""
+    """The process that waits for this confirmation is still running (this boot, alive, and
+    the same process: a pid reused by another one since has a different start time)."""
     pid = awaiting.get("pid")
     if not isinstance(pid, int) or awaiting.get("boot_id") != _boot_id() or pid <= 0:
         return False
@@ -274,12 +283,13 @@ def _waiting(awaiting: dict) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    stat = _process_stat(pid)
+    if stat is None:
+        return True  # no /proc to tell: alive is all that is known
     # A zombie (killed, not yet reaped by its parent) no longer waits for anything.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    started = awaiting.get("started")
+    return stat[0] != "Z" and (started is None or (len(stat) > 19 and stat[19] == str(started)))
 
 
 def await_confirmation(root: Path, backup_rel: str, commands: list[list[str]]) -> None:
@@ -287,7 +297,9 @@ def await_confirmation(root: Path, backup_rel: str, commands: list[list[str]]) -
     backup = box_path(Path(root), backup_rel)
     manifest = json.loads((backup / MANIFEST).read_text())
     manifest["state"] = "unconfirmed"
+    stat = _process_stat(os.getpid())
     manifest["awaiting"] = {"pid": os.getpid(), "boot_id": _boot_id(), "since": time.time(),
+                            "started": stat[19] if stat and len(stat) > 19 else None,
                             "commands": [list(c) for c in commands]}
     _save_manifest(backup, manifest)
 

@@ -204,3 +204,23 @@ def test_a_new_apply_first_undoes_a_change_nobody_confirmed(tmp_path):
     # The old state applied again, then the new change applied and confirmed.
     assert recorder.calls.count(["netplan", "apply"]) == 2
     assert sorted(m["state"] for m in manifests(root)) == ["confirmed", "restored"]
+
+
+def test_a_reused_pid_does_not_keep_a_dead_apply_waiting(tmp_path):
+    """The process that waits is known by its pid and its start time: another process that got
+    the same pid later does not keep the change from being undone."""
+    from installer.render import render
+    from installer.writer import await_confirmation, write_files
+
+    root, _, before = old_box_at(tmp_path)
+    written = write_files(root, render(planmod.load(PLAN_FILE), Target()))
+    await_confirmation(root, written.backup_dir, [["netplan", "apply"]])
+    assert revert_unconfirmed(root) == []  # this very process waits: left alone
+    manifest_file = root / written.backup_dir.lstrip("/") / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["awaiting"]["pid"] == os.getpid() and manifest["awaiting"]["started"]
+    manifest["awaiting"]["started"] = str(int(manifest["awaiting"]["started"]) - 1)  # same pid, earlier process
+    manifest_file.write_text(json.dumps(manifest))
+    (line, commands), = revert_unconfirmed(root)
+    assert "never confirmed" in line and commands == [["netplan", "apply"]]
+    assert tree(root) == before
