@@ -16,6 +16,7 @@ import ipaddress
 import os
 import socket
 import sys
+import threading
 
 ENV = "EDGE_INSTALLER_NET_GUARD"
 ENV_NETNS = "EDGE_INSTALLER_NET_GUARD_NETNS"  # the machine's own namespace (inode), from conftest
@@ -25,10 +26,13 @@ _installed = False
 
 def namespace_id() -> int | None:
     """The network namespace of the calling thread (its inode), or None when unknown."""
-    try:
-        return os.stat("/proc/thread-self/ns/net").st_ino
-    except OSError:
-        return None
+    for path in ("/proc/thread-self/ns/net", f"/proc/self/task/{threading.get_native_id()}/ns/net",
+                 "/proc/self/ns/net"):
+        try:
+            return os.stat(path).st_ino
+        except OSError:
+            continue
+    return None
 
 
 def _own_namespace() -> bool:

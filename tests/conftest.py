@@ -18,7 +18,9 @@ _GUARD_LOG = Path(tempfile.mkdtemp(prefix="edge-installer-netguard-")) / "refuse
 os.environ["EDGE_INSTALLER_NET_GUARD"] = str(_GUARD_LOG)
 # The namespace this session starts in is the machine's own (PID 1's is not readable in every
 # container); the lab's namespaces are the others.
-os.environ["EDGE_INSTALLER_NET_GUARD_NETNS"] = str(os.stat("/proc/thread-self/ns/net").st_ino)
+from installer.netguard import namespace_id  # noqa: E402  (after the variable above is set)
+
+os.environ["EDGE_INSTALLER_NET_GUARD_NETNS"] = str(namespace_id() or "")
 
 
 def pytest_sessionfinish(session, exitstatus):
