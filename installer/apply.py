@@ -98,9 +98,9 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
     result = ApplyResult()
     # A change an earlier run applied and nobody confirmed (its process was killed): undone
     # first, files and running state, before anything new is written.
-    for line, earlier in revert_unconfirmed(system.root):
+    for line, ran in undo_unconfirmed(system):
         result.messages.append(f"recovered: {line}")
-        result.commands += [system.run(argv) for argv in reapply_commands(earlier)]
+        result.commands += ran
     for line in recover(system.root):
         result.messages.append(f"recovered: {line}")
     files = render(plan, target)
@@ -216,6 +216,14 @@ def arm_revert_timer(system: System, backup_rel: str, seconds: float) -> Command
                        f"--on-active={int(seconds + 0.999)}s", "--timer-property=AccuracySec=1s",
                        *[f"--setenv={k}={v}" for k, v in env.items()],
                        *argv, "recover", "--root", str(system.root)])
+
+
+def undo_unconfirmed(system: System, reapply: bool = True) -> list[tuple[str, list[CommandResult]]]:
+    """Put back the files of every change applied and never confirmed whose process is gone
+    and, with `reapply` (a running box; not at boot, before the network starts), apply them
+    again. Per change: what was done, in words, and the commands run."""
+    return [(line, [system.run(argv) for argv in reapply_commands(commands)] if reapply else [])
+            for line, commands in revert_unconfirmed(system.root)]
 
 
 def reapply_commands(commands: list[list[str]]) -> list[list[str]]:

@@ -224,3 +224,12 @@ def test_a_reused_pid_does_not_keep_a_dead_apply_waiting(tmp_path):
     (line, commands), = revert_unconfirmed(root)
     assert "never confirmed" in line and commands == [["netplan", "apply"]]
     assert tree(root) == before
+
+
+def test_recover_refuses_a_root_that_is_not_a_directory_in_one_line(tmp_path):
+    (tmp_path / "file").write_text("x\n")
+    for root, words in ((tmp_path / "file", "exists and is not a directory; give a directory"),
+                        (tmp_path / "nope", "not a directory; create it first")):
+        r = subprocess.run([sys.executable, "-m", "installer", "recover", "--root", str(root)],
+                           capture_output=True, text=True, cwd=REPO)
+        assert r.returncode == 2 and r.stderr.strip().startswith(f"--root {root}: {words}"), r.stderr

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from installer.commands import UsageError
-from installer.writer import recover, revert_unconfirmed
+from installer.commands import check_root
+from installer.writer import recover
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,19 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = Path(args.root)
-    if not root.is_dir():
-        raise UsageError(f"edge-installer recover: --root {args.root}: not a directory")
-    from installer.apply import reapply_commands
+    from installer.apply import undo_unconfirmed
     from installer.system import System
 
-    system = System(root)
+    check_root(args.root)
+    root = Path(args.root)
     done = []
-    for line, commands in revert_unconfirmed(root):
-        done.append(line)
-        if not args.boot:  # the network runs the unconfirmed change: apply the old files again
-            for argv in reapply_commands(commands):
-                done.append(system.run(argv).describe())
+    for line, ran in undo_unconfirmed(System(root), reapply=not args.boot):
+        done += [line] + [r.describe() for r in ran]
     done += recover(root)
     for line in done:
         print(f"recovered: {line}")
