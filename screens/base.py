@@ -295,11 +295,9 @@ class StepScreen(Screen):
                     unplaced.append(e.message)
             else:
                 unplaced.append(str(e))
-        line = self.query_one("#step-errors", Static)
         if errors:
             head = f"{len(errors)} problem{'s' if len(errors) > 1 else ''} to fix before Next."
-            line.update(" ".join([head] + unplaced))
-            line.add_class("-shown")
+            self.say(" ".join([head] + unplaced))
             if first is not None:
                 if isinstance(first, FieldInput):
                     first.input.focus()
@@ -308,8 +306,7 @@ class StepScreen(Screen):
                 else:
                     first.focus()
         else:
-            line.update("")
-            line.remove_class("-shown")
+            self.say("")
 
     def say(self, message: str) -> None:
         """Show (or clear, with "") a message on the step's error line."""

@@ -274,7 +274,6 @@ class ChecksScreen(StepScreen):
         self.query_one("#saved", Static).update(message)
 
     # --- leaving -----------------------------------------------------------------------------
-
     def _stop(self) -> None:
         self.workers.cancel_group(self, "checks")
         self.running = False

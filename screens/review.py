@@ -117,26 +117,22 @@ class ReviewScreen(StepScreen):
     def _go_fix(self, event: OptionList.OptionSelected) -> None:
         owner = self.owners[event.option_index]
         if owner is None:
-            self.query_one("#step-errors", Static).update(
-                f"No step edits {self.errors[event.option_index].field}: fix it in the plan file and load it again.")
-            self.query_one("#step-errors").add_class("-shown")
+            self.say(f"No step edits {self.errors[event.option_index].field}: fix it in the plan file and "
+                     "load it again.")
             return
         self.post_message(self.Done(self.plan, "goto", goto=owner[0]))
 
     def action_next(self) -> None:
         # Review edits nothing: Next only checks that the whole plan is valid.
         self.errors = validate(self.plan, self.context.validation)
-        line = self.query_one("#step-errors", Static)
         if self.errors:
             n = len(self.errors)
-            line.update(f"{n} problem{'s' if n != 1 else ''} to fix before Next: choose one in the list at the "
-                        "top and press Enter to go to its step.")
-            line.add_class("-shown")
+            self.say(f"{n} problem{'s' if n != 1 else ''} to fix before Next: choose one in the list at the "
+                     "top and press Enter to go to its step.")
             self.query_one("#body").scroll_home(animate=False)
             self.query_one("#problems", OptionList).focus()
             return
-        line.update("")
-        line.remove_class("-shown")
+        self.say("")
         self.post_message(self.Done(self.plan, "next"))
 
 

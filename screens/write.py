@@ -250,7 +250,6 @@ class WriteScreen(StepScreen):
         self.query_one("#next").focus()
         self.query_one("#body").scroll_end(animate=False)
 
-
     def action_next(self) -> None:
         if self.writing:
             self.say("Still writing; wait a moment.")
