@@ -28,6 +28,11 @@ LEFT_OUT = " (the bundle left it out; never shown)"
 LOCKED = " (encrypted in the bundle; or start with --passphrase-file)"
 
 
+def bundle_extras(bundle, name: str) -> dict:
+    """What this step reads from WizardContext.extras, for a loaded bundle (installer.bundle)."""
+    return {"per_box": bundle.per_box_fields(), "bundle_name": name, "secrets_locked": bundle.secrets_locked}
+
+
 def _get(plan: Plan, path: str):
     section, _, key = path.partition(".")
     obj = getattr(plan, section)

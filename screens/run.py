@@ -66,8 +66,9 @@ def start_plan(root: Path, plan_file: str | None, resume: bool,
             loaded = load_bundle(plan_file, passphrase)
         except BundleError as e:
             raise WizardStartError(f"{plan_file}: {e}") from None
-        return loaded.plan, "this-box", {"per_box": loaded.per_box_fields(), "bundle_name": Path(plan_file).name,
-                                         "secrets_locked": loaded.secrets_locked}
+        from screens.perbox import bundle_extras
+
+        return loaded.plan, "this-box", bundle_extras(loaded, Path(plan_file).name)
     if plan_file:
         try:
             return planmod.load(plan_file), "topology", {}

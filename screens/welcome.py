@@ -41,8 +41,9 @@ class WelcomeScreen(StepScreen):
             except BundleError as e:
                 self.show_errors([FieldError("load", str(e))])
                 return
-            self.context.extras.update(per_box=bundle.per_box_fields(), bundle_name=path,
-                                       secrets_locked=bundle.secrets_locked)
+            from screens.perbox import bundle_extras
+
+            self.context.extras.update(bundle_extras(bundle, path))
             self.show_errors([])
             self.post_message(self.Done(bundle.plan, "next", goto="this-box"))
             return
