@@ -148,14 +148,14 @@ _BLANK_LINE = re.compile(r"\n[ \t]*\n")  # between a status file's stanzas
 
 def _package_version(root: Path, names: tuple[str, ...]) -> str | None:
     """Version of the first of `names` present in root's dpkg or opkg status file."""
+    # A box's status file holds hundreds of packages: read only the stanzas of these (the
+    # wizard's start-up waits for this). dpkg and opkg begin a stanza with Package.
+    wanted = re.compile(r"^Package:[ \t]*(?:%s)[ \t]*$" % "|".join(map(re.escape, names)), re.M)
     for status in ("var/lib/dpkg/status", "var/lib/opkg/status", "usr/lib/opkg/status"):
         try:
             text = (root / status).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        # A box's status file holds hundreds of packages: read only the stanzas of these
-        # (the wizard's start-up waits for this). dpkg and opkg begin a stanza with Package.
-        wanted = re.compile(r"^Package:[ \t]*(?:%s)[ \t]*$" % "|".join(map(re.escape, names)), re.M)
         for match in wanted.finditer(text):
             after = _BLANK_LINE.search(text, match.end())
             stanza = text[match.start():after.start() if after else len(text)]

@@ -24,8 +24,8 @@ def build_context(root: Path, plain_reason: str = ""):
     from installer.validate import default_context
     from screens.base import WizardContext
 
-    inventory = discover()
-    stack = detect_stack(root)
+    inventory = discover()  # this box, and its stack (root "/")
+    stack = inventory.stack if root.resolve() == Path("/") else detect_stack(root)
     kinds = {i.name: i.kind for i in inventory.interfaces}
     validation = default_context(kinds)
     version = stack.netplan_version if stack.netplan_version and stack.netplan_version > (0,) else (0, 106)
