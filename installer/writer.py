@@ -292,25 +292,28 @@ def _waiting(awaiting: dict) -> bool:
     return stat[0] != "Z" and (started is None or (len(stat) > 19 and stat[19] == str(started)))
 
 
-def await_confirmation(root: Path, backup_rel: str, commands: list[list[str]]) -> None:
-    """Mark a written set as applied but not confirmed, by this process, with these commands."""
+def _set_state(root: Path, backup_rel: str, state: str, awaiting: dict | None = None) -> None:
+    """Mark a backup set's manifest with a new state (and who awaits its confirmation)."""
     backup = box_path(Path(root), backup_rel)
     manifest = json.loads((backup / MANIFEST).read_text())
-    manifest["state"] = "unconfirmed"
-    stat = _process_stat(os.getpid())
-    manifest["awaiting"] = {"pid": os.getpid(), "boot_id": _boot_id(), "since": time.time(),
-                            "started": stat[19] if stat and len(stat) > 19 else None,
-                            "commands": [list(c) for c in commands]}
+    manifest["state"] = state
+    manifest.pop("awaiting", None)
+    if awaiting is not None:
+        manifest["awaiting"] = awaiting
     _save_manifest(backup, manifest)
+
+
+def await_confirmation(root: Path, backup_rel: str, commands: list[list[str]]) -> None:
+    """Mark a written set as applied but not confirmed, by this process, with these commands."""
+    stat = _process_stat(os.getpid())
+    _set_state(root, backup_rel, "unconfirmed", {
+        "pid": os.getpid(), "boot_id": _boot_id(), "since": time.time(),
+        "started": stat[19] if stat and len(stat) > 19 else None, "commands": [list(c) for c in commands]})
 
 
 def confirm_set(root: Path, backup_rel: str) -> None:
     """The technician kept the change: the set is an ordinary written one again."""
-    backup = box_path(Path(root), backup_rel)
-    manifest = json.loads((backup / MANIFEST).read_text())
-    manifest["state"] = "confirmed"
-    manifest.pop("awaiting", None)
-    _save_manifest(backup, manifest)
+    _set_state(root, backup_rel, "confirmed")
 
 
 def revert_unconfirmed(root: Path) -> list[tuple[str, list[list[str]]]]:

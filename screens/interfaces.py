@@ -92,21 +92,20 @@ class InterfacesScreen(StepScreen):
             uplink = up.interface  # a wired uplink typed for isolated does not carry over to wifi
         return machine, uplink
 
-    def _detected(self) -> tuple[list, int]:
+    def _detected(self, named: set[str]) -> tuple[list, int]:
         inventory = self.context.inventory
         if inventory is None:
             return [], 0
         # Physical ports, and the virtual links (a VLAN, a bond, a lab's veth) the plan or the
-        # defaults below give a role: a technician who chose one sees it is there.
-        machine, uplink = self._initial()
-        named = set(machine) | {uplink}
+        # defaults give a role (`named`): a technician who chose one sees it is there.
         shown = [i for i in inventory.interfaces
                  if i.kind in ROLE_KINDS or (i.kind == "virtual" and i.name in named)]
         return shown, len(inventory.interfaces) - len(shown)
 
     def compose_body(self) -> ComposeResult:
         topology = self.plan.topology or "isolated"
-        shown, others = self._detected()
+        machine, uplink = self._initial()
+        shown, others = self._detected(set(machine) | {uplink})
         self._ports: dict[str, str] = {}  # toggle id -> wired port (wireless-bridge)
         if self.context.inventory is None:
             yield Static("No interfaces detected (a plan for another box?): type their names.", classes="hint")
@@ -117,7 +116,6 @@ class InterfacesScreen(StepScreen):
             more = f" ({others} virtual/loopback not shown)" if others else ""
             yield Static(f"This box has{more}:", classes="hint", markup=False)
             yield Static("\n".join(lines) or "  no Ethernet, WiFi or modem interfaces", id="detected", markup=False)
-        machine, uplink = self._initial()
         if topology == "wireless-bridge":
             wired = [i.name for i in shown if i.kind == "wired"]
             yield Static("Machine network ports (wired, bridged; Space ticks):", classes="hint")
