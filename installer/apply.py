@@ -16,7 +16,8 @@ from typing import Callable
 from installer.existing import find_conflicts, move_aside_paths
 from installer.plan import Plan
 from installer.render import CONN_MACHINES, CONN_UPLINK, Target, render
-from installer.render.dropins import PROXY_FILE, RESOLVED_FILE, SYSCTL_FILE, TIMESYNCD_FILE
+from installer.render.dropins import (CHRONY_FILE, LEGACY_PROXY_FILE, NM_UNMANAGED_FILE, PROXY_ENV_FILE,
+                                     PROXY_FILE, RESOLVED_FILE, SYSCTL_FILE, TIMESYNCD_FILE)
 from installer.system import CommandResult, System
 from installer.writer import (WriteResult, await_confirmation, confirm_set, recover, restore,
                               revert_unconfirmed, write_files)
@@ -50,9 +51,17 @@ class ApplyResult:
 
 
 def stack_commands(plan: Plan, target: Target, written: list[str]) -> list[list[str]]:
-    """The stack's own commands that make the written files take effect, in order."""
+    """The stack's own commands that make the written (or moved-aside) files take effect, in
+    order, and only those of software the box runs (`target`)."""
     commands: list[list[str]] = []
+    if NM_UNMANAGED_FILE in written:
+        # First: NetworkManager, where it runs, lets go of networkd's ports before networkd
+        # configures them (where it does not run, it reads the file when it starts).
+        commands.append(["systemctl", "try-reload-or-restart", "NetworkManager.service"])
     if plan.renderer == "networkmanager":
+        if target.netplan_installed is not False and any(p.startswith("/etc/netplan/") for p in written):
+            # netplan files moved aside: networkd forgets the ports NetworkManager takes now.
+            commands.append(["netplan", "apply"])
         commands.append(["nmcli", "connection", "reload"])
         if plan.machine_network is not None:
             commands.append(["nmcli", "connection", "up", CONN_MACHINES])  # a bridge brings its ports up
@@ -61,12 +70,16 @@ def stack_commands(plan: Plan, target: Target, written: list[str]) -> list[list[
         commands.append(["netplan", "apply"])
     if SYSCTL_FILE in written:
         commands.append(["sysctl", "--system"])
-    if RESOLVED_FILE in written:
+    if RESOLVED_FILE in written and target.resolved:
         commands.append(["systemctl", "restart", "systemd-resolved"])
-    if TIMESYNCD_FILE in written:
+    if TIMESYNCD_FILE in written and target.time_daemon == "timesyncd":
         commands.append(["systemctl", "restart", "systemd-timesyncd"])
-    if PROXY_FILE in written:
-        commands.append(["systemctl", "daemon-reexec"])  # system.conf's DefaultEnvironment is read at (re)exec
+    if CHRONY_FILE in written and target.time_daemon == "chrony":
+        commands.append(["systemctl", "restart", "chrony"])
+    if PROXY_FILE in written or PROXY_ENV_FILE in written:
+        commands.append(["systemctl", "daemon-reload"])  # services started from now on get the proxy
+    if LEGACY_PROXY_FILE in written:
+        commands.append(["systemctl", "daemon-reexec"])  # the manager drops the old DefaultEnvironment
     if "/etc/hostname" in written and plan.hostname:
         commands.append(["hostname", plan.hostname])
     return commands

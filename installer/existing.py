@@ -75,6 +75,12 @@ def find_conflicts(root: Path, plan: Plan, ours: list[RenderedFile]) -> list[Con
                 what = f"binds {bound}" if bound else "binds any Ethernet port (no interface-name)"
                 found.append(Conflict(path, f"NetworkManager profile that {what}: the device would have two "
                                             "profiles", "move-aside"))
+    from installer.render.dropins import LEGACY_PROXY_FILE
+
+    if (root / LEGACY_PROXY_FILE.lstrip("/")).is_file():
+        found.append(Conflict(LEGACY_PROXY_FILE, "an earlier edge-installer put the proxy (and its password) in "
+                                                 "the service manager's environment, which every user can read",
+                              "move-aside"))
     ifupdown = root / "etc/network/interfaces"
     if ifupdown.is_file():
         try:

@@ -27,6 +27,23 @@ class Stack:
     networkmanager_running: bool
     networkd_running: bool
     cloud_init_installed: bool
+    # What else the box runs, for rendering what it needs and refusing what it cannot run.
+    # None: not known (a staged tree without a package database, or not looked at).
+    live: bool = False                  # the running box itself (root "/")
+    booted: bool = False                # ... and systemd is PID 1 there (sd_booted())
+    packages_known: bool = False        # a package database was read
+    resolved: bool | None = None        # systemd-resolved in use
+    time_daemon: str | None = None      # "chrony" | "timesyncd" | "none"
+    wpa_supplicant: bool | None = None  # package wpasupplicant
+    modemmanager: bool | None = None    # package modemmanager
+    ifupdown: bool | None = None        # package ifupdown
+
+    @property
+    def facts_apply(self) -> bool:
+        """What this Stack says about packages describes an edge box: a staged tree with a
+        package database, or the running box booted with systemd (a container or a build
+        machine running edge-installer is not the box its plans are for)."""
+        return self.packages_known and (self.booted or not self.live)
 
     @property
     def in_charge(self) -> str:
@@ -60,6 +77,10 @@ class Stack:
             parts.append("netplan (version unknown)")
         else:
             parts.append("netplan " + _dotted(self.netplan_version))
+        if self.resolved is not None:
+            parts.append("systemd-resolved" if self.resolved else "no systemd-resolved")
+        if self.time_daemon is not None:
+            parts.append({"none": "no time service"}.get(self.time_daemon, self.time_daemon))
         if self.cloud_init_installed:
             parts.append("cloud-init installed (may rewrite network config at boot)")
         return "; ".join(parts)
@@ -97,18 +118,81 @@ def detect_stack(root: Path = Path("/"), run=subprocess.run) -> Stack:
     except OSError:
         cloud_init = False
     nm_running = networkd_running = False
+    booted = False
+    commands: set[str] = set()
     if live:
         try:
-            nm_running, networkd_running = _daemons_running(Path("/"))
+            names = _process_names(Path("/proc"))
+            nm_running, networkd_running = _daemons_running(Path("/"), names)
+            commands = names or set()
         except Exception:
             pass
+        booted = (root / "run/systemd/system").is_dir()  # sd_booted()
+    try:
+        extra = _services(root, commands if booted else set())
+    except Exception:
+        extra = {}
     return Stack(
         netplan_version=netplan,
         networkmanager_installed=nm_installed,
         networkmanager_running=nm_running,
         networkd_running=networkd_running,
         cloud_init_installed=cloud_init,
+        live=live,
+        booted=booted,
+        **extra,
     )
+
+
+_BIN_DIRS = ("usr/sbin", "usr/bin", "sbin", "bin")
+_LIB_DIRS = ("usr/lib/systemd", "lib/systemd")
+
+
+def _services(root: Path, running: set[str]) -> dict:
+    """resolved, the time daemon, wpa_supplicant, ModemManager and ifupdown: from the
+    processes running (a booted box), the package database, and the files under root."""
+    known = any((root / s).is_file() for s in ("var/lib/dpkg/status", "var/lib/opkg/status",
+                                               "usr/lib/opkg/status"))
+
+    def package(*names: str) -> bool:
+        return _package_version(root, names) is not None
+
+    def binary(name: str, dirs=_BIN_DIRS) -> bool:
+        return any((root / d / name).is_file() for d in dirs)
+
+    def enabled(unit: str) -> bool:
+        wants = root / "etc/systemd/system"
+        try:
+            return any((d / unit).is_symlink() for d in wants.glob("*.wants"))
+        except OSError:
+            return False
+
+    def fact(present: bool) -> bool | None:
+        return True if present else (False if known else None)
+
+    # The kernel cuts comm to 15 characters: "systemd-resolve", "systemd-timesyn".
+    resolved = fact("systemd-resolve" in running or package("systemd-resolved")
+                    or (binary("systemd-resolved", _LIB_DIRS)
+                        and (enabled("systemd-resolved.service")
+                             or (root / "etc/systemd/system/dbus-org.freedesktop.resolve1.service").is_symlink())))
+    if "chronyd" in running:
+        time_daemon: str | None = "chrony"
+    elif "systemd-timesyn" in running:
+        time_daemon = "timesyncd"
+    elif package("chrony") or binary("chronyd"):
+        time_daemon = "chrony"
+    elif package("systemd-timesyncd") or binary("systemd-timesyncd", _LIB_DIRS):
+        time_daemon = "timesyncd"
+    else:
+        time_daemon = "none" if known else None
+    return {
+        "packages_known": known,
+        "resolved": resolved,
+        "time_daemon": time_daemon,
+        "wpa_supplicant": fact(package("wpasupplicant", "wpa-supplicant") or binary("wpa_supplicant")),
+        "modemmanager": fact(package("modemmanager") or binary("ModemManager")),
+        "ifupdown": fact(package("ifupdown", "ifupdown2", "ifupdown-ng") or binary("ifup")),
+    }
 
 
 def _netplan_version(root: Path, live: bool, run) -> tuple[int, ...] | None:
@@ -166,9 +250,11 @@ def _package_version(root: Path, names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _daemons_running(base: Path) -> tuple[bool, bool]:
-    """(NetworkManager running, systemd-networkd running) from base/run and base/proc."""
-    commands = _process_names(base / "proc")
+def _daemons_running(base: Path, commands=...) -> tuple[bool, bool]:
+    """(NetworkManager running, systemd-networkd running) from base/run and the names of the
+    processes in base/proc (given when already read; None: no process table to look at)."""
+    if commands is ...:
+        commands = _process_names(base / "proc")
     nm_run = base / "run/NetworkManager"
     pid = read_int(nm_run / "NetworkManager.pid")
     pid_alive = pid is not None and read_value(base / "proc" / str(pid) / "comm") == "NetworkManager"

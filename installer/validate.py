@@ -44,7 +44,9 @@ class Context:
     interface_kinds: Mapping[str, str] | None = None
     profiles: Mapping[str, Mapping[str, bool]] | None = None
     controllers: frozenset[str] | None = None
-    needs_networkmanager_available: bool | None = None  # False: the box has no NetworkManager
+    # The box the plan is for (installer.render.Target): what it cannot run is refused,
+    # naming the package to install. None: no box (a plan judged on its own).
+    target: Any = None
 
 
 def default_context(interface_kinds: Mapping[str, str] | None = None) -> Context:
@@ -102,6 +104,11 @@ def validate(plan: Plan, ctx: Context | None = None) -> list[FieldError]:
     _profiles(plan, ctx, err)
     _machines(plan, ctx, err, machine_net if machine_net is not None else (uplink_net if topo == "single" else None),
               own=_own_addresses(plan))
+    if ctx.target is not None and topo is not None:
+        from installer.render import unmet_needs
+
+        for path, message in unmet_needs(plan, ctx.target):
+            err(path, message)
     return errors
 
 
@@ -235,9 +242,6 @@ def _cellular(plan: Plan, topo: str | None, ctx: Context, err) -> None:
         err("cellular.username", "a password needs its user name; give both or neither")
     if c.data_cap_mb is not None and c.data_cap_mb <= 0:
         err("cellular.data_cap_mb", "the monthly data cap in MB must be a positive number, e.g. 5000")
-    if ctx.needs_networkmanager_available is False:
-        err("topology", "cellular needs NetworkManager (ModemManager) to drive the modem, and this box has "
-                        "no NetworkManager; install network-manager or choose another topology")
 
 
 def _dns_ntp(plan: Plan, err) -> None:

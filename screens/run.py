@@ -19,7 +19,9 @@ def build_context(root: Path, plain_reason: str = ""):
     """The WizardContext for a box whose filesystem is at root."""
     from installer.discover import discover
     from installer.profiles import load_catalog
-    from installer.render import Target
+    import dataclasses
+
+    from installer.render import target_for
     from installer.stack import detect_stack
     from installer.validate import default_context
     from screens.base import WizardContext
@@ -27,10 +29,9 @@ def build_context(root: Path, plain_reason: str = ""):
     inventory = discover()  # this box, and its stack (root "/")
     stack = inventory.stack if root.resolve() == Path("/") else detect_stack(root)
     kinds = {i.name: i.kind for i in inventory.interfaces}
-    validation = default_context(kinds)
-    version = stack.netplan_version if stack.netplan_version and stack.netplan_version > (0,) else (0, 106)
-    target = Target(netplan_version=version, networkmanager=stack.in_charge == "networkmanager",
-                    cloud_init=stack.cloud_init_installed)
+    target = target_for(stack)
+    # The review refuses what this box cannot run, as validate, render and apply do.
+    validation = dataclasses.replace(default_context(kinds), target=target)
     return WizardContext(root=root, inventory=inventory, validation=validation, catalog=load_catalog(),
                          target=target, plain_reason=plain_reason)
 

@@ -124,10 +124,30 @@ def test_confirm_that_raises_counts_as_no(tmp_path):
 
 def test_networkmanager_plans_use_nmcli():
     plan = planmod.load(REPO / "examples/isolated-proxy.yaml")
-    cmds = stack_commands(plan, Target(networkmanager=True), ["/etc/systemd/system.conf.d/60-edge-installer-proxy.conf"])
+    cmds = stack_commands(plan, Target(networkmanager=True), ["/etc/systemd/system/service.d/60-edge-installer-proxy.conf",
+                                                              "/etc/systemd/system.conf.d/60-edge-installer-proxy.conf"])
     assert cmds[0] == ["nmcli", "connection", "reload"]
     assert ["nmcli", "connection", "up", "edge-uplink"] in cmds
-    assert ["systemctl", "daemon-reexec"] in cmds
+    assert ["systemctl", "daemon-reload"] in cmds   # the proxy drop-in
+    assert ["systemctl", "daemon-reexec"] in cmds   # an old version's DefaultEnvironment moved aside
+
+
+def test_commands_only_for_what_the_box_runs():
+    plan = planmod.load(REPO / "examples/isolated.yaml")
+    from installer.render import render
+
+    stock = Target(networkmanager=True, resolved=False, time_daemon="chrony", networkmanager_installed=True)
+    written = [f.path for f in render(plan, stock)]
+    cmds = stack_commands(plan, stock, written)
+    assert ["systemctl", "restart", "chrony"] in cmds
+    assert not any("systemd-resolved" in c or "systemd-timesyncd" in c for c in cmds)
+    ubuntu = Target()
+    cmds = stack_commands(plan, ubuntu, [f.path for f in render(plan, ubuntu)])
+    assert ["systemctl", "restart", "systemd-resolved"] in cmds and ["systemctl", "restart", "chrony"] not in cmds
+    # networkd's ports on a box that also has NetworkManager: NetworkManager lets go first.
+    both = Target(networkmanager=False, networkmanager_installed=True)
+    cmds = stack_commands(plan, both, [f.path for f in render(plan, both)])
+    assert cmds[:2] == [["systemctl", "try-reload-or-restart", "NetworkManager.service"], ["netplan", "apply"]]
 
 
 def test_cli_apply_headless_without_confirmation_under_root(tmp_path):

@@ -398,7 +398,9 @@ def test_staged_debian_root(tmp_path, cloud_init):
     if cloud_init:
         files["etc/cloud/cloud.cfg"] = "datasource_list: [NoCloud]\n"
     stack = stackmod.detect_stack(stage(tmp_path, files), run=must_not_run)
-    assert stack == Stack((0, 106), True, False, False, cloud_init)
+    assert stack == Stack((0, 106), True, False, False, cloud_init, packages_known=True, resolved=False,
+                          time_daemon="none", wpa_supplicant=False, modemmanager=False, ifupdown=False)
+    assert stack.facts_apply  # a staged tree with a package database describes its box
     assert stack.in_charge == "unknown"
     assert ("cloud-init installed" in stack.describe()) is cloud_init
 
@@ -417,7 +419,9 @@ def test_netplan_from_opkg_and_from_a_bare_binary(tmp_path):
     yocto = stage(tmp_path / "yocto", {
         "var/lib/opkg/status": "Package: netplan\nVersion: 0.106-r0\nStatus: install user installed\n",
         "usr/sbin/NetworkManager": ""})
-    assert stackmod.detect_stack(yocto, run=must_not_run) == Stack((0, 106), True, False, False, False)
+    stack = stackmod.detect_stack(yocto, run=must_not_run)
+    assert (stack.netplan_version, stack.networkmanager_installed, stack.in_charge) == ((0, 106), True, "unknown")
+    assert stack.packages_known and stack.time_daemon == "none" and stack.wpa_supplicant is False
     bare = stage(tmp_path / "bare", {"usr/sbin/netplan": ""})
     stack = stackmod.detect_stack(bare, run=must_not_run)
     assert stack.netplan_version == stackmod.NETPLAN_VERSION_UNKNOWN

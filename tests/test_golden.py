@@ -25,8 +25,8 @@ CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "plan.yaml").is_file())
 
 def load_target(case: Path) -> Target:
     data = yaml.safe_load((case / "target.yaml").read_text())
-    version = tuple(int(x) for x in str(data["netplan_version"]).split("."))
-    return Target(netplan_version=version, networkmanager=data["networkmanager"], cloud_init=data["cloud_init"])
+    version = tuple(int(x) for x in str(data.pop("netplan_version")).split("."))
+    return Target(netplan_version=version, **data)  # the box's other facts, as Target names them
 
 
 def rendered(case: Path):

@@ -190,9 +190,12 @@ def test_discovered_kinds_override_names():
 
 
 def test_box_without_networkmanager_refuses_cellular():
+    from installer.render import Target
+
     p = planmod.loads(CELL)
-    ctx = Context(profiles={}, controllers=frozenset(), needs_networkmanager_available=False)
-    assert "topology" in [e.field for e in validate(p, ctx)]
+    ctx = Context(profiles={}, controllers=frozenset(), target=Target(networkmanager_installed=False))
+    found = [e for e in validate(p, ctx) if e.field == "topology"]
+    assert found and "network-manager" in found[0].message
 
 
 @pytest.mark.parametrize("passphrase", ["12345678", "x" * 63, "ab" * 32, "p@ss:w#rd![ with spaces"])

@@ -140,8 +140,10 @@ def test_cli_render_writes_only_under_root(tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["root", "sentinel"]
     written = tree(root)
-    assert "etc/systemd/system.conf.d/60-edge-installer-proxy.conf" in written
-    assert written["etc/systemd/system.conf.d/60-edge-installer-proxy.conf"][1] == 0o600
+    # The proxy with its password: in a root-only file that a drop-in for every service reads.
+    assert written["etc/edge-installer/proxy.env"][1] == 0o600
+    assert written["etc/systemd/system/service.d/60-edge-installer-proxy.conf"][1] == 0o644
+    assert b"%40" not in written["etc/systemd/system/service.d/60-edge-installer-proxy.conf"][0]
     assert "0600  /etc/NetworkManager/system-connections/edge-uplink.nmconnection" in r.stdout
 
 

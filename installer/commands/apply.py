@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def load_source(path: str, passphrase_file: str | None, sets: list[str]):
+def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=None):
     """A validated plan from a plan file or a bundle, with --set applied."""
     from installer import plan as planmod
     from installer.validate import validate
@@ -65,7 +65,7 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str]):
             plan = apply_sets(plan, sets)
         except SetError as e:
             raise UsageError([f"--set {line}" for line in str(e).splitlines()]) from None
-    errors = validate(plan)
+    errors = validate(plan, ctx)
     if errors:
         raise UsageError(format_errors(path, errors))
     return plan
@@ -102,13 +102,13 @@ def terminal_confirm(seconds: float, report) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from installer.apply import apply_plan
-    from installer.commands.render import describe_target, detect_target
+    from installer.commands.render import box_context, describe_target, detect_target
     from installer.system import System
 
-    plan = load_source(args.source, args.passphrase_file, args.sets)
     root = Path(args.root) if args.root else Path("/")
     check_root(args.root)
     target = detect_target(root, args)
+    plan = load_source(args.source, args.passphrase_file, args.sets, box_context(target))
     system = System(root)
     print(f"{args.source}: {plan.topology} topology, for {describe_target(plan, target)}")
     confirm = (lambda seconds, report: True) if args.no_confirm else terminal_confirm

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from installer.commands import check_root, load_valid_plan
 from installer.existing import find_conflicts, move_aside_paths
-from installer.render import Target, netplan_backend, render
+from installer.render import Target, dns_by_networkmanager, netplan_backend, render
 from installer.writer import write_files
 
 
@@ -48,15 +48,21 @@ def _version(text: str) -> tuple[int, ...]:
 
 def detect_target(root: Path, args: argparse.Namespace) -> Target:
     """The Target for the box under root, with the command line's overrides."""
-    from installer.discover import detect_stack
+    from installer.render import target_for
+    from installer.stack import detect_stack
 
-    stack = detect_stack(root)
-    # Unknown or absent netplan: render for 0.106 (Debian 12), whose syntax later versions accept.
-    known = stack.netplan_version if stack.netplan_version and stack.netplan_version > (0,) else None
-    version = args.netplan_version or known or Target().netplan_version
-    nm = args.networkmanager if args.networkmanager is not None else stack.in_charge == "networkmanager"
-    ci = args.cloud_init if args.cloud_init is not None else stack.cloud_init_installed
-    return Target(netplan_version=tuple(version), networkmanager=nm, cloud_init=ci)
+    return target_for(detect_stack(root), netplan_version=getattr(args, "netplan_version", None),
+                      networkmanager=getattr(args, "networkmanager", None),
+                      cloud_init=getattr(args, "cloud_init", None))
+
+
+def box_context(target: Target):
+    """Validation that also refuses what this box cannot run (a missing package)."""
+    import dataclasses
+
+    from installer.validate import default_context
+
+    return dataclasses.replace(default_context(), target=target)
 
 
 def describe_target(plan, target: Target) -> str:
@@ -66,14 +72,17 @@ def describe_target(plan, target: Target) -> str:
         stack = "NetworkManager keyfiles"
     else:
         stack = f"netplan {v}, {netplan_backend(plan, target)} backend"
-    return f"{stack}; cloud-init {'installed' if target.cloud_init else 'not installed'}"
+    dns = ("systemd-resolved" if target.resolved else
+           "NetworkManager's resolvers" if dns_by_networkmanager(plan, target) else "/etc/resolv.conf")
+    ntp = {"none": "no time service"}.get(target.time_daemon, target.time_daemon)
+    return f"{stack}; DNS through {dns}; NTP through {ntp}; cloud-init {'installed' if target.cloud_init else 'not installed'}"
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = load_valid_plan(args.plan)
     root = Path(args.root) if args.root else Path("/")
     check_root(args.root)
     target = detect_target(root, args)
+    plan = load_valid_plan(args.plan, box_context(target))
     files = render(plan, target)
     conflicts = find_conflicts(root, plan, files)
     print(f"{args.plan}: {plan.topology} topology, rendered for {describe_target(plan, target)}")

@@ -53,6 +53,37 @@ class Target:
     netplan_version: tuple[int, ...] = (0, 106)
     networkmanager: bool = False
     cloud_init: bool = False
+    # Where the box takes its resolvers and time from. The defaults are the Ubuntu-like box
+    # (systemd-resolved and timesyncd) and what a box whose stack is not known gets.
+    resolved: bool = True               # systemd-resolved in use: DNS through its drop-in
+    time_daemon: str = "timesyncd"      # "timesyncd" | "chrony" | "none"
+    # What the box has installed; None: not known (nothing is refused, nothing added for it).
+    networkmanager_installed: bool | None = None
+    netplan_installed: bool | None = None
+    wpa_supplicant: bool | None = None
+    modemmanager: bool | None = None
+
+
+def target_for(stack, netplan_version: tuple[int, ...] | None = None, networkmanager: bool | None = None,
+               cloud_init: bool | None = None) -> Target:
+    """The Target for a box whose stack `detect_stack` found, with explicit overrides.
+
+    Unknown or absent netplan renders for 0.106 (Debian 12), whose syntax later versions
+    accept. Package facts count only where they describe an edge box (Stack.facts_apply).
+    """
+    known = stack.netplan_version if stack.netplan_version and stack.netplan_version > (0,) else None
+    facts = stack.facts_apply
+    return Target(
+        netplan_version=tuple(netplan_version or known or Target().netplan_version),
+        networkmanager=networkmanager if networkmanager is not None else stack.in_charge == "networkmanager",
+        cloud_init=cloud_init if cloud_init is not None else stack.cloud_init_installed,
+        resolved=stack.resolved is not False if facts else True,
+        time_daemon=(stack.time_daemon or "timesyncd") if facts else "timesyncd",
+        networkmanager_installed=(stack.networkmanager_installed or stack.networkmanager_running) if facts else None,
+        netplan_installed=(stack.netplan_version is not None) if facts else None,
+        wpa_supplicant=stack.wpa_supplicant if facts else None,
+        modemmanager=stack.modemmanager if facts else None,
+    )
 
 
 def connection_uuid(name: str) -> str:
@@ -74,6 +105,50 @@ def netplan_backend(plan: Plan, target: Target) -> str:
     if target.networkmanager or needs_networkmanager(plan, target):
         return "NetworkManager"
     return "networkd"
+
+
+def dns_by_networkmanager(plan: Plan, target: Target) -> bool:
+    """NetworkManager sets the resolvers (from the uplink's profile) and writes resolv.conf."""
+    return plan.renderer == "networkmanager" or netplan_backend(plan, target) == "NetworkManager"
+
+
+def unmet_needs(plan: Plan, target: Target) -> list[tuple[str, str]]:
+    """What the plan needs that the box does not have, as (field, message) naming the
+    package to install or the choice that would work. Nothing for facts not known."""
+    problems: list[tuple[str, str]] = []
+    cellular = plan.topology == "cellular"
+    wifi = plan.wifi is not None and plan.topology in ("wifi", "wireless-bridge")
+    if plan.renderer == "netplan" and target.netplan_installed is False:
+        problems.append(("renderer", "this box has no netplan (Debian package netplan.io): install it, or set "
+                                     "renderer: networkmanager"))
+    if target.networkmanager_installed is False:
+        if plan.renderer == "networkmanager":
+            problems.append(("renderer", "this box has no NetworkManager (Debian package network-manager): "
+                                         "install it, or set renderer: netplan"))
+        elif cellular:
+            problems.append(("topology", "cellular needs NetworkManager to drive the modem, and this box has "
+                                         "none (Debian package network-manager): install it or choose another "
+                                         "topology"))
+        elif wifi and needs_networkmanager(plan, target):
+            version = ".".join(str(x) for x in target.netplan_version)
+            problems.append(("wifi.security", f"WPA3-SAE needs netplan 0.107 or later with systemd-networkd "
+                                              f"(this box has netplan {version}) or NetworkManager, which this "
+                                              "box does not have (Debian package network-manager): install it, "
+                                              "or choose wpa2-wpa3 or wpa2-psk"))
+    if cellular and target.modemmanager is False:
+        problems.append(("topology", "cellular needs ModemManager to find the modem, and this box has none "
+                                     "(Debian package modemmanager): install it or choose another topology"))
+    if wifi and target.wpa_supplicant is False:
+        problems.append(("wifi", "WiFi needs wpa_supplicant, and this box has none (Debian package "
+                                 "wpasupplicant): install it or choose a wired topology"))
+    if plan.dns.mode == "dhcp" and not target.resolved and not dns_by_networkmanager(plan, target):
+        problems.append(("dns.mode", "with systemd-networkd and no systemd-resolved the resolvers DHCP hands "
+                                     "out never reach /etc/resolv.conf: install systemd-resolved, or use "
+                                     "google or custom"))
+    if target.time_daemon == "none":
+        problems.append(("ntp.mode", "this box runs no time service to take the NTP servers (Debian package "
+                                     "systemd-timesyncd or chrony): install one; TLS needs a correct clock"))
+    return problems
 
 
 def render(plan: Plan, target: Target = Target()) -> list[RenderedFile]:

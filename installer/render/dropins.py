@@ -1,8 +1,15 @@
-"""systemd drop-ins and small system files that complete the network configuration.
+"""systemd drop-ins and small system files that complete the network configuration, each
+for the software the box really runs (installer.render.Target says which):
 
-- resolved: DNS (Google with DHCP fallback, DHCP only, or custom), seed 000 "DNS Configuration";
-- timesyncd: NTP (pool.ntp.org, DHCP-provided, or internal servers), seed 000 "NTP Configuration";
-- the proxy environment for every service the manager starts, seed 000 "Proxy Configuration";
+- DNS (Google with DHCP fallback, DHCP only, or custom), seed 000 "DNS Configuration":
+  a systemd-resolved drop-in where resolved runs; where NetworkManager sets the resolvers, its
+  profile carries them and it writes resolv.conf; otherwise /etc/resolv.conf itself;
+- NTP (pool.ntp.org, DHCP-provided, or internal servers), seed 000 "NTP Configuration":
+  a timesyncd drop-in, or chrony's configuration where chrony is the time service;
+- the proxy for every system service, seed 000 "Proxy Configuration": a drop-in for all
+  services that reads the proxy from a root-only file (the password never enters the
+  manager's environment, which every local user can read);
+- NetworkManager told to leave alone the ports netplan hands to systemd-networkd;
 - forwarding off wherever a machine network exists: "Machines have no internet access" (seed 000);
 - cloud-init's network configuration disabled where cloud-init is installed, as subiquity does;
 - /etc/hostname when the plan names the box.
@@ -14,11 +21,18 @@ import ipaddress
 from urllib.parse import quote, urlsplit
 
 from installer.plan import GOOGLE_DNS, POOL_NTP, REDACTED, Plan
-from installer.render import RenderedFile, Target
+from installer.render import MACHINE_BRIDGE, RenderedFile, Target, dns_by_networkmanager, netplan_backend
 
 RESOLVED_FILE = "/etc/systemd/resolved.conf.d/60-edge-installer.conf"
+RESOLV_CONF_FILE = "/etc/resolv.conf"
 TIMESYNCD_FILE = "/etc/systemd/timesyncd.conf.d/60-edge-installer.conf"
-PROXY_FILE = "/etc/systemd/system.conf.d/60-edge-installer-proxy.conf"
+CHRONY_FILE = "/etc/chrony/chrony.conf"
+PROXY_FILE = "/etc/systemd/system/service.d/60-edge-installer-proxy.conf"
+PROXY_ENV_FILE = "/etc/edge-installer/proxy.env"
+# Where versions before 0.2 put the proxy: the manager's DefaultEnvironment, readable by every
+# local user and mangled by systemd's %-specifiers. Moved aside when found.
+LEGACY_PROXY_FILE = "/etc/systemd/system.conf.d/60-edge-installer-proxy.conf"
+NM_UNMANAGED_FILE = "/etc/NetworkManager/conf.d/60-edge-installer-unmanaged.conf"
 SYSCTL_FILE = "/etc/sysctl.d/60-edge-installer-isolation.conf"
 CLOUD_INIT_FILE = "/etc/cloud/cloud.cfg.d/99-edge-installer-disable-network-config.cfg"
 HOSTNAME_FILE = "/etc/hostname"
@@ -27,12 +41,23 @@ _HEADER = "# Written by edge-installer from the plan; the next run replaces this
 
 
 def render(plan: Plan, target: Target) -> list[RenderedFile]:
-    """The drop-ins the plan needs."""
-    files = [_resolved(plan), _timesyncd(plan)]
-    if plan.proxy is not None:
-        files.append(_proxy(plan))
+    """The drop-ins the plan needs on the box `target` describes."""
+    files = []
+    if target.resolved:
+        files.append(_resolved(plan))
+    elif not dns_by_networkmanager(plan, target) and plan.dns.mode != "dhcp":
+        files.append(_resolv_conf(plan))
+    if target.time_daemon == "chrony":
+        files.append(_chrony(plan))
+    elif target.time_daemon == "timesyncd":
+        files.append(_timesyncd(plan))
+    if plan.proxy is not None and plan.proxy.url is not None:
+        files += _proxy(plan)
     if plan.machine_network is not None:
         files.append(_sysctl())
+    if (target.networkmanager_installed and plan.renderer == "netplan"
+            and netplan_backend(plan, target) == "networkd"):
+        files.append(_nm_unmanaged(plan))
     if target.cloud_init:
         files.append(RenderedFile(
             CLOUD_INIT_FILE,
@@ -59,6 +84,50 @@ def _resolved(plan: Plan) -> RenderedFile:
         lines.insert(1, "# The resolvers the plant's DHCP hands out, set per link; none globally.")
         lines.append("DNS=")
     return RenderedFile(RESOLVED_FILE, ("\n".join(lines) + "\n").encode(), 0o644, f"DNS resolvers ({mode})")
+
+
+def _resolv_conf(plan: Plan) -> RenderedFile:
+    servers = GOOGLE_DNS if plan.dns.mode == "google" else plan.dns.servers
+    note = ("# Google DNS (seed 000, DNS Configuration). This box has no systemd-resolved, so the\n"
+            "# plant's DHCP resolvers cannot be added as the fallback: install systemd-resolved for it.\n"
+            if plan.dns.mode == "google" else "# The plant's own resolvers.\n")
+    # resolv.conf reads at most three nameservers (resolv.conf(5), MAXNS).
+    text = (_HEADER + "# This box has neither systemd-resolved nor NetworkManager to set its resolvers.\n" + note
+            + "".join(f"nameserver {s}\n" for s in list(servers)[:3]))
+    return RenderedFile(RESOLV_CONF_FILE, text.encode(), 0o644, f"DNS resolvers ({plan.dns.mode})")
+
+
+def _chrony(plan: Plan) -> RenderedFile:
+    mode = plan.ntp.mode
+    if mode == "pool":
+        sources = ["# The public pool.ntp.org fleet (seed 000, NTP Configuration)."] + [
+            f"pool {p} iburst" for p in POOL_NTP]
+    elif mode == "custom":
+        sources = ["# The plant's internal time servers only: plants that name their own usually block",
+                   "# the public pool."] + [f"server {s} iburst" for s in plan.ntp.servers]
+    else:
+        sources = ["# The servers the plant's DHCP hands out (seed 000: 'Internal NTP servers can be",
+                   "# specified via DHCP'), which Debian's DHCP hooks write to /run/chrony-dhcp.",
+                   "sourcedir /run/chrony-dhcp"]
+    # Debian's own chrony.conf, less its pool line, which would add servers the plan did not name.
+    debian = ["", "# Debian's settings.", "confdir /etc/chrony/conf.d", "sourcedir /etc/chrony/sources.d",
+              "keyfile /etc/chrony/chrony.keys", "driftfile /var/lib/chrony/chrony.drift",
+              "ntsdumpdir /var/lib/chrony", "logdir /var/log/chrony", "maxupdateskew 100.0", "rtcsync",
+              "makestep 1 3", "leapsectz right/UTC"]
+    text = _HEADER + "\n".join(sources + debian) + "\n"
+    return RenderedFile(CHRONY_FILE, text.encode(), 0o644, f"time servers for chrony ({mode})")
+
+
+def _nm_unmanaged(plan: Plan) -> RenderedFile:
+    from installer.existing import plan_interfaces
+
+    names = sorted(plan_interfaces(plan))
+    if plan.machine_network is not None and len(plan.machine_network.interfaces) >= 2:
+        names.append(MACHINE_BRIDGE)
+    text = (_HEADER + "# These ports are systemd-networkd's (netplan, networkd backend): NetworkManager would\n"
+            "# otherwise run its own DHCP on them and take their addresses away.\n"
+            "[keyfile]\nunmanaged-devices=" + ";".join(f"interface-name:{n}" for n in names) + "\n")
+    return RenderedFile(NM_UNMANAGED_FILE, text.encode(), 0o644, "keeps NetworkManager off networkd's ports")
 
 
 def _timesyncd(plan: Plan) -> RenderedFile:
@@ -108,21 +177,31 @@ def no_proxy_list(plan: Plan) -> list[str]:
     return entries
 
 
-def _proxy(plan: Plan) -> RenderedFile:
-    url = proxy_url(plan)
+def _env_value(value: str) -> str:
+    """A value for a systemd EnvironmentFile: double-quoted, its specials escaped. Such files
+    are not subject to %-specifier expansion (unit files and DefaultEnvironment= are: there
+    systemd drops a percent-encoded password with "Failed to resolve specifiers")."""
+    return '"' + "".join("\\" + c if c in '"\\`$' else c for c in value) + '"'
+
+
+def _proxy(plan: Plan) -> list[RenderedFile]:
+    url = proxy_url(plan) or ""
     no_proxy = ",".join(no_proxy_list(plan))
-    # system.conf does not expand %-specifiers (only unit files do), so percent-encoded
-    # credentials pass through unchanged; every value is quoted as one assignment.
-    env = []
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-        env.append(f'"{name}={url}"')
-    for name in ("no_proxy", "NO_PROXY"):
-        env.append(f'"{name}={no_proxy}"')
-    text = (_HEADER + "# The plant's proxy for every service (seed 000, Proxy Configuration).\n"
-            "[Manager]\nDefaultEnvironment=" + " ".join(env) + "\n")
+    lines = [f"{name}={_env_value(url)}" for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")]
+    lines += [f"{name}={_env_value(no_proxy)}" for name in ("no_proxy", "NO_PROXY")]
     secret = plan.proxy is not None and plan.proxy.password is not None
-    return RenderedFile(PROXY_FILE, text.encode(), 0o600 if secret else 0o644,
-                        "proxy environment for system services", secret=secret)
+    env = RenderedFile(PROXY_ENV_FILE, (_HEADER + "# The plant's proxy (seed 000, Proxy Configuration), read by "
+                                        "systemd for every service;\n# readable by root only: it may hold the "
+                                        "proxy's password.\n" + "\n".join(lines) + "\n").encode(),
+                       0o600, "the proxy for system services (root only)", secret=secret)
+    # A drop-in for every service (systemd's top-level service.d): systemd reads the file as
+    # root when it starts a service, so the password reaches the services and nobody else
+    # (`systemctl show-environment` and the units' properties show only the file's name).
+    dropin = RenderedFile(PROXY_FILE, (_HEADER + "# Every system service gets the plant's proxy from a root-only "
+                                       "file (the leading '-':\n# a service still starts if the file is "
+                                       "gone).\n[Service]\nEnvironmentFile=-" + PROXY_ENV_FILE + "\n").encode(),
+                          0o644, "gives every system service the proxy")
+    return [dropin, env]
 
 
 def _sysctl() -> RenderedFile:
