@@ -24,8 +24,11 @@ from installer.writer import (WriteResult, await_confirmation, confirm_set, reco
 
 DEFAULT_CONFIRM_TIMEOUT_S = 120.0
 # The dead man's switch fires this long after the confirmation should have come: the re-check
-# and a slow stack command come on top of the timeout.
+# and a slow stack command come on top of the timeout. Once the stack commands and the
+# re-check are done it is set again, for the wait alone plus WAIT_MARGIN_S: a killed apply is
+# then undone soon after the confirmation did not come.
 REVERT_MARGIN_S = 120.0
+WAIT_MARGIN_S = 20.0
 
 # confirm(seconds, recheck_report) -> True to keep the new configuration.
 Confirm = Callable[[float, object], bool]
@@ -122,7 +125,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
     progress(f"wrote {len(result.written.written)} file(s), {len(result.written.unchanged)} unchanged")
     commands = stack_commands(plan, target, result.written.written + [m for m, _ in result.written.moved])
     pending = system.live and result.written.backup_dir is not None
-    armed = False
+    armed: str | None = None  # the revert timer's unit
     if pending:
         # From here until an answer, the backup set says "unconfirmed": should this process
         # die (SIGKILL, power cut), the next recover puts the old files back.
@@ -131,7 +134,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
         # running, systemd undoes the change on its own a little after the timeout.
         switch = arm_revert_timer(system, result.written.backup_dir, confirm_timeout + REVERT_MARGIN_S)
         result.commands.append(switch)
-        armed = switch.ok
+        armed = revert_unit(result.written.backup_dir) if switch.ok else None
         if armed and switch.ran:
             progress(f"revert timer armed: should this program be killed, systemd restores the previous "
                      f"configuration in {int(confirm_timeout + REVERT_MARGIN_S + 0.999)} s")
@@ -162,6 +165,8 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
             result.recheck = rechecker(plan, check_timeout)
         except Exception as e:  # a re-check that cannot run is reported; the technician still decides
             result.messages.append(f"the re-check could not run: {e}")
+        if armed:
+            armed = _rearm_for_the_wait(system, result, armed, confirm_timeout)
         try:
             keep = bool(confirm(confirm_timeout, result.recheck))
         except Exception:
@@ -192,10 +197,22 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
     return result
 
 
-def _disarm(system: System, result: ApplyResult, armed: bool) -> None:
+def _disarm(system: System, result: ApplyResult, armed: str | None) -> None:
     """The change was answered (kept or undone here): the revert timer has nothing left to do."""
-    if armed and result.written is not None and result.written.backup_dir is not None:
-        result.commands.append(system.run(["systemctl", "stop", f"{revert_unit(result.written.backup_dir)}.timer"]))
+    if armed:
+        result.commands.append(system.run(["systemctl", "stop", f"{armed}.timer"]))
+
+
+def _rearm_for_the_wait(system: System, result: ApplyResult, armed: str, confirm_timeout: float) -> str:
+    """The change is in effect and only the answer is awaited: a second timer for the wait
+    plus a short margin replaces the first (armed first, so there is always one)."""
+    assert result.written is not None and result.written.backup_dir is not None
+    switch = arm_revert_timer(system, result.written.backup_dir, confirm_timeout + WAIT_MARGIN_S, suffix="-wait")
+    result.commands.append(switch)
+    if not switch.ok:
+        return armed
+    result.commands.append(system.run(["systemctl", "stop", f"{armed}.timer"]))
+    return revert_unit(result.written.backup_dir) + "-wait"
 
 
 def revert_unit(backup_rel: str) -> str:
@@ -220,12 +237,12 @@ def self_command() -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-m", "installer"], {"PYTHONPATH": package_parent}
 
 
-def arm_revert_timer(system: System, backup_rel: str, seconds: float) -> CommandResult:
+def arm_revert_timer(system: System, backup_rel: str, seconds: float, suffix: str = "") -> CommandResult:
     """The dead man's switch: a transient systemd timer that runs `edge-installer recover`
     (undo what was never confirmed, apply the old files again) after `seconds`, stopped as
     soon as the change is answered one way or the other."""
     argv, env = self_command()
-    return system.run(["systemd-run", "--quiet", f"--unit={revert_unit(backup_rel)}",
+    return system.run(["systemd-run", "--quiet", f"--unit={revert_unit(backup_rel)}{suffix}",
                        f"--on-active={int(seconds + 0.999)}s", "--timer-property=AccuracySec=1s",
                        *[f"--setenv={k}={v}" for k, v in env.items()],
                        *argv, "recover", "--root", str(system.root)])

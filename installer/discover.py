@@ -82,7 +82,8 @@ class Inventory:
          "default_gateways": [{"gateway", "interface"}],
          "stack": {"netplan_version": "0.106" or null, "networkmanager_installed",
                    "networkmanager_running", "networkd_running", "cloud_init_installed",
-                   "in_charge", "description"}}
+                   "in_charge", "description", "resolved", "time_daemon", "wpa_supplicant",
+                   "modemmanager", "ifupdown"}}
         mac, carrier, operstate and driver may be null; addresses are "addr/prefix" strings;
         netplan_version is "0" when netplan is present but its version unknown. Fields may
         be added in a later version, never renamed or removed.
@@ -106,6 +107,12 @@ class Inventory:
                 "cloud_init_installed": s.cloud_init_installed,
                 "in_charge": s.in_charge,
                 "description": s.describe(),
+                # null where not known (no package database, or not the booted box)
+                "resolved": s.resolved,
+                "time_daemon": s.time_daemon,
+                "wpa_supplicant": s.wpa_supplicant,
+                "modemmanager": s.modemmanager,
+                "ifupdown": s.ifupdown,
             },
         }
 
@@ -130,6 +137,11 @@ class Inventory:
                 networkmanager_running=bool(s.get("networkmanager_running")),
                 networkd_running=bool(s.get("networkd_running")),
                 cloud_init_installed=bool(s.get("cloud_init_installed")),
+                resolved=s.get("resolved"),
+                time_daemon=s.get("time_daemon"),
+                wpa_supplicant=s.get("wpa_supplicant"),
+                modemmanager=s.get("modemmanager"),
+                ifupdown=s.get("ifupdown"),
             ),
         )
 

@@ -90,7 +90,11 @@ def test_unconfirmed_change_is_rolled_back_byte_for_byte(tmp_path):
     arm = recorder.calls[0]
     assert arm[:3] == ["systemd-run", "--quiet", f"--unit={unit}"] and "--on-active=127s" in arm
     assert arm[-3:] == ["recover", "--root", str(tmp_path)]
-    assert recorder.calls[-1] == ["systemctl", "stop", f"{unit}.timer"]
+    # Once applied and re-checked, a timer for the wait alone (7 s + 20 s) replaces it.
+    wait = next(c for c in recorder.calls if c[:3] == ["systemd-run", "--quiet", f"--unit={unit}-wait"])
+    assert "--on-active=27s" in wait
+    assert recorder.calls.index(wait) < recorder.calls.index(["systemctl", "stop", f"{unit}.timer"])
+    assert recorder.calls[-1] == ["systemctl", "stop", f"{unit}-wait.timer"]
 
 
 def test_without_systemd_run_the_apply_goes_on_and_says_so(tmp_path):
