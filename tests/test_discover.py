@@ -529,7 +529,8 @@ def test_json_shape_is_stable_and_round_trips():
         "netplan_version": "0.106", "networkmanager_installed": True,
         "networkmanager_running": True, "networkd_running": False,
         "cloud_init_installed": True, "in_charge": "networkmanager",
-        "description": inv.stack.describe()}
+        "description": inv.stack.describe(), "resolved": None, "time_daemon": None,
+        "wpa_supplicant": None, "modemmanager": None, "ifupdown": None}
     assert Inventory.from_json(data) == inv
 
 
