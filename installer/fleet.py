@@ -34,7 +34,8 @@ from installer.setfield import SetError, apply_sets, check_key
 
 MAX_CSV_BYTES = 1 << 20
 MAX_DEVICES = 5000
-SEED_DROPINS = (dropins.RESOLVED_FILE, dropins.TIMESYNCD_FILE, dropins.PROXY_FILE, dropins.SYSCTL_FILE)
+SEED_DROPINS = (dropins.RESOLVED_FILE, dropins.TIMESYNCD_FILE, dropins.PROXY_FILE, dropins.PROXY_ENV_FILE,
+                dropins.SYSCTL_FILE)
 # After cloud-init's 50-cloud-init.yaml; see seed_network.
 MACHINES_NETPLAN_FILE = "/etc/netplan/60-edge-installer-machines.yaml"
 _SEED_HEADER = "# Written by edge-installer bundle fleet; cloud-init NoCloud seed for {host}.\n"
@@ -213,9 +214,11 @@ def user_data(plan: Plan, target: Target) -> RenderedFile:
     doc: dict[str, Any] = {"hostname": plan.hostname, "preserve_hostname": False}
     doc["write_files"] = [{"path": f.path, "content": f.text, "owner": "root:root", "permissions": f"{f.mode:04o}"}
                           for f in files]
-    # The services already run when cloud-init writes their drop-ins: restart them now.
-    # system.conf's proxy environment takes effect at the next boot.
+    # The services already run when cloud-init writes their drop-ins: restart them now; the
+    # proxy's drop-in is read by the services started after a daemon-reload.
     runcmd: list[list[str]] = []
+    if any(f.path == dropins.PROXY_FILE for f in files):
+        runcmd.append(["systemctl", "daemon-reload"])
     if machines is not None:
         runcmd.append(["netplan", "apply"])
     runcmd.append(["systemctl", "try-restart", "systemd-resolved.service", "systemd-timesyncd.service"])

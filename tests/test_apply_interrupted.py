@@ -131,6 +131,10 @@ def test_cli_apply_signalled_while_waiting_restores_the_old_configuration(tmp_pa
     proc = start_apply(root, log)
     waiting = wait_unconfirmed(root, proc)
     assert waiting["awaiting"]["pid"] == proc.pid and ["netplan", "apply"] in waiting["awaiting"]["commands"]
+    # The marker is set just before the timer is armed: signalled once the stack commands run.
+    deadline = time.monotonic() + 20
+    while ["netplan", "apply"] not in commands_run(log) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert (root / NETPLAN_FILE.lstrip("/")).exists()  # the change is in place while it waits
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)

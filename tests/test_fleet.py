@@ -140,7 +140,8 @@ def test_seeds_carry_hostname_dropins_and_the_netplan_network(fleet):
         user = yaml.safe_load(user_text)
         assert user["hostname"] == plan.hostname
         wanted = {f.path: f for f in dropins.render(plan, TARGET) if f.path in (
-            dropins.RESOLVED_FILE, dropins.TIMESYNCD_FILE, dropins.PROXY_FILE, dropins.SYSCTL_FILE)}
+            dropins.RESOLVED_FILE, dropins.TIMESYNCD_FILE, dropins.PROXY_FILE, dropins.PROXY_ENV_FILE,
+            dropins.SYSCTL_FILE)}
         assert {w["path"]: (w["content"], w["permissions"], w["owner"]) for w in user["write_files"]
                 if w["path"] != MACHINES_NETPLAN_FILE} == {
             p: (f.text, f"{f.mode:04o}", "root:root") for p, f in wanted.items()}
