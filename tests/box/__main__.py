@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             return _build(args.variants or list(VARIANTS))
         lab = BoxLab(args.name, Path("/tmp") / args.name)
         if args.command == "down":
-            lab.down()
+            lab.down()  # kills QEMU with everything else in the namespaces
+            shutil.rmtree(lab.workdir / "box", ignore_errors=True)  # the VM's overlay and sockets
             print(f"box lab {args.name} removed")
             return 0
         return _up(lab, args.variant)
