@@ -122,7 +122,7 @@ def test_a_killed_apply_is_undone_by_the_revert_timer(installed):
     P.start_apply(box, P.PLAN, "--confirm-timeout", "10")
     P.wait_for(box, "/root/apply.log", "Keep this network configuration?")
     assert P.state(box)["addresses"][T.UPLINK_IF] == [f"{T.EDGE_UPLINK}/{T.PREFIX}"]
-    box.sh("pkill -KILL -f 'edge-installer apply'")
+    box.sh(f"kill -KILL $(cat {P.APPLY_PID})")
     # Nobody is left to answer: systemd's timer runs `edge-installer recover` 10 + 20 s later.
     P.wait_until(lambda: P.state(box)["addresses"] == before["addresses"], 120,
                  "the revert timer restoring the old addresses")

@@ -87,10 +87,14 @@ def apply(box, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                     timeout=timeout)
 
 
+APPLY_PID = "/run/edge-installer-test-apply.pid"
+
+
 def start_apply(box, *args: str, log: str = "/root/apply.log") -> None:
-    """`edge-installer apply ARGS` left running in the guest (its own session), output to log."""
-    box.sh(f"rm -f {log}; setsid -f sh -c 'exec {BIN} apply {' '.join(map(shlex.quote, args))} "
-           f"</dev/null >{log} 2>&1'")
+    """`edge-installer apply ARGS` left running in the guest (its own session), output to log,
+    its pid in APPLY_PID."""
+    box.sh(f"rm -f {log} {APPLY_PID}; setsid -f sh -c 'echo $$ >{APPLY_PID}; exec {BIN} apply "
+           f"{' '.join(map(shlex.quote, args))} </dev/null >{log} 2>&1'")
 
 
 def wait_for(box, path: str, text: str, timeout: float = 240) -> str:
