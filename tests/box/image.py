@@ -164,8 +164,22 @@ def _build_variant(variant: str, key: str, cache: Path, out: Path) -> None:
             {**_read_json(cache / f"base-{base_key()}.json"), "first_variant": variant,
              "first_variant_total_s": meta["total_s"]}, indent=1))
     for old in cache.glob(f"{variant}-*"):
-        if old.is_dir() and old != out:
+        if old.is_dir() and old != out and not _in_use(old):
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _in_use(directory: Path) -> bool:
+    """Some process (a VM of another test session, through its overlay's backing file) has
+    a file of `directory` open: an older image must outlive the sessions that boot it."""
+    prefix = str(directory) + "/"
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                if os.readlink(fd).startswith(prefix):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _make_disk(root: Path, out: Path, log: Path) -> None:

@@ -1,8 +1,9 @@
 """A box's serial port as a test sees a real one: bytes in, bytes out, nothing interpreted.
 
 QEMU exposes each port as a unix socket. A reader thread takes every byte the guest sends and
-keeps it (in memory and in a raw log file), so a test can wait for a pattern, and can also
-check afterwards that every byte ever sent was, say, 7-bit. QEMU drops what the guest has not
+keeps it (in memory since this start of the VM, and appended to a raw log file ttyS<n>.raw
+over the box's whole life), so a test can wait for a pattern, and can also check afterwards
+that every byte ever sent was, say, 7-bit. QEMU drops what the guest has not
 read yet when the host side closes, so `close()` is only called when the VM goes away.
 """
 

@@ -104,6 +104,12 @@ class Box:
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True)
         self.timings["started"] = time.monotonic()
+        deadline = time.monotonic() + timeout
+        while not self._sock("qmp").exists() and time.monotonic() < deadline:
+            if self._proc.poll() is not None:  # a missing tap, a bad option: say so at once
+                self._proc = None
+                raise BoxError(f"{self.name}: QEMU exited at start\n{self._qemu_log_tail()}")
+            time.sleep(0.02)
         try:
             self._qmp = Qmp(self._sock("qmp"), timeout)
             self._serials = [Serial(self._sock(f"ttyS{i}"), self.dir / f"ttyS{i}.raw", timeout) for i in (0, 1)]
