@@ -47,11 +47,12 @@ def example(name: str) -> Plan:
     return planmod.load(REPO / "examples" / f"{name}.yaml")
 
 
-def make_app(root: Path, plan: Plan, step: str, **context) -> wizard.WizardApp:
+def make_app(root: Path, plan: Plan, step: str, target: Target = Target(), **context) -> wizard.WizardApp:
     inv = inventory()
-    ctx = WizardContext(root=root, inventory=inv,
-                        validation=default_context({i.name: i.kind for i in inv.interfaces}),
-                        catalog=load_catalog(), target=Target(), **context)
+    # As screens.run.build_context: validation knows the box the plan is for.
+    validation = dataclasses.replace(default_context({i.name: i.kind for i in inv.interfaces}), target=target)
+    ctx = WizardContext(root=root, inventory=inv, validation=validation,
+                        catalog=load_catalog(), target=target, **context)
     ctx.extras.setdefault("check_timeout", 0.3)
     return wizard.WizardApp(plan, ctx, start_step=step)
 
@@ -194,6 +195,19 @@ async def test_review_blocks_next_and_goes_to_the_step_that_fixes_it(tmp_path):
         await pilot.press("enter")
         await pilot.pause()
         assert app.step_id == owner.STEP
+
+
+async def test_review_refuses_what_the_box_cannot_run_and_names_the_package(tmp_path):
+    # A box without NetworkManager: the plan's NetworkManager keyfiles cannot work there.
+    plan = dataclasses.replace(safe(example("isolated")), renderer="networkmanager")
+    app = make_app(tmp_path, plan, "review", target=Target(networkmanager_installed=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n")
+        assert app.step_id == "review"
+        problems = app.screen.query_one("#problems", OptionList)
+        prompt = str(problems.get_option_at_index(0).prompt)
+        assert "renderer" in prompt and "network-manager" in prompt, prompt
+    assert not (tmp_path / "etc").exists()
 
 
 async def test_review_next_with_a_valid_plan(tmp_path):

@@ -55,7 +55,8 @@ def context(root: Path, *, inventory: Inventory | None = INVENTORY, target: Targ
     """The WizardContext `screens.run.build_context` would make for this box, with a fixed
     inventory and render target (and short check timeouts: only loopback is ever asked)."""
     kinds = {i.name: i.kind for i in inventory.interfaces} if inventory is not None else None
-    ctx = WizardContext(root=Path(root), inventory=inventory, validation=default_context(kinds),
+    ctx = WizardContext(root=Path(root), inventory=inventory,
+                        validation=dataclasses.replace(default_context(kinds), target=target),
                         catalog=load_catalog(), target=target, plain_reason=plain_reason, **extra)
     ctx.extras.setdefault("check_timeout", check_timeout)
     return ctx
