@@ -12,6 +12,8 @@
    rebuilt from the cached base tarball (what a change to a variant's configuration costs).
 3. Per variant: a cold boot until the agent answers and systemd is up; savevm; loadvm until
    the agent answers again (median of --restores); a new QEMU on the overlay plus loadvm.
+4. Per variant, edge-installer installed (bench/box_apply.py): apply until the box reaches its
+   cloud again and how long it was off the network; the revert of a change never confirmed.
 
 Boots run under TCG on whatever else loads the machine: the load average is printed with them.
 A benchmark reports; it exits 0 whatever the figures.
@@ -32,6 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import box_apply  # noqa: E402  (bench/, beside this file)
+from tests.box import product  # noqa: E402
 from tests.box.fixtures import nics_for  # noqa: E402
 from tests.box.image import VARIANTS, base_key, build_image, cache_path, last_cold_build  # noqa: E402
 from tests.box.net import BoxLab, lab_name  # noqa: E402
@@ -81,7 +85,7 @@ def rebuild_variant(variant: str) -> float:
         return seconds
 
 
-def boots(variant: str, restores: int) -> dict:
+def boots(variant: str, restores: int, pyz: Path | None = None) -> dict:
     image = build_image(variant)
     name = lab_name(90 + VARIANTS.index(variant))
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
@@ -96,6 +100,16 @@ def boots(variant: str, restores: int) -> dict:
         figures["savevm_s"] = round(timed(box.snapshot_save, "bench")[0], 2)
         loads = [timed(box.snapshot_load, "bench")[0] for _ in range(restores)]
         figures["loadvm_to_answer_s"] = round(statistics.median(loads), 2)
+        if pyz is not None:
+            # edge-installer on the box: apply a plan (static uplink, the lab's DNS and NTP)
+            # over its DHCP configuration, kept; then the same change never confirmed.
+            box.wait_ipv4("enp2s0", 90)
+            product.install(box, pyz)
+            box.snapshot_save("installed")
+            figures.update(box_apply.measure(box, variant))
+            box.snapshot_load("installed")
+            box.wait_ipv4("enp2s0", 90)
+            figures.update(box_apply.measure_revert(box, variant))
         box.power_cut()
         figures["new_qemu_plus_loadvm_s"] = round(timed(lambda: (box.start(), box.snapshot_load("bench")))[0], 2)
         return figures
@@ -111,6 +125,7 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--restores", type=int, default=3, help="snapshot loads per variant (median)")
     parser.add_argument("--no-boot", action="store_true", help="image figures only")
+    parser.add_argument("--no-apply", action="store_true", help="no edge-installer apply/revert figures")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/box.py needs root (debootstrap, namespaces, taps)", file=sys.stderr)
@@ -134,9 +149,12 @@ def main() -> int:
         print(f"   {v} rebuilt from the cached base tarball: {rebuild_variant(v):.1f} s")
 
     if not args.no_boot:
-        print("== boots (TCG)")
+        pyz = None if args.no_apply else product.zipapp()
+        print("== boots (TCG); with edge-installer: apply_s (the command), offline_s (longest time the box could "
+              "not reach its cloud), cloud_again_after_s (from the start of apply), unconfirmed_apply_s and "
+              "old_addresses_back_s (a change never confirmed, 5 s to answer)")
         for v in args.variants:
-            print(f"   {v}: {json.dumps(boots(v, args.restores))}", flush=True)
+            print(f"   {v}: {json.dumps(boots(v, args.restores, pyz))}", flush=True)
     return 0
 
 

@@ -147,10 +147,13 @@ def test_power_cut_before_confirmation_boots_the_old_configuration(installed, va
     assert after["hostname"] == before["hostname"] and after["default_routes"] == before["default_routes"]
     files = P.config_files(box)
     assert files == before_files
-    # The boot unit ran, and before the network daemon read its configuration.
-    recover = P.timestamp(box, "edge-installer-recover.service")
-    daemon = P.timestamp(box, "systemd-networkd.service" if variant == "networkd" else "NetworkManager.service")
-    assert 0 < recover and (daemon == 0 or recover <= daemon), (recover, daemon)
+    # The boot unit put them back, and had finished before the network daemon started.
+    recover = P.timestamp(box, "edge-installer-recover.service", "ExecMainExitTimestampMonotonic")
+    daemon = P.timestamp(box, "systemd-networkd.service" if variant == "networkd" else "NetworkManager.service",
+                         "ExecMainStartTimestampMonotonic")
+    assert 0 < recover <= daemon, (recover, daemon)
+    log = box.exec(["journalctl", "-b", "-o", "cat", "-u", "edge-installer-recover.service"]).stdout
+    assert "the previous files are back" in log, log
 
 
 def test_services_get_the_proxy_and_nobody_else_reads_its_password(installed):
@@ -165,7 +168,7 @@ def test_services_get_the_proxy_and_nobody_else_reads_its_password(installed):
     assert url and "%" in url  # the password needs percent-encoding: systemd's specifiers would eat it
     # A real service started after apply sees the exact URL.
     box.write_file("/etc/systemd/system/proxyprobe.service",
-                   "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'printf %%s \"$https_proxy\" > /run/proxyprobe'\n")
+                   "[Service]\nType=oneshot\nUMask=0077\nExecStart=/bin/sh -c 'printf %%s \"$https_proxy\" > /run/proxyprobe'\n")
     box.sh("systemctl daemon-reload; systemctl start proxyprobe.service")
     assert box.read_file("/run/proxyprobe").decode() == url
     password = box.lab.proxy_password

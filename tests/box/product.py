@@ -167,9 +167,9 @@ def wait_until(predicate, timeout: float, what: str, every: float = 2.0):
     raise AssertionError(f"{what}: not within {timeout:g} s (last: {last!r})")
 
 
-def timestamp(box, unit: str) -> int:
-    """When the unit became active, in the box's monotonic microseconds (0: never)."""
-    out = box.exec(["systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit]).stdout.strip()
+def timestamp(box, unit: str, prop: str = "ActiveEnterTimestampMonotonic") -> int:
+    """A unit's timestamp property, in the box's monotonic microseconds (0: never)."""
+    out = box.exec(["systemctl", "show", "-p", prop, "--value", unit]).stdout.strip()
     return int(out or 0)
 
 
