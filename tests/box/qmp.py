@@ -28,23 +28,27 @@ class BoxTimeout(BoxError):
     """No answer within the timeout."""
 
 
+def connect_unix(path: Path, timeout: float, what: str = "socket") -> socket.socket:
+    """A stream connection to the unix socket QEMU serves at path, waiting for QEMU to make it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(path))
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > deadline:
+                raise BoxTimeout(f"no {what} {path} within {timeout} s") from None
+            time.sleep(0.05)
+
+
 class _JsonSocket:
     """Line-delimited JSON over a unix socket, with deadlines."""
 
     def __init__(self, path: Path, timeout: float) -> None:
         self.path = path
-        deadline = time.monotonic() + timeout
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(str(path))
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                sock.close()
-                if time.monotonic() > deadline:
-                    raise BoxTimeout(f"no socket {path} within {timeout} s") from None
-                time.sleep(0.05)
-        self.sock = sock
+        self.sock = connect_unix(path, timeout)
         self.buf = b""
 
     def send(self, data: bytes) -> None:

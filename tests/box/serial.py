@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.box.qmp import BoxError, BoxTimeout
+from tests.box.qmp import BoxError, BoxTimeout, connect_unix
 
 
 class Serial:
@@ -23,18 +23,7 @@ class Serial:
 
     def __init__(self, path: Path, raw_log: Path, timeout: float = 20) -> None:
         self.path, self.raw_log = path, raw_log
-        deadline = time.monotonic() + timeout
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(str(path))
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                sock.close()
-                if time.monotonic() > deadline:
-                    raise BoxTimeout(f"no serial socket {path} within {timeout} s") from None
-                time.sleep(0.05)
-        self._sock = sock
+        self._sock = connect_unix(path, timeout, "serial socket")
         self._buf = bytearray()
         self._cursor = 0
         self._cond = threading.Condition()
