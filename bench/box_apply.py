@@ -48,7 +48,8 @@ def measure(box, variant: str) -> dict:
     DHCP uplink). Seconds: the apply command, the longest time the box could not reach its
     cloud, and when it reached it again, counted from the start of the apply."""
     P.put_plan(box, P.plan_for(box.lab, **PLANS[variant]))
-    box.sh(f"rm -f {PROBE}; setsid -f python3 -c {shlex.quote(_PROBE_CODE)} >/dev/null 2>&1")
+    box.sh(f"rm -f {PROBE}; setsid -f sh -c 'echo $$ >{PROBE}.pid; exec python3 -c \"$0\"' "
+           f"{shlex.quote(_PROBE_CODE)} >/dev/null 2>&1")
     P.wait_until(lambda: box.exec(["test", "-s", PROBE]).returncode == 0, 30, "the probe reaching the cloud")
     start = _guest_now(box)
     t0 = time.monotonic()
@@ -63,7 +64,7 @@ def measure(box, variant: str) -> dict:
     times = ([before[-1]] if before else [start]) + [t for t in seen if t >= start]
     gaps = [(b - a, b) for a, b in zip(times, times[1:])]
     outage, back = max(gaps, default=(0.0, start))
-    box.sh("pkill -f eibench-probe || true")
+    box.sh(f"kill $(cat {PROBE}.pid) || true")
     return {"apply_s": round(apply_s, 1), "offline_s": round(outage, 1),
             "cloud_again_after_s": round(max(0.0, back - start), 1)}
 
