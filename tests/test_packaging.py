@@ -391,8 +391,11 @@ def test_units_say_what_the_issue_asks():
 
     assert sorted(p.name for p in UNITS.glob("*.service")) == sorted(UNIT_NAMES)
     for name in ("edge-installer-firstboot.service", "edge-installer-serial.service"):
-        assert f"!{PLAN_FILE}" in values(name, "ConditionPathExists")  # until the Done step ran once
+        # Until the Done step ran once: checked by the script, not a Condition (a skipped unit
+        # would leave the console without its getty; proven on a booted box, test_box_firstboot).
+        assert f"!{PLAN_FILE}" not in values(name, "ConditionPathExists")
         script = values(name, "ExecStart")[0]
+        assert f"[ ! -e {PLAN_FILE} ] || exit 0;" in script
         assert DRAFT_FILE in script and INSTALL_PATH in script
         assert values(name, "StandardInput") == ["tty"] and values(name, "StandardError") == ["tty"]
     first = "edge-installer-firstboot.service"
