@@ -1,9 +1,8 @@
 """WiFi inside a box: the kernel's simulated radios (mac80211_hwsim), an access point in a guest
 namespace, and what the box's station did, read from both ends of the air.
 
-    wifi.radios(box)                        # wlan0 stays the box's; the other radio goes to "ap"
-    wifi.wire_ap_to(box, "enp2s0")          # the AP bridged onto the lab's cloud segment
-    wifi.start_ap(box, AccessPoint("Plant-Floor", "wpa3-sae", "correct horse battery"))
+    ap = AccessPoint("Plant-Floor", "wpa3-sae", "correct horse battery")
+    wifi.access_point(box, ap, wired="enp2s0")  # radios, AP in namespace "ap" bridged to enp2s0
     ... edge-installer apply ...
     wifi.wait_associated(box, "Plant-Floor")
     wifi.stations(box)                      # hostapd's view: who joined, with which AKM
@@ -27,9 +26,9 @@ AP_NS = "ap"
 AP_BRIDGE = "br-ap"
 STATION = "wlan0"
 AP_IF = "wlan1"
-HOSTAPD_CONF = "/run/ap/hostapd.conf"
-HOSTAPD_LOG = "/run/ap/hostapd.log"
-HOSTAPD_CTRL = "/run/ap/ctrl"
+HOSTAPD_CONF = "/run/ap-hostapd.conf"
+HOSTAPD_LOG = "/run/ap-hostapd.log"
+HOSTAPD_CTRL = "/run/ap-hostapd"
 # hostapd's AKM suite selectors (IEEE 802.11 Table 9-151): what the station negotiated.
 AKM_NAMES = {"000fac-2": "WPA-PSK", "000fac-6": "WPA-PSK-SHA256", "000fac-8": "SAE"}
 
@@ -68,38 +67,41 @@ class AccessPoint:
                 "hidden": self.hidden}
 
 
-def radios(box, timeout: float = 30) -> str:
-    """Two simulated radios; the one that is not wlan0 moved into namespace `ap`. Returns
-    the phy left to the box (wlan0's)."""
-    box.sh("modprobe mac80211_hwsim radios=2")
-    _wait(box, f"test -e /sys/class/net/{STATION} && test -e /sys/class/net/{AP_IF}", timeout,
-          "mac80211_hwsim's wlan0 and wlan1")
-    ap_phy = box.read_file(f"/sys/class/net/{AP_IF}/phy80211/name").decode().strip()
-    station_phy = box.read_file(f"/sys/class/net/{STATION}/phy80211/name").decode().strip()
-    box.sh(f"ip netns add {AP_NS}; ip -n {AP_NS} link set lo up; iw phy {ap_phy} set netns name {AP_NS}")
-    _wait(box, f"ip -n {AP_NS} link show {AP_IF} >/dev/null 2>&1", timeout, f"{AP_IF} in namespace {AP_NS}")
-    return station_phy
-
-
-def wire_ap_to(box, port: str) -> None:
-    """Move the guest's wired `port` into namespace `ap` and make bridge br-ap of it (the AP
-    radio joins when hostapd starts): the access point's wired side."""
-    box.sh(f"ip link set {port} netns {AP_NS}\n"
-           f"ip -n {AP_NS} link add {AP_BRIDGE} type bridge forward_delay 0 stp_state 0\n"
-           f"ip -n {AP_NS} addr flush dev {port}\n"
-           f"ip -n {AP_NS} link set {port} master {AP_BRIDGE}\n"
-           f"ip -n {AP_NS} link set {port} up\n"
-           f"ip -n {AP_NS} link set {AP_BRIDGE} up")
-
-
-def start_ap(box, ap: AccessPoint, timeout: float = 30) -> None:
-    """hostapd for `ap` on the radio in namespace `ap`, bridged to br-ap; returns once the
-    access point is enabled (beaconing, or answering probes for its name when hidden)."""
-    box.sh(f"mkdir -p /run/ap; rm -f {HOSTAPD_LOG}")
-    box.write_file(HOSTAPD_CONF, ap.hostapd_conf(), 0o600)
-    box.sh(f"ip netns exec {AP_NS} hostapd -B -t -P /run/ap/hostapd.pid -f {HOSTAPD_LOG} {HOSTAPD_CONF}",
-           timeout=timeout)
-    _wait(box, f"grep -q AP-ENABLED {HOSTAPD_LOG}", timeout, "hostapd AP-ENABLED")
+def access_point(box, ap: AccessPoint, wired: str | None = None, timeout: float = 30) -> None:
+    """The whole access point in one go: two simulated radios, the one that is not wlan0 moved
+    into namespace `ap` (wlan0 stays the box's), the guest's wired NIC `wired` (if given) moved
+    there too and bridged with the radio as br-ap, and hostapd for `ap` running there. Returns
+    once hostapd says AP-ENABLED (beaconing, or answering probes for its name when hidden)."""
+    box.write_file(HOSTAPD_CONF, ap.hostapd_conf(bridge=AP_BRIDGE if wired else None), 0o600)
+    wire = (f"ip link set {wired} netns {AP_NS}\n"
+            f"ip -n {AP_NS} link add {AP_BRIDGE} type bridge forward_delay 0 stp_state 0\n"
+            f"ip -n {AP_NS} addr flush dev {wired}\n"
+            f"ip -n {AP_NS} link set {wired} master {AP_BRIDGE}\n"
+            f"ip -n {AP_NS} link set {wired} up\n"
+            f"ip -n {AP_NS} link set {AP_BRIDGE} up\n") if wired else ""
+    script = f"""
+        wait_for() {{
+            i=0
+            until eval "$1"; do
+                i=$((i+1))
+                [ $i -lt {int(timeout * 5)} ] || {{ echo "not within {timeout:g} s: $1" >&2; exit 1; }}
+                sleep 0.2
+            done
+        }}
+        modprobe mac80211_hwsim radios=2
+        wait_for 'test -e /sys/class/net/{STATION}/phy80211 && test -e /sys/class/net/{AP_IF}/phy80211'
+        ip netns add {AP_NS}
+        ip -n {AP_NS} link set lo up
+        iw phy "$(cat /sys/class/net/{AP_IF}/phy80211/name)" set netns name {AP_NS}
+        wait_for 'ip -n {AP_NS} link show {AP_IF} >/dev/null 2>&1'
+        {wire}
+        rm -f {HOSTAPD_LOG}
+        ip netns exec {AP_NS} hostapd -B -t -P /run/ap-hostapd.pid -f {HOSTAPD_LOG} {HOSTAPD_CONF}
+        wait_for 'grep -q AP-ENABLED {HOSTAPD_LOG}'
+        """
+    done = box.exec(["sh", "-ec", script], timeout=timeout * 3)
+    if done.returncode != 0:
+        raise AssertionError(f"access point {ap} did not start: {done.stderr.strip()}\n" + diagnostics(box))
 
 
 def link(box) -> dict[str, str]:
@@ -181,13 +183,3 @@ def diagnostics(box, lines: int = 60) -> str:
             out = f"({type(exc).__name__}: {exc})"
         parts.append(f"--- {title}:\n{out.rstrip()}")
     return "\n".join(parts)
-
-
-def _wait(box, shell_test: str, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if box.exec(["sh", "-c", shell_test]).returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s\n" + diagnostics(box))
-        time.sleep(0.5)
