@@ -19,12 +19,11 @@ import pytest
 
 from installer.render.dropins import proxy_url
 from tests.box import product as P
-from tests.box.fixtures import box_session, boot_box  # noqa: F401  (fixtures)
+from tests.box.fixtures import box_session, boot_box, installed, pyz  # noqa: F401  (fixtures)
 from tests.lab import topology as T
 
 pytestmark = pytest.mark.box
 
-INSTALLED = "installed"
 # The plan each kind of box gets: what its technician would choose.
 PLANS = {
     "networkd": dict(renderer="netplan", uplink="static", dns="custom", ntp="custom"),
@@ -33,23 +32,6 @@ PLANS = {
 }
 
 
-@pytest.fixture(scope="module")
-def pyz():
-    return P.zipapp()
-
-
-@pytest.fixture
-def installed(boot_box, pyz):  # noqa: F811
-    """variant -> its box as booted, with edge-installer installed (snapshot "installed")."""
-    def get(variant: str):
-        box = boot_box(variant)
-        if INSTALLED in box.snapshots():
-            box.snapshot_load(INSTALLED)
-        else:
-            P.install(box, pyz)
-            box.snapshot_save(INSTALLED)
-        return box
-    return get
 
 
 def expect_applied(box, variant: str, st: dict) -> None:

@@ -24,7 +24,6 @@ text on the screen, bounded, never a sleep.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -34,7 +33,7 @@ import yaml
 
 from bench.tuimeasure import MOUSE_MODES, VirtualTerminal, non_ascii_count, split_sequences
 from tests.box import product as P
-from tests.box.fixtures import box_session, boot_box  # noqa: F401  (fixtures)
+from tests.box.fixtures import box_session, boot_box, pyz  # noqa: F401  (fixtures)
 from tests.box.qmp import BoxTimeout
 from tests.lab import topology as T
 
@@ -62,26 +61,11 @@ QUIET = 0.4            # no byte for this long: the frame on the console is comp
 
 # ----------------------------------------------------------------------------- installing
 
-def put_file(box, path: str, data: bytes, mode: int) -> None:
-    """A guest file through the agent in 1 MiB pieces (box.write_file's 48 KiB pieces take
-    about a minute for the 15 MB zipapp under TCG; these about 15 s)."""
-    agent = box._need(box._agent)
-    piece = 1 << 20
-    handle = agent.command("guest-file-open", {"path": path, "mode": "w"})
-    try:
-        for i in range(0, len(data), piece):
-            agent.command("guest-file-write", {"handle": handle, "buf-b64": base64.b64encode(data[i:i + piece]).decode()},
-                          timeout=120)
-    finally:
-        agent.command("guest-file-close", {"handle": handle})
-    box.exec(["chmod", f"{mode:o}", path], check=True)
-
-
 def install_as_readme(box, pyz, units: bool = True) -> None:
     """README, "Installing on a box": the file copied over and installed with `install -m
     0755`; the units installed, daemon-reload, enabled. Nothing is run yet (a box imaged this
     way: the first run unpacks the dependencies)."""
-    put_file(box, "/root/edge-installer.pyz", pyz.read_bytes(), 0o644)
+    box.write_file("/root/edge-installer.pyz", pyz.read_bytes(), 0o644)
     script = ["install -m 0755 /root/edge-installer.pyz /usr/local/bin/edge-installer"]
     if units:
         box.exec(["mkdir", "-p", "/root/packaging/systemd"], check=True)
@@ -203,11 +187,6 @@ def clean_bytes(data: bytes) -> None:
 
 
 # ----------------------------------------------------------------------------- the tests
-
-@pytest.fixture(scope="module")
-def pyz():
-    return P.zipapp()
-
 
 def test_first_boot_wizard_on_the_serial_console_sets_up_the_box(boot_box, pyz):  # noqa: F811
     started = time.monotonic()

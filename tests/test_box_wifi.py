@@ -42,7 +42,7 @@ import pytest
 
 from tests.box import product as P
 from tests.box import wifi as W
-from tests.box.fixtures import box_images, box_session, boot_box, nics_for  # noqa: F401  (fixtures)
+from tests.box.fixtures import box_images, box_session, boot_box, installed, nics_for, pyz  # noqa: F401  (fixtures)
 from tests.box.net import BoxLab, DHCP_RANGE, lab_name
 from tests.box.vm import Box
 from tests.lab import netns
@@ -50,7 +50,6 @@ from tests.lab import topology as T
 
 pytestmark = pytest.mark.box
 
-INSTALLED = "installed"
 PASSPHRASE = "correct horse battery"
 STATIC_UPLINK = "203.0.113.2"
 RENDERER = {"networkd": "netplan", "nm": "netplan", "stock": "networkmanager"}
@@ -80,23 +79,6 @@ def _case_id(case) -> str:
     return f"{variant}-{ap.security}{'-hidden' if ap.hidden else ''}-{uplink}"
 
 
-@pytest.fixture(scope="module")
-def pyz():
-    return P.zipapp()
-
-
-@pytest.fixture
-def installed(boot_box, pyz):  # noqa: F811
-    """variant -> its box as booted, with edge-installer installed (snapshot "installed")."""
-    def get(variant: str):
-        box = boot_box(variant)
-        if INSTALLED in box.snapshots():
-            box.snapshot_load(INSTALLED)
-        else:
-            P.install(box, pyz)
-            box.snapshot_save(INSTALLED)
-        return box
-    return get
 
 
 def wifi_plan(lab, ap: W.AccessPoint, *, renderer: str, uplink: str, topology: str = "wifi",

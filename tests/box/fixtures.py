@@ -37,6 +37,7 @@ from tests.box.vm import Box, Nic
 from tests.lab.lab import LabError
 
 SNAPSHOT = "booted"
+INSTALLED = "installed"  # ... and edge-installer installed (the `installed` fixture)
 # Fixed MACs, one set per variant (two variants' boxes are never on one wire, but a test that
 # reads a lease or a log knows which box it was).
 MACS = {"networkd": 1, "nm": 2, "stock": 3}
@@ -178,6 +179,31 @@ def boot_box(box_session: BoxSession) -> Iterator[Callable[[str], Box]]:
         yield box_session.box
     finally:
         box_session.pause_all()
+
+
+@pytest.fixture(scope="session")
+def pyz() -> Path:
+    """dist/edge-installer.pyz, built (or found up to date) once per session."""
+    from tests.box.product import zipapp
+
+    return zipapp()
+
+
+@pytest.fixture
+def installed(boot_box: Callable[[str], Box], pyz: Path) -> Callable[[str], Box]:
+    """variant -> its box as booted with edge-installer installed (tests.box.product.install),
+    restored from the snapshot "installed" (made at the first use in a session)."""
+    from tests.box.product import install
+
+    def get(variant: str) -> Box:
+        box = boot_box(variant)
+        if INSTALLED in box.snapshots():
+            box.snapshot_load(INSTALLED)
+        else:
+            install(box, pyz)
+            box.snapshot_save(INSTALLED)
+        return box
+    return get
 
 
 @pytest.fixture

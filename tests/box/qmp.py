@@ -51,6 +51,15 @@ class _JsonSocket:
         self.sock = connect_unix(path, timeout)
         self.buf = b""
 
+    def execute(self, name: str, arguments: dict | None, timeout: float) -> float:
+        """Send {"execute": name, "arguments": ...} (QMP and the guest agent speak the same
+        request); the deadline for its answer."""
+        msg: dict = {"execute": name}
+        if arguments:
+            msg["arguments"] = arguments
+        self.send_json(msg)
+        return time.monotonic() + timeout
+
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
@@ -93,11 +102,7 @@ class Qmp:
     def command(self, name: str, arguments: dict | None = None, timeout: float = 30) -> Any:
         """Run a QMP command; its return value, or BoxError with QEMU's error."""
         with self._lock:
-            msg: dict = {"execute": name}
-            if arguments:
-                msg["arguments"] = arguments
-            self._io.send_json(msg)
-            deadline = time.monotonic() + timeout
+            deadline = self._io.execute(name, arguments, timeout)
             while True:
                 try:
                     reply = json.loads(self._io.read_line(deadline))
@@ -185,11 +190,7 @@ class Agent:
         with self._lock:
             if not self._synced:
                 self._sync(min(timeout, 10))
-            msg: dict = {"execute": name}
-            if arguments:
-                msg["arguments"] = arguments
-            self._io.send_json(msg)
-            deadline = time.monotonic() + timeout
+            deadline = self._io.execute(name, arguments, timeout)
             while True:
                 try:
                     line = self._io.read_line(deadline)
