@@ -168,3 +168,22 @@ def test_services_get_the_proxy_and_nobody_else_reads_its_password(installed):
     found = box.exec(["runuser", "-u", "nobody", "--", "grep", "-rlF", encoded, "/etc", "/run", "/var/lib",
                       "/var/cache", "/tmp"]).stdout
     assert found.strip() == "", found
+
+
+def test_networkd_ports_on_a_box_where_networkmanager_runs_keep_their_addresses(installed):
+    """NetworkManager manages every device it is not told to leave alone: netplan's networkd
+    backend on such a box (forced here with --no-networkmanager) must keep it off the ports,
+    or it takes their addresses away within half a minute."""
+    box = installed("nm")
+    P.put_plan(box, P.plan_for(box.lab, **PLANS["networkd"]))
+    done = P.apply(box, P.PLAN, "--no-confirm", "--no-networkmanager")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "ran: systemctl try-reload-or-restart NetworkManager.service" in done.stdout, done.stdout
+    devices = box.exec(["nmcli", "-t", "-f", "DEVICE,STATE", "device"]).stdout
+    assert f"{T.MACHINE_IF}:unmanaged" in devices and f"{T.UPLINK_IF}:unmanaged" in devices, devices
+    time.sleep(35)  # NetworkManager's DHCP gives up and flushes after ~30 s when it holds the port
+    st = P.state(box)
+    # Without the drop-in eno1 had no address left at this point (NetworkManager's DHCP).
+    assert st["addresses"].get(T.MACHINE_IF) == [f"{T.EDGE_MACHINE}/{T.PREFIX}"], st
+    assert st["addresses"].get(T.UPLINK_IF) == [f"{T.EDGE_UPLINK}/{T.PREFIX}"], st
+    assert st["default_routes"] == [(T.GATEWAY, T.UPLINK_IF)], st
