@@ -187,3 +187,23 @@ def test_networkd_ports_on_a_box_where_networkmanager_runs_keep_their_addresses(
     assert st["addresses"].get(T.MACHINE_IF) == [f"{T.EDGE_MACHINE}/{T.PREFIX}"], st
     assert st["addresses"].get(T.UPLINK_IF) == [f"{T.EDGE_UPLINK}/{T.PREFIX}"], st
     assert st["default_routes"] == [(T.GATEWAY, T.UPLINK_IF)], st
+
+
+def test_networkd_box_without_resolved_gets_the_resolvers_in_resolv_conf(installed):
+    """Debian 12 has no systemd-resolved unless it is installed: with networkd the plan's
+    resolvers would never reach /etc/resolv.conf. edge-installer writes it itself there, and
+    restores the old one when the change is not confirmed."""
+    box = installed("networkd")
+    box.sh("systemctl disable --now --quiet systemd-resolved.service; "
+           "DEBIAN_FRONTEND=noninteractive dpkg --purge systemd-resolved >/dev/null 2>&1; "
+           "rm -f /etc/resolv.conf; printf 'nameserver 203.0.113.99\\n' >/etc/resolv.conf")
+    old = box.read_file("/etc/resolv.conf")
+    P.put_plan(box, P.plan_for(box.lab, **PLANS["networkd"]))
+    done = P.apply(box, P.PLAN, "--confirm-timeout", "3")
+    assert done.returncode == 1 and "DNS through /etc/resolv.conf" in done.stdout, f"{done.stdout}\n{done.stderr}"
+    assert "systemd-resolved" not in done.stdout.split("\n", 1)[1]  # no command for what is not there
+    assert box.read_file("/etc/resolv.conf") == old
+    done = P.apply(box, P.PLAN, "--no-confirm")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert f"nameserver {T.DNS}" in box.read_file("/etc/resolv.conf").decode()
+    assert P.reaches(box, P.vendor_name(), 443) == "ok"  # the name through the box's own resolver
