@@ -80,7 +80,9 @@ def test_apply_on_each_kind_of_box_holds_and_reaches_cloud_and_machines(installe
         assert P.reaches(box, P.vendor_name(), 443) == "ok", f"{variant} a minute later"
 
 
-@pytest.mark.parametrize("variant", list(PLANS))
+# networkd's revert (addresses and every file) is proven by the killed apply and the power cut,
+# its unconfirmed exit path by the box without resolved: the suite's time goes to the others.
+@pytest.mark.parametrize("variant", ["nm", "stock"])
 def test_no_confirmation_brings_the_old_configuration_back(installed, variant):
     box = installed(variant)
     before_files = P.config_files(box)
