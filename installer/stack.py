@@ -102,13 +102,16 @@ def detect_stack(root: Path = Path("/"), run=subprocess.run) -> Stack:
     except OSError:
         live = False
     try:
-        netplan = _netplan_version(root, live, run)
+        packages = _installed_packages(root)
+    except Exception:
+        packages = None
+    try:
+        netplan = _netplan_version(root, live, run, packages or {})
     except Exception:  # unknown stays unknown: discovery must not stop the wizard
         netplan = None
     try:
         nm_installed = (
-            _package_version(root, ("network-manager", "networkmanager", "NetworkManager"))
-            is not None
+            _version_of(packages, ("network-manager", "networkmanager", "NetworkManager")) is not None
             or any((root / d / "NetworkManager").is_file() for d in ("usr/sbin", "usr/bin", "sbin"))
         )
     except Exception:
@@ -129,7 +132,7 @@ def detect_stack(root: Path = Path("/"), run=subprocess.run) -> Stack:
             pass
         booted = (root / "run/systemd/system").is_dir()  # sd_booted()
     try:
-        extra = _services(root, commands if booted else set())
+        extra = _services(root, commands if booted else set(), packages)
     except Exception:
         extra = {}
     return Stack(
@@ -148,14 +151,14 @@ _BIN_DIRS = ("usr/sbin", "usr/bin", "sbin", "bin")
 _LIB_DIRS = ("usr/lib/systemd", "lib/systemd")
 
 
-def _services(root: Path, running: set[str]) -> dict:
+def _services(root: Path, running: set[str], packages: dict[str, str] | None) -> dict:
     """resolved, the time daemon, wpa_supplicant, ModemManager and ifupdown: from the
-    processes running (a booted box), the package database, and the files under root."""
-    known = any((root / s).is_file() for s in ("var/lib/dpkg/status", "var/lib/opkg/status",
-                                               "usr/lib/opkg/status"))
+    processes running (a booted box), the packages installed (None: no package database),
+    and the files under root."""
+    known = packages is not None
 
     def package(*names: str) -> bool:
-        return _package_version(root, names) is not None
+        return _version_of(packages, names) is not None
 
     def binary(name: str, dirs=_BIN_DIRS) -> bool:
         return any((root / d / name).is_file() for d in dirs)
@@ -195,7 +198,7 @@ def _services(root: Path, running: set[str]) -> dict:
     }
 
 
-def _netplan_version(root: Path, live: bool, run) -> tuple[int, ...] | None:
+def _netplan_version(root: Path, live: bool, run, packages: dict[str, str]) -> tuple[int, ...] | None:
     if live:
         try:
             done = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}${Version}", "netplan.io"],
@@ -205,7 +208,7 @@ def _netplan_version(root: Path, live: bool, run) -> tuple[int, ...] | None:
                 return _parse_version(version.strip())
         except Exception:
             pass  # no dpkg, or a hung one: the status files and the binary still tell
-    version = _package_version(root, ("netplan.io", "netplan"))
+    version = _version_of(packages, ("netplan.io", "netplan"))
     if version:
         return _parse_version(version)
     if any((root / d / "netplan").is_file() for d in ("usr/sbin", "usr/bin", "sbin")):
@@ -230,24 +233,41 @@ _PRESENT = frozenset({"installed", "unpacked", "half-configured", "triggers-awai
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")  # between a status file's stanzas
 
 
-def _package_version(root: Path, names: tuple[str, ...]) -> str | None:
-    """Version of the first of `names` present in root's dpkg or opkg status file."""
+# Every package detect_stack asks about: the status file is read once, for all of them.
+_PACKAGES = ("netplan.io", "netplan", "network-manager", "networkmanager", "NetworkManager", "systemd-resolved",
+             "chrony", "systemd-timesyncd", "wpasupplicant", "wpa-supplicant", "modemmanager", "ifupdown",
+             "ifupdown2", "ifupdown-ng")
+_STATUS_FILES = ("var/lib/dpkg/status", "var/lib/opkg/status", "usr/lib/opkg/status")
+
+
+def _installed_packages(root: Path, names: tuple[str, ...] = _PACKAGES) -> dict[str, str] | None:
+    """name -> version of those of `names` whose files are on disk, from root's dpkg or opkg
+    status file (the first that has one wins); None when root has no package database."""
     # A box's status file holds hundreds of packages: read only the stanzas of these (the
     # wizard's start-up waits for this). dpkg and opkg begin a stanza with Package.
     wanted = re.compile(r"^Package:[ \t]*(?:%s)[ \t]*$" % "|".join(map(re.escape, names)), re.M)
-    for status in ("var/lib/dpkg/status", "var/lib/opkg/status", "usr/lib/opkg/status"):
+    found: dict[str, str] = {}
+    known = False
+    for status in _STATUS_FILES:
         try:
             text = (root / status).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
+        known = True
         for match in wanted.finditer(text):
             after = _BLANK_LINE.search(text, match.end())
             stanza = text[match.start():after.start() if after else len(text)]
             fields = dict(re.findall(r"^([\w-]+):[ \t]*(.*)$", stanza, flags=re.M))
             state = (fields.get("Status", "").split() or [""])[-1]
-            if fields.get("Package") in names and state in _PRESENT and fields.get("Version"):
-                return fields["Version"].strip()
-    return None
+            name = fields.get("Package", "")
+            if name in names and state in _PRESENT and fields.get("Version"):
+                found.setdefault(name, fields["Version"].strip())
+    return found if known else None
+
+
+def _version_of(packages: dict[str, str] | None, names: tuple[str, ...]) -> str | None:
+    """The version of the first of `names` installed."""
+    return next((packages[n] for n in names if packages and n in packages), None)
 
 
 def _daemons_running(base: Path, commands=...) -> tuple[bool, bool]:
