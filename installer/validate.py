@@ -49,8 +49,9 @@ class Context:
     target: Any = None
 
 
-def default_context(interface_kinds: Mapping[str, str] | None = None) -> Context:
-    """A Context built from the packaged profiles and machine-protocol table."""
+def default_context(interface_kinds: Mapping[str, str] | None = None, target: Any = None) -> Context:
+    """A Context built from the packaged profiles and machine-protocol table, for the box
+    `target` describes (installer.render.Target; None: no box)."""
     from installer.profiles import load_catalog
 
     catalog = load_catalog()
@@ -59,6 +60,7 @@ def default_context(interface_kinds: Mapping[str, str] | None = None) -> Context
         profiles={pid: {name: spec.required for name, spec in p.params.items()}
                   for pid, p in catalog.profiles.items()},
         controllers=frozenset(catalog.controllers),
+        target=target,
     )
 
 

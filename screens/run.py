@@ -19,8 +19,6 @@ def build_context(root: Path, plain_reason: str = ""):
     """The WizardContext for a box whose filesystem is at root."""
     from installer.discover import discover
     from installer.profiles import load_catalog
-    import dataclasses
-
     from installer.render import target_for
     from installer.stack import detect_stack
     from installer.validate import default_context
@@ -31,7 +29,7 @@ def build_context(root: Path, plain_reason: str = ""):
     kinds = {i.name: i.kind for i in inventory.interfaces}
     target = target_for(stack)
     # The review refuses what this box cannot run, as validate, render and apply do.
-    validation = dataclasses.replace(default_context(kinds), target=target)
+    validation = default_context(kinds, target)
     return WizardContext(root=root, inventory=inventory, validation=validation, catalog=load_catalog(),
                          target=target, plain_reason=plain_reason)
 

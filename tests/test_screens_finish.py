@@ -50,7 +50,7 @@ def example(name: str) -> Plan:
 def make_app(root: Path, plan: Plan, step: str, target: Target = Target(), **context) -> wizard.WizardApp:
     inv = inventory()
     # As screens.run.build_context: validation knows the box the plan is for.
-    validation = dataclasses.replace(default_context({i.name: i.kind for i in inv.interfaces}), target=target)
+    validation = default_context({i.name: i.kind for i in inv.interfaces}, target)
     ctx = WizardContext(root=root, inventory=inv, validation=validation,
                         catalog=load_catalog(), target=target, **context)
     ctx.extras.setdefault("check_timeout", 0.3)

@@ -56,7 +56,7 @@ def context(root: Path, *, inventory: Inventory | None = INVENTORY, target: Targ
     inventory and render target (and short check timeouts: only loopback is ever asked)."""
     kinds = {i.name: i.kind for i in inventory.interfaces} if inventory is not None else None
     ctx = WizardContext(root=Path(root), inventory=inventory,
-                        validation=dataclasses.replace(default_context(kinds), target=target),
+                        validation=default_context(kinds, target),
                         catalog=load_catalog(), target=target, plain_reason=plain_reason, **extra)
     ctx.extras.setdefault("check_timeout", check_timeout)
     return ctx

@@ -102,13 +102,14 @@ def terminal_confirm(seconds: float, report) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from installer.apply import apply_plan
-    from installer.commands.render import box_context, describe_target, detect_target
+    from installer.commands.render import describe_target, detect_target
+    from installer.validate import default_context
     from installer.system import System
 
     root = Path(args.root) if args.root else Path("/")
     check_root(args.root)
     target = detect_target(root, args)
-    plan = load_source(args.source, args.passphrase_file, args.sets, box_context(target))
+    plan = load_source(args.source, args.passphrase_file, args.sets, default_context(target=target))
     system = System(root)
     print(f"{args.source}: {plan.topology} topology, for {describe_target(plan, target)}")
     confirm = (lambda seconds, report: True) if args.no_confirm else terminal_confirm

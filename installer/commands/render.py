@@ -56,15 +56,6 @@ def detect_target(root: Path, args: argparse.Namespace) -> Target:
                       cloud_init=getattr(args, "cloud_init", None))
 
 
-def box_context(target: Target):
-    """Validation that also refuses what this box cannot run (a missing package)."""
-    import dataclasses
-
-    from installer.validate import default_context
-
-    return dataclasses.replace(default_context(), target=target)
-
-
 def describe_target(plan, target: Target) -> str:
     """One line: what the files were rendered for."""
     v = ".".join(str(x) for x in target.netplan_version)
@@ -82,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else Path("/")
     check_root(args.root)
     target = detect_target(root, args)
-    plan = load_valid_plan(args.plan, box_context(target))
+    from installer.validate import default_context
+
+    plan = load_valid_plan(args.plan, default_context(target=target))
     files = render(plan, target)
     conflicts = find_conflicts(root, plan, files)
     print(f"{args.plan}: {plan.topology} topology, rendered for {describe_target(plan, target)}")

@@ -24,11 +24,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from installer.commands import check_root
-    from installer.commands.render import box_context, detect_target
+    from installer.commands.render import detect_target
+    from installer.validate import default_context
 
     check_root(args.root)
     # Refused here too when this box lacks what the plan needs (a package), as render and
     # apply would refuse it.
-    plan = load_valid_plan(args.plan, box_context(detect_target(Path(args.root or "/"), args)))
+    plan = load_valid_plan(args.plan, default_context(target=detect_target(Path(args.root or "/"), args)))
     print(f"{args.plan}: valid ({plan.topology} topology, {plan.renderer} renderer)")
     return 0
