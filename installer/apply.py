@@ -132,9 +132,10 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
         await_confirmation(system.root, result.written.backup_dir, commands)
         # Should this process be killed outright (SIGKILL, the OOM killer) and the box keep
         # running, systemd undoes the change on its own a little after the timeout.
-        switch = arm_revert_timer(system, result.written.backup_dir, confirm_timeout + REVERT_MARGIN_S)
+        unit = revert_unit(result.written.backup_dir)
+        switch = arm_revert_timer(system, unit, confirm_timeout + REVERT_MARGIN_S)
         result.commands.append(switch)
-        armed = revert_unit(result.written.backup_dir) if switch.ok else None
+        armed = unit if switch.ok else None
         if armed and switch.ran:
             progress(f"revert timer armed: should this program be killed, systemd restores the previous "
                      f"configuration in {int(confirm_timeout + REVERT_MARGIN_S + 0.999)} s")
@@ -206,13 +207,13 @@ def _disarm(system: System, result: ApplyResult, armed: str | None) -> None:
 def _rearm_for_the_wait(system: System, result: ApplyResult, armed: str, confirm_timeout: float) -> str:
     """The change is in effect and only the answer is awaited: a second timer for the wait
     plus a short margin replaces the first (armed first, so there is always one)."""
-    assert result.written is not None and result.written.backup_dir is not None
-    switch = arm_revert_timer(system, result.written.backup_dir, confirm_timeout + WAIT_MARGIN_S, suffix="-wait")
+    unit = armed + "-wait"
+    switch = arm_revert_timer(system, unit, confirm_timeout + WAIT_MARGIN_S)
     result.commands.append(switch)
     if not switch.ok:
         return armed
     result.commands.append(system.run(["systemctl", "stop", f"{armed}.timer"]))
-    return revert_unit(result.written.backup_dir) + "-wait"
+    return unit
 
 
 def revert_unit(backup_rel: str) -> str:
@@ -237,12 +238,12 @@ def self_command() -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-m", "installer"], {"PYTHONPATH": package_parent}
 
 
-def arm_revert_timer(system: System, backup_rel: str, seconds: float, suffix: str = "") -> CommandResult:
+def arm_revert_timer(system: System, unit: str, seconds: float) -> CommandResult:
     """The dead man's switch: a transient systemd timer that runs `edge-installer recover`
     (undo what was never confirmed, apply the old files again) after `seconds`, stopped as
     soon as the change is answered one way or the other."""
     argv, env = self_command()
-    return system.run(["systemd-run", "--quiet", f"--unit={revert_unit(backup_rel)}{suffix}",
+    return system.run(["systemd-run", "--quiet", f"--unit={unit}",
                        f"--on-active={int(seconds + 0.999)}s", "--timer-property=AccuracySec=1s",
                        *[f"--setenv={k}={v}" for k, v in env.items()],
                        *argv, "recover", "--root", str(system.root)])
