@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from tests.lab import netns
 from tests.lab import topology as T
@@ -120,16 +118,7 @@ def lab_name(n: int = 0, pid: int | None = None) -> str:
 
 
 def sweep_stale_boxlabs() -> list[str]:
-    """Remove box labs (namespaces, VMs, work directories) of test sessions that died."""
-    swept = []
-    for name in sorted({m.group(1) for ns in netns.names("eib")
-                        if (m := re.fullmatch(r"(eib\d+n\d+)-(edge|cloud|plant)", ns))}):
-        pid = int(_NAME.fullmatch(name).group(1))  # type: ignore[union-attr]
-        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
-            BoxLab(name, Path(tempfile.gettempdir()) / name).down()
-            swept.append(name)
-    for stale in Path(tempfile.gettempdir()).glob("eib*"):
-        m = re.match(r"eib(\d+)n\d+", stale.name)
-        if m and stale.is_dir() and int(m.group(1)) != os.getpid() and not Path(f"/proc/{m.group(1)}").exists():
-            shutil.rmtree(stale, ignore_errors=True)
-    return swept
+    """Remove box labs (namespaces, work directories) of test sessions that died."""
+    from tests.lab.fixtures import sweep_stale_labs
+
+    return sweep_stale_labs(r"eib(\d+)n\d+", BoxLab)

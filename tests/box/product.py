@@ -10,7 +10,6 @@ what tests read back from the box: the state in effect, not the bytes on disk.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -171,7 +170,3 @@ def timestamp(box, unit: str, prop: str = "ActiveEnterTimestampMonotonic") -> in
     """A unit's timestamp property, in the box's monotonic microseconds (0: never)."""
     out = box.exec(["systemctl", "show", "-p", prop, "--value", unit]).stdout.strip()
     return int(out or 0)
-
-
-def in_ci() -> bool:
-    return bool(os.environ.get("CI"))

@@ -40,19 +40,24 @@ def _unavailable(reason: str) -> None:
     pytest.skip(message)
 
 
-def sweep_stale_labs() -> list[str]:
-    """Remove labs (and work directories) of earlier test sessions, eil<pid> and eid<pid>,
-    whose process is gone: a session that was killed cannot tear its lab down itself."""
+def sweep_stale_labs(name: str = r"ei[ld](\d+)", make=Lab) -> list[str]:
+    """Remove labs (and work directories) of earlier test sessions whose process is gone: a
+    session that was killed cannot tear its lab down itself. `name` matches a lab's name with
+    the owning pid as its first group (eil<pid>, eid<pid>; the real-box lab's eib<pid>n<n>);
+    `make(name, workdir)` gives the lab object whose down() removes it."""
     swept = []
-    for name in sorted({m.group(1) for ns in netns.names("ei")
-                        if (m := re.fullmatch(r"(ei[ld](\d+))-(edge|cloud|plant)", ns))}):
-        pid = int(name[3:])
-        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
-            Lab(name, Path(tempfile.gettempdir()) / name).down()
-            swept.append(name)
-    for stale in Path(tempfile.gettempdir()).glob("ei*-*"):
-        m = re.fullmatch(r"ei[ld](\d+)-\w+", stale.name)
-        if m and stale.is_dir() and int(m.group(1)) != os.getpid() and not Path(f"/proc/{m.group(1)}").exists():
+
+    def dead(pid: str) -> bool:
+        return int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists()
+
+    for ns in sorted(netns.names("ei")):
+        m = re.fullmatch(rf"({name})-(edge|cloud|plant)", ns)
+        if m and m.group(1) not in swept and dead(m.group(2)):
+            make(m.group(1), Path(tempfile.gettempdir()) / m.group(1)).down()
+            swept.append(m.group(1))
+    for stale in Path(tempfile.gettempdir()).glob("ei*-*"):  # work directories: mkdtemp(name + "-")
+        m = re.fullmatch(rf"{name}-\w+", stale.name)
+        if m and stale.is_dir() and dead(m.group(1)):
             shutil.rmtree(stale, ignore_errors=True)
     return swept
 
