@@ -217,6 +217,13 @@ def discover(sys_class_net: Path = Path("/sys/class/net"), root: Path = Path("/"
     )
 
 
+def interface(name: str, sys_class_net: Path = Path("/sys/class/net")) -> Interface | None:
+    """One link by name, as `discover` sees it; None when the box has no such link."""
+    if not (Path(sys_class_net) / name).is_dir() and name not in netifaces.interfaces():
+        return None
+    return _interface(name, Path(sys_class_net))
+
+
 def _interface(name: str, sys_class_net: Path) -> Interface:
     node = sys_class_net / name
     links = _ifaddresses(name)

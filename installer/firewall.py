@@ -2,9 +2,11 @@
 
 One row per (destination, port, protocol): the destination's stated IPs (from the seed) or,
 when asked, the addresses it resolves to now, the direction, the purpose and the seed the
-rule comes from. General rules (DNS, NTP) name the plan's own servers. All of it is egress:
-seed 000 "All communication is edge-initiated outbound. There are no inbound firewall
-requirements."
+rule comes from (by the vendor document's title). General rules (DNS, NTP) name the plan's own
+servers. All of it is egress: seed 000 "All communication is edge-initiated outbound. There are
+no inbound firewall requirements." With a proxy in the plan, the cloud connections leave from the
+proxy (the box only reaches the proxy, which must allow CONNECT to their ports); the hosts the
+plan exempts (no_proxy), DNS and NTP leave from the box itself.
 """
 
 from __future__ import annotations
@@ -16,10 +18,15 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from installer.fields import is_ip
+from installer.identity import Identity
 from installer.plan import GOOGLE_DNS, POOL_NTP, Plan
 from installer.profiles import Catalog
+from installer.sources import TITLES, cite
 
-COLUMNS = ("destination", "ips", "port", "protocol", "direction", "purpose", "profile", "seed")
+TITLE_000 = TITLES["000"]
+
+COLUMNS = ("destination", "ips", "port", "protocol", "direction", "from", "purpose", "profile", "source")
+BOX = "the edge box"
 
 
 @dataclass(frozen=True)
@@ -34,10 +41,22 @@ class Rule:
     purpose: str
     profile: str
     seed: str
+    source: str = BOX  # where the connection leaves from: the box, or the plan's proxy
+    unresolved: str | None = None  # --resolve: why the name gave no address
+
+    @property
+    def via_proxy(self) -> bool:
+        """True when the proxy opens this connection (CONNECT) for the box."""
+        return self.source != BOX
 
 
-def rules(plan: Plan, catalog: Catalog, resolved: Mapping[str, tuple[str, ...]] | None = None) -> list[Rule]:
-    """Every rule the plan's profiles need, de-duplicated, plus the machine-network ports."""
+def rules(plan: Plan, catalog: Catalog, resolved: Mapping[str, tuple[str, ...] | str] | None = None) -> list[Rule]:
+    """Every rule the plan's profiles need, de-duplicated, plus the machine-network ports.
+
+    `resolved` (from --resolve) maps a name to its addresses now, or to the reason it did not
+    resolve (a diagnosis such as dns-nxdomain), which the request then shows."""
+    from installer.checks.net import bypasses_proxy
+
     resolved = resolved or {}
     out: list[Rule] = []
     seen: set[tuple[str, int, str]] = set()
@@ -54,13 +73,16 @@ def rules(plan: Plan, catalog: Catalog, resolved: Mapping[str, tuple[str, ...]] 
         GOOGLE_DNS if plan.dns.mode == "google" else ())
     ntp_servers = tuple(plan.ntp.servers) if plan.ntp.mode == "custom" else (
         POOL_NTP if plan.ntp.mode == "pool" else ())
-    egress = "outbound from the edge box"
+    egress = "outbound"
+    proxy_source = BOX
     if plan.proxy is not None and plan.proxy.url:
         from urllib.parse import urlsplit
 
         parts = urlsplit(plan.proxy.url)
+        proxy_source = f"the proxy {parts.hostname}"
         add(Rule(parts.hostname or "", (), parts.port or 0, "tcp", egress, "the plant's HTTP/HTTPS proxy; "
-                 "the cloud rules below then apply to the proxy's outbound side", "plan", "plan: proxy.url"))
+                 "the cloud rules marked 'from the proxy' apply to the proxy's outbound side", "plan",
+                 "plan: proxy.url"))
     for pid in plan.profiles:
         profile = catalog.profiles[pid]
         params = plan.profile_params.get(pid, {})
@@ -79,8 +101,13 @@ def rules(plan: Plan, catalog: Catalog, resolved: Mapping[str, tuple[str, ...]] 
                 add(Rule("any", (), ep.port, ep.protocol, egress, ep.purpose, pid, ep.seed))
                 continue
             destination = host or ep.addresses[0]
-            ips = tuple(ep.addresses) or resolved.get(destination, ())
-            add(Rule(destination, ips, ep.port, ep.protocol, egress, ep.purpose, pid, ep.seed))
+            found = resolved.get(destination, ())
+            ips = tuple(ep.addresses) or (found if isinstance(found, tuple) else ())
+            source = BOX
+            if ep.protocol == "tcp" and proxy_source != BOX and not bypasses_proxy(plan, destination):
+                source = proxy_source
+            add(Rule(destination, ips, ep.port, ep.protocol, egress, ep.purpose, pid, ep.seed, source,
+                     found if isinstance(found, str) else None))
     for m in plan.machines:
         controller = catalog.controllers.get(m.controller or "")
         if controller is None or not m.address:
@@ -98,7 +125,8 @@ def to_csv(rows: list[Rule]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
     for r in rows:
-        writer.writerow([r.destination, " ".join(r.ips), r.port, r.protocol, r.direction, r.purpose, r.profile, r.seed])
+        writer.writerow([r.destination, _ips(r, " "), r.port, r.protocol, r.direction, r.source, r.purpose,
+                         r.profile, cite(r.seed)])
     return buf.getvalue()
 
 
@@ -106,25 +134,53 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(rows: list[Rule], plan: Plan) -> str:
+def _ips(rule: Rule, sep: str) -> str:
+    if rule.ips:
+        return sep.join(rule.ips)
+    if rule.unresolved:
+        return f"NOT RESOLVED ({rule.unresolved})"
+    return ""
+
+
+def proxy_ports(rows: list[Rule]) -> list[int]:
+    """The ports the proxy must allow CONNECT to, for the rules that go through it."""
+    return sorted({r.port for r in rows if r.via_proxy})
+
+
+def to_markdown(rows: list[Rule], plan: Plan, box: Identity | None = None) -> str:
     """The request as a Markdown document an IT team can act on."""
+    box_lines = [f"- {line}" for line in box.lines()] + [""] if box is not None else []
     lines = [
-        f"# Firewall request for edge box {plan.hostname or '(unnamed)'}",
+        f"# Firewall request for edge box {plan.hostname or (box.hostname if box else '(unnamed)')}",
         "",
+        *box_lines,
         "All connections are started by the edge box; nothing needs to be allowed inbound "
-        "(seed 000: \"All communication is edge-initiated outbound\"). Allow these on every firewall "
+        f"({TITLE_000}: \"All communication is edge-initiated outbound\"). Allow these on every firewall "
         "between the box and the internet, the OT/plant-floor firewall and the corporate one alike "
-        "(seed 000, CloudLink: \"Both must allow the required domains\"). Exempt them from TLS/deep "
-        "packet inspection and VPN-blocking rules (seed 000, Deep Packet Inspection; seed 002, "
-        "Intrusive firewalls).",
+        f"({TITLE_000}, \"CloudLink Blocked\": \"Both must allow the required domains\"). Exempt them from "
+        f"TLS/deep packet inspection and VPN-blocking rules ({TITLE_000}, \"Deep Packet Inspection\"; "
+        f"{TITLES['002']}, \"Intrusive firewalls\").",
+    ]
+    ports = proxy_ports(rows)
+    if ports:
+        proxy = next(r for r in rows if r.profile == "plan" and r.seed == "plan: proxy.url")
+        lines += ["", f"The box reaches the cloud through the proxy {proxy.destination} port {proxy.port}: only "
+                      "that connection leaves the box itself (with DNS, NTP and the hosts exempted by no_proxy). "
+                      f"The proxy must allow CONNECT to port{'s' if len(ports) > 1 else ''} "
+                      f"{', '.join(map(str, ports))}, and the rules marked 'from the proxy' must be allowed "
+                      "from the proxy's own address. Many proxies allow CONNECT to port 443 only."]
+    lines += [
         "",
-        "| destination | IPs | port | protocol | direction | purpose | profile | source |",
-        "|---|---|---|---|---|---|---|---|",
+        "| destination | IPs | port | protocol | direction | from | purpose | profile | source |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ips = ", ".join(r.ips) if r.ips else "by name (FQDN rule)"
+        ips = _ips(r, ", ") or "by name (FQDN rule)"
         lines.append(f"| {_cell(r.destination)} | {_cell(ips)} | {r.port} | {r.protocol} | {_cell(r.direction)} | "
-                     f"{_cell(r.purpose)} | {r.profile} | {_cell(r.seed)} |")
-    lines += ["", "Where a rule is by name, the addresses behind it can change (seed 002: do not cache DNS "
-                  "records longer than their TTL); allow the name, not a snapshot of its addresses."]
+                     f"{_cell(r.source)} | {_cell(r.purpose)} | {r.profile} | {_cell(cite(r.seed))} |")
+    if any(r.unresolved for r in rows):
+        lines += ["", "Names marked NOT RESOLVED gave no address from the plan's resolvers when this request "
+                      "was made: the DNS problem must be fixed as well (see the check report)."]
+    lines += ["", f"Where a rule is by name, the addresses behind it can change ({TITLES['002']}: do not cache "
+                  "DNS records longer than their TTL); allow the name, not a snapshot of its addresses."]
     return "\n".join(lines) + "\n"

@@ -2,8 +2,9 @@
 box reach what the plan's profiles need: links, DNS, time, TCP, TLS, HTTPS, NATS, machines.
 
 The checks run in one exclusive async worker (the UI never waits on the network); each
-result shows as one short ASCII line as it arrives, then the list: choosing a result shows
-its evidence and what to do. R re-runs all, O re-runs the chosen one (with the checks it
+result shows as one short ASCII line as it arrives, then the list opens on the findings (one
+per cause: what is wrong in the plant's network and the one thing to do, naming every host it
+touches), followed by every check: choosing either shows its evidence and what to do. R re-runs all, O re-runs the chosen one (with the checks it
 needs), S saves the report and F the firewall request under the root. Failures do not
 block Next (the IT team may open the firewall later), but Next asks once more first.
 """
@@ -19,8 +20,10 @@ from textual.binding import Binding
 from textual.widgets import Label, OptionList, Static
 
 from installer import firewall
+from installer.checks import findings as finding_groups
 from installer.checks import report as reports
 from installer.checks.base import DEFAULT_TIMEOUT_S, Check, Result
+from installer.checks.findings import Finding
 from installer.checks.runner import Report, run_checks
 from installer.plan import Plan
 from installer.writer import atomic_write, box_path
@@ -42,6 +45,13 @@ def short_line(result: Result) -> str:
     return text if len(text) <= LINE_WIDTH else text[: LINE_WIDTH - 3] + "..."
 
 
+def finding_line(finding: Finding) -> str:
+    """One short ASCII line for a finding in the results list."""
+    text = f"{finding.id} [{MARK[finding.status]}] {finding.title}"
+    text = text.encode("ascii", "replace").decode("ascii").replace("\n", " ")
+    return text if len(text) <= LINE_WIDTH else text[: LINE_WIDTH - 3] + "..."
+
+
 def save_report(root: Path, plan: Plan, report: Report) -> Path:
     """Write the Markdown report (mode 0644) under root; the path it was written to."""
     target = box_path(Path(root), REPORT_FILE)
@@ -54,7 +64,9 @@ def save_firewall_request(root: Path, plan: Plan, catalog) -> tuple[Path, Path]:
     rows = firewall.rules(plan, catalog)
     md = box_path(Path(root), FIREWALL_MD)
     csv = box_path(Path(root), FIREWALL_CSV)
-    atomic_write(md, firewall.to_markdown(rows, plan).encode("utf-8"), 0o644)
+    from installer.identity import identify
+
+    atomic_write(md, firewall.to_markdown(rows, plan, identify(plan)).encode("utf-8"), 0o644)
     atomic_write(csv, firewall.to_csv(rows).encode("utf-8"), 0o644)
     return md, csv
 
@@ -137,6 +149,9 @@ class ChecksScreen(StepScreen):
         if result is None:
             self.say("Choose a result in the list first (arrows), then O.")
             return
+        if isinstance(result, Finding):
+            self.say("That is a finding (a cause): choose one of its checks below it in the list, then O.")
+            return
         self._start(result.key)
 
     def _start(self, only: str | None) -> None:
@@ -144,7 +159,8 @@ class ChecksScreen(StepScreen):
         self.say("")
         self.run_checks_worker(only)
 
-    shown: list[Result] = []
+    shown: list[Result | Finding] = []
+    finding_of: dict[str, str] = {}
 
     @work(exclusive=True, group="checks")
     async def run_checks_worker(self, only: str | None) -> None:
@@ -202,19 +218,23 @@ class ChecksScreen(StepScreen):
     def _show_report(self, report: Report, focus_key: str | None = None) -> None:
         results = self.query_one("#results", OptionList)
         results.clear_options()
-        # What needs doing first: failures, then warnings, skips, passes (planned order within).
-        self.shown = sorted(report.results, key=lambda r: _ORDER[r.status])
-        results.add_options(short_line(r) for r in self.shown)
+        # The causes first (one per problem in the plant's network), then every check: failures,
+        # warnings, skips, passes (planned order within).
+        found, self.finding_of = finding_groups.group(report.results)
+        self.shown = [*found, *sorted(report.results, key=lambda r: _ORDER[r.status])]
+        results.add_options(finding_line(x) if isinstance(x, Finding) else short_line(x) for x in self.shown)
+        causes = (f" {len(found)} cause{'s' if len(found) != 1 else ''} found (F1...), then every check."
+                  if found else "")
         self.query_one("#progress", Static).update(
-            f"Done: {reports.summary_line(report)}. Enter on a result shows its evidence.")
-        index = next((i for i, r in enumerate(self.shown) if r.key == focus_key), 0)
+            f"Done: {reports.summary_line(report)}.{causes} Enter shows the evidence.")
+        index = next((i for i, r in enumerate(self.shown) if isinstance(r, Result) and r.key == focus_key), 0)
         if self.shown:
             results.highlighted = index
             self._show_detail(self.shown[index])
         results.focus()
 
     # --- results ---------------------------------------------------------------------------
-    def _chosen(self) -> Result | None:
+    def _chosen(self) -> Result | Finding | None:
         if self.report is None or self.running:
             return None
         shown = getattr(self, "shown", self.report.results)
@@ -230,11 +250,20 @@ class ChecksScreen(StepScreen):
         if result is not None:
             self._show_detail(result)
 
-    def _show_detail(self, r: Result) -> None:
+    def _show_detail(self, r: Result | Finding) -> None:
+        if isinstance(r, Finding):
+            lines = [f"{r.id} {MARK[r.status]}: {r.title}"]
+            if r.remediation:
+                lines.append(f"What to do: {r.remediation}")
+            lines.append(f"Covers {len(r.checks)} check{'s' if len(r.checks) != 1 else ''}: " + "; ".join(r.evidence))
+            self.query_one("#detail", Static).update("\n".join(lines))
+            return
         lines = [f"{MARK[r.status]} {r.id} {r.target}", f"Seen: {r.evidence}"]
         if r.remediation:
             lines.append(f"What to do: {r.remediation}")
         extra = f"Diagnosis: {r.diagnosis}, {r.duration_s:.2f} s"
+        if r.key in self.finding_of:
+            extra += f", part of finding {self.finding_of[r.key]}"
         if r.profile:
             extra += f", profile {r.profile}"
         lines.append(extra)

@@ -31,13 +31,20 @@ def test_markdown_report_tells_it_what_to_change_without_secrets(healthy_lab, tm
     assert proc.returncode == 2, proc.stderr
     text = report.read_text()
     assert text.startswith("# Network check for edge box edge-07")
-    assert "Some checks FAILED" in text and "## What must change" in text
-    assert healthy_lab.dpi_ca_name in text
+    assert "Some checks FAILED" in text and "## Findings: 1 cause" in text
+    # Which box: its uplink's address and MAC, the version and the date, for IT to find it.
+    assert "- Uplink: enp2s0, address 203.0.113.2/24, MAC " in text and "- edge-installer 0.1.0, 20" in text
+    # One DPI appliance is one finding naming every host it re-signs, not one paragraph per host.
+    finding = next(l for l in text.splitlines() if l.startswith("### F1. FAIL: A TLS-inspecting appliance"))
+    assert healthy_lab.dpi_ca_name in finding and "api.machinemetrics.com:443" in finding
+    assert text.count("**What to change:**") == 1 and "| F1 |" in text
+    assert "000_" not in text and ".txt" not in text
     assert "tested through the proxy" in text
     assert healthy_lab.proxy_password not in text and healthy_lab.proxy_password not in proc.stdout
     assert all(ord(ch) < 128 for ch in text)
     # The terminal shows each result as it arrives, then the actions.
-    assert re.search(r"^\[FAIL\] tls-verify ", proc.stdout, re.M) and "What must change:" in proc.stdout
+    assert re.search(r"^\[FAIL\] tls-verify ", proc.stdout, re.M) and "What must change (1 cause):" in proc.stdout
+    assert re.search(r"^ F1\. \[FAIL\] A TLS-inspecting appliance", proc.stdout, re.M)
 
 
 def test_firewall_request_lists_every_seed_rule():
@@ -59,7 +66,9 @@ def test_firewall_request_lists_every_seed_rule():
     for m in plan.machines:
         port = str(load_catalog().controllers[m.controller].port)
         assert (m.address, port, "tcp") in rules
-    assert all(row["seed"].startswith(("000_", "001_", "002_", "plan")) for row in rows)
+    # Sources by the vendor document's title and section, never a file name.
+    assert all(row["source"].startswith(("MachineMetrics, Network Requirements: \"", "plan")) for row in rows)
+    assert not any(".txt" in row["source"] for row in rows)
 
 
 def test_firewall_request_markdown_and_govcloud_static_ips(tmp_path):
@@ -81,6 +90,25 @@ def test_firewall_request_resolve_in_the_lab(healthy_lab, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = {r["destination"]: r for r in csv.DictReader(io.StringIO(proc.stdout))}
     assert rows["api.machinemetrics.com"]["ips"] == "203.0.113.10"
+    assert rows["api.machinemetrics.com"]["from"] == "the edge box"
+
+
+def test_firewall_request_marks_names_that_do_not_resolve_and_knows_the_proxy(healthy_lab, tmp_path):
+    healthy_lab.dns_nxdomain("notify.bugsnag.com")
+    plan = healthy_lab.write_plan(tmp_path / "plan.yaml", proxy=healthy_lab.proxy_settings(), hostname="edge-07")
+    proc = healthy_lab.edge([sys.executable, "-m", "installer", "firewall-request", "--plan", str(plan),
+                             "--format", "md", "--resolve"], timeout=60, env={"PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    row = next(l for l in text.splitlines() if l.startswith("| notify.bugsnag.com |"))
+    assert "NOT RESOLVED (dns-nxdomain)" in row and "| the proxy 203.0.113.30 |" in row
+    assert "203.0.113.10" in next(l for l in text.splitlines() if l.startswith("| api.machinemetrics.com |"))
+    # The proxy must allow CONNECT to the cloud's ports (443 and NATS 7422), and IT is told so.
+    assert "The proxy must allow CONNECT to ports 443, 7422" in text
+    assert "- Uplink: enp2s0, address 203.0.113.2/24, MAC " in text
+    # DNS and NTP still leave from the box itself.
+    assert "| the edge box |" in next(l for l in text.splitlines() if l.startswith("| 203.0.113.53 |"))
+    assert healthy_lab.proxy_password not in text
 
 
 def test_firewall_request_bad_plan_is_one_line(tmp_path):

@@ -105,3 +105,28 @@ async def test_progress_sees_every_result_and_its_bugs_do_not_stop_the_run():
 async def test_exit_codes():
     assert (await run_checks([Check("x", "t", "a", sleeper(0, "warn", "w"))], ctx())).exit_code == 1
     assert (await run_checks([Check("x", "t", "a", sleeper(0, "fail", "f"))], ctx())).exit_code == 2
+
+
+async def test_a_follow_up_waits_for_failures_and_is_left_out_when_not_needed():
+    from installer.checks.base import NOT_NEEDED
+
+    def follow_up(ctx, prereqs):
+        async def run(ctx, prereqs):
+            failed = sorted(r.target for r in prereqs.values() if r.status == "fail")
+            if not failed:
+                return Outcome("skip", NOT_NEEDED, "nothing failed")
+            return Outcome("pass", "ok", "looked into " + ", ".join(failed))
+        return run
+
+    a = Check("tcp-connect", "tcp", "a:443", sleeper(0.05, "fail", "tcp-timeout"))
+    b = Check("tcp-connect", "tcp", "b:443", sleeper(0.01))
+    probe = Check("icmp-reference", "icmp", "8.8.8.8", follow_up(None, None), after=(a.key, b.key))
+    seen = []
+    report = await run_checks([a, b, probe], ctx(), progress=lambda r, n, t: seen.append(r.id))
+    # It ran after its failing prerequisite (never skipped by it) and saw it.
+    assert report.results[2].status == "pass" and report.results[2].evidence == "looked into a:443"
+    healthy = await run_checks([b, Check("icmp-reference", "icmp", "8.8.8.8", follow_up(None, None),
+                                         after=(b.key,))], ctx(), progress=lambda r, n, t: seen.append(r.id))
+    # Nothing to look into: no result at all, in the report or in the progress.
+    assert [r.id for r in healthy.results] == ["tcp-connect"] and healthy.summary["skip"] == 0
+    assert seen.count("icmp-reference") == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 from textual.widgets import OptionList
 
 from installer import plan as planmod
+from installer.checks import findings
 from installer.checks.base import Result
 from installer.checks.runner import Report
 from installer.discover import Interface, Inventory
@@ -230,20 +231,26 @@ async def test_checks_run_show_save_and_confirm_failures(tmp_path):
         assert ("dns-resolver", "127.0.0.1") in ids and ("ntp-server", "127.0.0.1") in ids
         assert ("link-state", "eno1") in ids and ("bandwidth-estimate", "0 machine(s)") in ids
         lines = [str(o.prompt) for o in app.screen.query_one("#results", OptionList).options]
-        assert len(lines) == len(report.results)
-        assert all(line.isascii() and line.startswith(("[PASS] ", "[WARN] ", "[FAIL] ", "[SKIP] ")) for line in lines)
-        assert text_of(app, "#progress").startswith("Done: ")
+        # The list opens on the causes (one finding each), then every check.
+        found, _ = findings.group(report.results)
+        n = len(found)
+        assert n and len(lines) == len(report.results) + n
+        assert all(line.isascii() for line in lines)
+        assert [line.split(" ")[0] for line in lines[:n]] == [f"F{i}" for i in range(1, n + 1)]
+        assert all(line.startswith(("[PASS] ", "[WARN] ", "[FAIL] ", "[SKIP] ")) for line in lines[n:])
+        assert text_of(app, "#progress").startswith("Done: ") and f"{n} causes found" in text_of(app, "#progress")
+        assert text_of(app, "#detail").startswith("F1 ") and "What to do: " in text_of(app, "#detail")
 
         results = app.screen.query_one("#results", OptionList)
-        await pilot.press("home", "down")
-        assert text_of(app, "#detail").startswith(lines[1][1:5])  # the chosen result's evidence
+        await pilot.press("home", *["down"] * (n + 1))
+        assert text_of(app, "#detail").startswith(lines[n + 1][1:5])  # the chosen result's evidence
         assert "Seen: " in text_of(app, "#detail")
 
-        chosen = report.results[1].key
+        chosen = app.screen.shown[n + 1].key
         await pilot.press("o")  # re-run one: the same list comes back, that one fresh
         await until(pilot, lambda: app.context.report is not report and not app.screen.running)
         assert [r.key for r in app.context.report.results] == [r.key for r in report.results]
-        assert results.highlighted == 1 and report.results[1].key == chosen
+        assert results.highlighted == n + 1 and app.screen.shown[n + 1].key == chosen
 
         await pilot.press("s")
         await until(pilot, lambda: (tmp_path / "var/lib/edge-installer/report.md").exists())

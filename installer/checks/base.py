@@ -23,6 +23,10 @@ USABLE = ("pass", "warn")
 
 DEFAULT_TIMEOUT_S = 3.0
 
+# The diagnosis of a conditional follow-up probe that found nothing to look into (no failure
+# called for it): the runner leaves such a result out of the report.
+NOT_NEEDED = "not-needed"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -105,8 +109,9 @@ class Check:
     """One planned check.
 
     `needs` lists groups of prerequisite keys: every group must have at least one member
-    whose status is usable (pass or warn), else this check is skipped with that cause. The
-    function receives the results of all its prerequisites by key.
+    whose status is usable (pass or warn), else this check is skipped with that cause. `after`
+    lists keys to wait for whatever their status (a follow-up probe that looks into their
+    failures). The function receives the results of all of them by key.
     """
 
     id: str
@@ -115,6 +120,7 @@ class Check:
     run: CheckFn
     profile: str | None = None
     needs: tuple[tuple[str, ...], ...] = ()
+    after: tuple[str, ...] = ()
     endpoint: Endpoint | None = None
     timeout_diagnosis: str = "timeout"  # what running out of time means for this check
 

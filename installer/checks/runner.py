@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
-from installer.checks.base import USABLE, Check, Context, Outcome, Result
+from installer.checks.base import NOT_NEEDED, USABLE, Check, Context, Outcome, Result
 
 # A check's own network operations use ctx.timeout; this margin only catches a check that
 # ignores it, so that one bug cannot hold the whole run.
@@ -52,8 +52,9 @@ class Report:
 
 def default_deadline(timeout: float) -> float:
     """The overall deadline for a per-check timeout: room for the longest chain
-    (DNS, TCP, TLS, HTTPS) to run one after another."""
-    return timeout * 4 + 1.0
+    (DNS, TCP, TLS, HTTPS) to run one after another, and a second for the follow-up probes
+    that look into their failures."""
+    return timeout * 4 + 2.0
 
 
 async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float | None = None,
@@ -74,7 +75,7 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
         if not fut.done():
             fut.set_result(result)
             done_count += 1
-            if progress is not None:
+            if progress is not None and result.diagnosis != NOT_NEEDED:
                 try:
                     progress(result, done_count, len(checks))
                 except Exception:  # a UI callback's bug must not stop the checks
@@ -95,13 +96,13 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
 
     def ancestors(check: Check) -> set[str]:
         seen: set[str] = set()
-        stack = [k for group in check.needs for k in group]
+        stack = [k for group in check.needs for k in group] + list(check.after)
         while stack:
             key = stack.pop()
             if key in seen or key not in by_key:
                 continue
             seen.add(key)
-            stack += [k for group in by_key[key].needs for k in group]
+            stack += [k for group in by_key[key].needs for k in group] + list(by_key[key].after)
         return seen
 
     async def one(check: Check) -> None:
@@ -119,6 +120,9 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
                 finish(check, result_of(check, Outcome("skip", "prerequisite-failed",
                                                        f"not run: {cause}"), 0.0))
                 return
+        for key in check.after:
+            if key in futures and key != check.key:
+                prereqs[key] = await futures[key]
         # A check sees every finished ancestor too: a TLS check needs the addresses that the
         # DNS check before its TCP check found.
         for key in ancestors(check):
@@ -158,7 +162,8 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
                                                "cancelled before it finished" if cancelled else
                                                f"unfinished when the overall deadline of {deadline:g} s passed"),
                                     time.monotonic() - started))
-    return Report([futures[c.key].result() for c in checks], time.monotonic() - started, cancelled)
+    return Report([r for r in (futures[c.key].result() for c in checks) if r.diagnosis != NOT_NEEDED],
+                  time.monotonic() - started, cancelled)
 
 
 def run_checks_sync(checks: Iterable[Check], ctx: Context, **kwargs) -> Report:

@@ -1,7 +1,9 @@
 """`edge-installer check --plan PLAN [--json] [--timeout S]`: the live checks.
 
 Exit 0 when every check passes, 1 with warnings only, 2 with any failure (or a bad plan).
-Without --json, each result is printed as it arrives, then what must change.
+Without --json, each result is printed as it arrives, then what must change: one finding per
+cause (installer.checks.findings). --json prints the SPEC's document plus `findings`, each check's
+`finding` and the `box` it ran on.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the machine-readable result (stable schema)")
     p.add_argument("--timeout", type=_seconds, default=3.0, metavar="S", help="per-check timeout (default 3)")
     p.add_argument("--deadline", type=_seconds, metavar="S",
-                   help="overall deadline (default: 4 x timeout + 1, room for DNS, TCP, TLS, HTTPS in a row)")
+                   help="overall deadline (default: 4 x timeout + 2, room for DNS, TCP, TLS, HTTPS in a row "
+                        "and the follow-up probes)")
     p.add_argument("--report", metavar="FILE", help="also write the Markdown report for the IT team to FILE")
     p.add_argument("--before-apply", action="store_true",
                    help="the plan is not applied yet: a missing planned address is a warning, not a failure")
@@ -41,7 +44,8 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.checks import report as reports
+    from installer.checks import findings, report as reports
+    from installer.identity import identify
     from installer.checks.planner import build_context, plan_checks, remediation
     from installer.checks.runner import run_checks_sync
     from installer.writer import atomic_write
@@ -62,13 +66,14 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_checks_sync(checks, ctx, deadline=args.deadline, progress=None if args.json else progress,
                              remediation=remediation(plan, ctx.catalog))
+    box = identify(plan)
     if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=2)
+        json.dump(findings.document(result, box=box.to_json()), sys.stdout, indent=2)
         print()
     else:
         print(reports.text_summary(result))
     if args.report:
-        atomic_write(Path(args.report), reports.markdown(result, plan).encode(), 0o644)
+        atomic_write(Path(args.report), reports.markdown(result, plan, box=box).encode(), 0o644)
         if not args.json:
             print(f"\nReport for the IT team: {args.report}")
     return result.exit_code

@@ -21,18 +21,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from installer import firewall
+    from installer.identity import identify
     from installer.profiles import load_catalog
 
     plan = load_valid_plan(args.plan)
     catalog = load_catalog()
     resolved = _resolve(plan, catalog, args.timeout) if args.resolve else None
     rows = firewall.rules(plan, catalog, resolved)
-    print(firewall.to_csv(rows) if args.format == "csv" else firewall.to_markdown(rows, plan), end="")
+    print(firewall.to_csv(rows) if args.format == "csv" else firewall.to_markdown(rows, plan, identify(plan)), end="")
     return 0
 
 
-def _resolve(plan, catalog, timeout: float) -> dict[str, tuple[str, ...]]:
-    """Names -> addresses through the plan's resolvers, all at once, bounded by the timeout."""
+def _resolve(plan, catalog, timeout: float) -> dict[str, tuple[str, ...] | str]:
+    """Names -> addresses through the plan's resolvers, all at once, bounded by the timeout; a
+    name that gave none maps to the reason (its DNS diagnosis), which the request marks."""
     import asyncio
 
     from installer.checks import dns
@@ -47,6 +49,14 @@ def _resolve(plan, catalog, timeout: float) -> dict[str, tuple[str, ...]]:
 
     async def all_names():
         outcomes = await asyncio.gather(*(dns.dns_resolve(ctx, {}, host=n) for n in names), return_exceptions=True)
-        return {n: tuple(o.facts.get("addresses", ())) for n, o in zip(names, outcomes) if not isinstance(o, BaseException)}
+        found: dict[str, tuple[str, ...] | str] = {}
+        for n, o in zip(names, outcomes):
+            if isinstance(o, BaseException):
+                found[n] = "the lookup failed"
+            elif o.status in ("pass", "warn") and o.facts.get("addresses"):
+                found[n] = tuple(o.facts["addresses"])
+            else:
+                found[n] = o.diagnosis
+        return found
 
     return asyncio.run(all_names())
