@@ -49,10 +49,17 @@ def assert_diagnosis(doc, check_id, target, diagnosis, status="fail"):
 
 def test_json_schema_is_the_specs(healthy_lab, tmp_path):
     rc, doc, _ = check(healthy_lab, tmp_path)
-    assert set(doc) == {"version", "duration_s", "summary", "checks"} and doc["version"] == 1
+    # The SPEC's keys, plus the findings (one per cause), each check's finding and the box.
+    assert set(doc) == {"version", "duration_s", "summary", "checks", "findings", "box"} and doc["version"] == 1
     assert set(doc["summary"]) == {"pass", "warn", "fail", "skip"}
-    keys = {"id", "kind", "target", "status", "diagnosis", "evidence", "remediation", "duration_s", "profile"}
+    keys = {"id", "kind", "target", "status", "diagnosis", "evidence", "remediation", "duration_s", "profile",
+            "finding"}
     assert all(set(c) == keys for c in doc["checks"])
+    assert doc["findings"] == [] and all(c["finding"] is None for c in doc["checks"])
+    assert set(doc["box"]) == {"hostname", "planned_hostname", "uplink", "address", "mac", "version", "date"}
+    assert doc["box"]["uplink"] == "enp2s0" and doc["box"]["address"] == "203.0.113.2/24"
+    # Evidence does not repeat the target every line already shows.
+    assert not [c for c in doc["checks"] if c["evidence"].startswith(c["target"] + ":")]
 
 
 @pytest.mark.parametrize("profiles", [["machinemetrics"], ["machinemetrics", "izuma-device-management",

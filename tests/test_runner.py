@@ -130,3 +130,12 @@ async def test_a_follow_up_waits_for_failures_and_is_left_out_when_not_needed():
     # Nothing to look into: no result at all, in the report or in the progress.
     assert [r.id for r in healthy.results] == ["tcp-connect"] and healthy.summary["skip"] == 0
     assert seen.count("icmp-reference") == 1
+
+
+def test_evidence_does_not_repeat_the_target():
+    from installer.checks.runner import unlabelled
+    assert unlabelled("a:443: refused", "a:443") == "refused"
+    assert unlabelled("a:443 (at 203.0.113.10:443): certificate for a", "a:443") == \
+        "certificate for a (at 203.0.113.10:443)"
+    assert unlabelled("203.0.113.53 answered NOERROR", "203.0.113.53") == "203.0.113.53 answered NOERROR"
+    assert unlabelled("a:443:", "a:443") == "a:443:"

@@ -20,8 +20,8 @@ DAYS_PER_MONTH = 30
 SECONDS_PER_MONTH = DAYS_PER_MONTH * 24 * 3600
 MB = 1_000_000  # data plans count decimal megabytes
 SEED = "000_d0122341ad91427d.txt#Bandwidth Requirements"
-_SEED_WORDS = "seed 000, \"Bandwidth Requirements\""
-_CELLULAR_WORDS = ("seed 000, \"Option 5: Cellular Network\", Limitations & Risks: \"Potential data "
+_SEED_WORDS = "MachineMetrics' Network Requirements, \"Bandwidth Requirements\""
+_CELLULAR_WORDS = ("MachineMetrics' Network Requirements, \"Option 5: Cellular Network\", Limitations & Risks: \"Potential data "
                    "caps and overage charges\"")
 
 
@@ -84,7 +84,7 @@ async def bandwidth_estimate(ctx: Context, prereqs: Mapping[str, Result]) -> Out
                            f"more than the cellular plan's {e['data_cap_mb']:,} MB ({_CELLULAR_WORDS}). Choose a "
                            "data plan with a larger cap, with a margin: the estimate leaves out software updates, "
                            "remote diagnostics and protocol overhead. Or connect fewer machines through this "
-                           "Edge, or use a wired or WiFi uplink, which seed 000 prefers to cellular."))
+                           "Edge, or use a wired or WiFi uplink, which MachineMetrics prefers to cellular."))
     if ctx.plan.topology == "cellular":
         if e["data_cap_mb"] is None:
             words += (" No data cap is given (cellular.data_cap_mb): compare the monthly volume with the "

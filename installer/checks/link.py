@@ -47,7 +47,7 @@ async def link_state(ctx: Context, prereqs, *, interface: str, role: str, addres
         state = "no carrier" if iface.carrier is False else "the link is down"
         return Outcome("fail", "link-down", f"{interface} ({role}): {state} (operstate {iface.operstate})",
                        remediation="Check the cable and the switch port (or the WiFi association) for this "
-                                   "interface; seed 000: verify local network connectivity and VLAN/switch "
+                                   "interface; MachineMetrics' Network Requirements: verify local network connectivity and VLAN/switch "
                                    "configuration.")
     shown = ", ".join(a for a in iface.addresses if ":" not in a) or "no IPv4 address"
     if not _has_address(iface.addresses, address):

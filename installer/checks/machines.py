@@ -24,8 +24,8 @@ from installer.profiles import Controller
 # An agent's probe document lists every data item of every device: tens to hundreds of KB for
 # a real shop. Enough to see the root and a good many devices; the parser never sees more.
 MAX_PROBE_BYTES = 1 << 20
-_NOT_REPORTING = "seed 000, \"Machines Not Reporting Data\""
-_PORTS = "seed 000, \"Machine Protocol Ports\""
+_NOT_REPORTING = "MachineMetrics' Network Requirements, \"Machines Not Reporting Data\""
+_PORTS = "MachineMetrics' Network Requirements, \"Machine Protocol Ports\""
 
 
 def _who(machine: Machine, controller: Controller) -> str:

@@ -51,8 +51,8 @@ MAX_ADDRESSES = 4
 _REFUSALS = {"DENY": "access denied", "RSTR": "access restricted", "RATE": "rate limited",
              "NKEY": "no key", "CRYP": "authentication failed"}
 
-_SEED_PORTS = "seed 000, \"Firewall Requirements\" and \"Network Checklist\""
-_SEED_NTP = "seed 000, \"NTP Configuration\""
+_SEED_PORTS = "MachineMetrics' Network Requirements, \"Firewall Requirements\" and \"Network Checklist\""
+_SEED_NTP = "MachineMetrics' Network Requirements, \"NTP Configuration\""
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ async def ntp_server(ctx: Context, prereqs: Mapping[str, Result], *, server: str
     if size > FAIL_OFFSET_S:
         return Outcome("fail", "clock-skew", skew, facts, remediation=(
             f"The box's clock is off by more than {_duration(FAIL_OFFSET_S)}: certificates may be judged "
-            "wrongly (the TLS checks of this run included), and AWS S3, where seed 000's uploads go, "
+            "wrongly (the TLS checks of this run included), and AWS S3, where MachineMetrics' uploads go, "
             "refuses requests signed with a clock this far off. Let the box synchronise with this "
             "server (apply the plan; the time service then steps the clock) or set the clock by hand, "
             "and re-run the checks. If the box's clock is "
@@ -135,7 +135,7 @@ async def ntp_server(ctx: Context, prereqs: Mapping[str, Result], *, server: str
         f"The box's clock is off by more than {WARN_OFFSET_S:g} s but less than {_duration(FAIL_OFFSET_S)}: "
         "certificates are still judged correctly, but timestamps of the machines' data are off. Once "
         "the plan is applied the time service corrects it from this server; if the offset comes back, "
-        "check that NTP synchronisation keeps working (seed 000, \"Intermittent Connectivity\": Check NTP "
+        "check that NTP synchronisation keeps working (MachineMetrics' Network Requirements, \"Intermittent Connectivity\": Check NTP "
         "synchronization)."))
 
 

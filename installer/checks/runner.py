@@ -89,8 +89,9 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
                 text = remediation(check, outcome)
             except Exception:
                 text = ""
-        return Result(check.id, check.kind, check.target, outcome.status, outcome.diagnosis, outcome.evidence,
-                      text or "", duration, check.profile, check.key, outcome.facts)
+        return Result(check.id, check.kind, check.target, outcome.status, outcome.diagnosis,
+                      unlabelled(outcome.evidence, check.target), text or "", duration, check.profile, check.key,
+                      outcome.facts)
 
     by_key = {c.key: c for c in checks}
 
@@ -164,6 +165,22 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
                                     time.monotonic() - started))
     return Report([r for r in (futures[c.key].result() for c in checks) if r.diagnosis != NOT_NEEDED],
                   time.monotonic() - started, cancelled)
+
+
+def unlabelled(evidence: str, target: str) -> str:
+    """Evidence without the check's own target in front: every line that shows a result names
+    its target already. "h:443 (at 203.0.113.10:443): certificate ..." becomes "certificate ...
+    (at 203.0.113.10:443)"."""
+    if not target or not evidence.startswith(target):
+        return evidence
+    rest = evidence[len(target):]
+    if rest.startswith(": ") and len(rest) > 2:
+        return rest[2:]
+    if rest.startswith(" (") and "): " in rest:
+        inner, _, after = rest[2:].partition("): ")
+        if after:
+            return f"{after} ({inner})"
+    return evidence
 
 
 def run_checks_sync(checks: Iterable[Check], ctx: Context, **kwargs) -> Report:
