@@ -239,9 +239,9 @@ def _build_endpoint(r: _Reader, params: Mapping[str, ParamSpec]) -> Endpoint:
     if "https" in checks and https_path is None:
         raise r.error("https_path", "the 'https' check needs the path to GET, e.g. /ping")
     issuer, issuer_dn = r.opt_text("expected_issuer"), r.opt_text("expected_issuer_dn")
-    if (issuer or issuer_dn) and not {"tls", "coap-tls"} & set(checks):
+    if (issuer or issuer_dn) and not {"tls", "coap-tls", "dtls"} & set(checks):
         raise r.error("expected_issuer" if issuer else "expected_issuer_dn",
-                      "only for an endpoint with the 'tls' or 'coap-tls' check")
+                      "only for an endpoint with the 'tls', 'coap-tls' or 'dtls' check")
     return Endpoint(
         host=host, param=param, addresses=tuple(addresses), port=r.port("port"),
         protocol=protocol, service=r.text("service", choices=SERVICES), purpose=r.text("purpose"),
@@ -254,8 +254,11 @@ def _check_consistency(r: _Reader, checks: list[str], host: str | None, param: s
                        addresses: list[str], protocol: str) -> None:
     if not checks:
         return
-    if protocol == "udp":
-        raise r.error("checks", "must be empty for a UDP endpoint (firewall rule only)")
+    if protocol == "udp" and set(checks) - {"dns", "dtls"}:
+        raise r.error("checks", "a UDP endpoint takes only 'dns' and 'dtls' (a DTLS handshake); "
+                                f"got {', '.join(c for c in checks if c not in ('dns', 'dtls'))}")
+    if protocol == "tcp" and "dtls" in checks:
+        raise r.error("checks", "'dtls' is for a UDP endpoint; over TCP use 'tcp' and 'coap-tls'")
     if host is not None and host.startswith("*."):
         raise r.error("checks", "must be empty for a wildcard host (firewall rule only)")
     if host is None and param is None and not addresses:

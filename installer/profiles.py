@@ -21,11 +21,37 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-CHECKS = ("dns", "tcp", "tls", "https", "nats", "coap-tls")
+CHECKS = ("dns", "tcp", "tls", "https", "nats", "coap-tls", "dtls", "openvpn")
 SERVICES = ("https", "nats", "coap", "ssh", "grpc", "dns", "ntp")
 PROTOCOLS = ("tcp", "udp")
 TLS_TRUST = ("public", "private-ca")
-PARAM_KINDS = ("host",)
+PARAM_KINDS = ("host", "sha256-fingerprint")
+_HEX = set("0123456789abcdef")
+
+
+def normalize_fingerprint(value: str) -> str | None:
+    """A SHA-256 certificate fingerprint as openssl prints it ("AB:CD:...", 32 bytes upper
+    case), from hex with or without colons (or spaces), any case; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    for prefix in ("sha256:", "sha-256:", "sha256 fingerprint=", "sha256="):
+        text = text.removeprefix(prefix)
+    digits = "".join(c for c in text if c not in ": ")
+    if len(digits) != 64 or not set(digits) <= _HEX:
+        return None
+    return ":".join(digits[i:i + 2] for i in range(0, 64, 2)).upper()
+
+
+def param_error(kind: str, value: object) -> str | None:
+    """Why `value` is not acceptable for a parameter of `kind` other than "host" (a pin), or
+    None when it is (a host is judged by installer.fields.check_host_or_ip)."""
+    if kind == "sha256-fingerprint":
+        if normalize_fingerprint(value) is None:  # type: ignore[arg-type]
+            shown = value if isinstance(value, str) and len(value) <= 120 else "that value"
+            return (f"must be the certificate's SHA-256 fingerprint: 64 hex digits, with or without colons "
+                    f"(e.g. AB:CD:...:EF as openssl x509 -noout -fingerprint -sha256 prints it), got {shown!r}")
+    return None
 PROBES = ("tcp", "mtconnect-probe")
 DIAGNOSIS_CODES = (
     "dns-nxdomain", "dns-servfail", "dns-timeout", "dns-refused",
@@ -33,9 +59,11 @@ DIAGNOSIS_CODES = (
     "tls-intercepted", "tls-untrusted", "tls-hostname-mismatch", "tls-expired",
     "http-status", "proxy-auth-required", "proxy-unreachable",
     "ntp-timeout", "clock-skew", "nats-not-nats",
+    "dtls-timeout", "dtls-unreachable", "dtls-handshake-failed",
 )
 # A check that needs another one to have passed first, so a profile cannot ask for it alone.
-_CHECK_NEEDS = {"tls": "tcp", "https": "tls", "nats": "tcp", "coap-tls": "tcp"}
+# "dtls" (CoAP over UDP 5684) has no TCP step: it needs the name resolved only.
+_CHECK_NEEDS = {"tls": "tcp", "https": "tls", "nats": "tcp", "coap-tls": "tcp", "dtls": "dns", "openvpn": "tcp"}
 _SEED_RE = re.compile(r"^\d{3}_[0-9a-f]{16}\.txt#\S.*$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST_RE = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*$")
@@ -58,12 +86,16 @@ class ParamSpec:
     name: str
     description: str
     required: bool
-    kind: str  # "host": a host name or an IP address
+    kind: str  # "host": a host name or an IP address; "sha256-fingerprint": a certificate pin
 
     def validate(self, value: str) -> str | None:
         """Return why `value` is not acceptable for this parameter, or None when it is."""
         from installer.fields import check_host_or_ip
 
+        if self.kind == "sha256-fingerprint":
+            if not self.required and isinstance(value, str) and not value.strip():
+                return None  # optional: nothing pinned
+            return param_error(self.kind, value)
         if not isinstance(value, str) or not value.strip():
             return "must be a host name or an IP address, got nothing"
         if value.startswith("*") or check_host_or_ip(value) is not None:

@@ -47,6 +47,9 @@ class Context:
     # The box the plan is for (installer.render.Target): what it cannot run is refused,
     # naming the package to install. None: no box (a plan judged on its own).
     target: Any = None
+    # Parameters that are not host names: profile id -> {name: kind} ("sha256-fingerprint").
+    # None: the packaged catalogue's.
+    param_kinds: Mapping[str, Mapping[str, str]] | None = None
 
 
 def default_context(interface_kinds: Mapping[str, str] | None = None, target: Any = None) -> Context:
@@ -61,6 +64,8 @@ def default_context(interface_kinds: Mapping[str, str] | None = None, target: An
                   for pid, p in catalog.profiles.items()},
         controllers=frozenset(catalog.controllers),
         target=target,
+        param_kinds={pid: {n: spec.kind for n, spec in p.params.items() if spec.kind != "host"}
+                     for pid, p in catalog.profiles.items()},
     )
 
 
@@ -311,6 +316,9 @@ def _no_proxy_ok(entry: str) -> bool:
 
 def _profiles(plan: Plan, ctx: Context, err) -> None:
     known = ctx.profiles if ctx.profiles is not None else default_context().profiles
+    from installer.profiles import param_error
+
+    kinds = ctx.param_kinds if ctx.param_kinds is not None else default_context().param_kinds or {}
     seen: set[str] = set()
     for i, pid in enumerate(plan.profiles):
         if pid not in known:
@@ -333,6 +341,8 @@ def _profiles(plan: Plan, ctx: Context, err) -> None:
             if name not in known[pid]:
                 err(f"profile_params.{pid}.{name}", f"profile {pid} has no parameter {name!r}; it takes "
                                                     f"{', '.join(known[pid]) or 'none'}")
+            elif kinds.get(pid, {}).get(name, "host") != "host":
+                err(f"profile_params.{pid}.{name}", param_error(kinds[pid][name], value))
             else:
                 err(f"profile_params.{pid}.{name}", check_host_or_ip(value, what="host"))
 

@@ -35,7 +35,7 @@ REPORT_FILE = f"{STATE_DIR}/report.md"
 FIREWALL_MD = f"{STATE_DIR}/firewall-request.md"
 FIREWALL_CSV = f"{STATE_DIR}/firewall-request.csv"
 MARK = reports.MARK
-LINE_WIDTH = 76
+LINE_WIDTH = 72  # inside the list's border and scroll bar at 80 columns
 
 
 def short_line(result: Result) -> str:

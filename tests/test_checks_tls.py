@@ -208,7 +208,9 @@ async def test_https_ping_proxy_407(pki, password):
         out = await run(https_ping, context(pki), port, path="/ping", proxy=proxy)
     assert (out.status, out.diagnosis) == ("fail", "proxy-auth-required")
     assert ("with the plan's credentials" if password else "without credentials") in out.evidence
-    assert out.remediation is None  # the profile's 407 text applies
+    # The profile's 407 text, and the CONNECT ports the proxy must then allow.
+    assert CATALOG.profiles["machinemetrics"].remediation_for("proxy-auth-required") in out.remediation
+    assert "443 and 7422" in out.remediation
 
 
 async def test_https_ping_proxy_down_is_unreachable(pki):
@@ -238,13 +240,13 @@ async def run_nats(pki, handler, timeout=2.0, proxy=None):
 
 
 async def test_nats_info_passes_with_server_version_and_tls(pki):
-    out = await run_nats(pki, ts.say(NATS_INFO))
+    out = await run_nats(pki, ts.nats(NATS_INFO))
     assert (out.status, out.diagnosis) == ("pass", "ok")
     assert "lab-nats" in out.evidence and "2.9.15" in out.evidence and "TLS not required" in out.evidence
 
 
 async def test_nats_info_through_the_proxy(pki):
-    out = await run_nats(pki, ts.say(NATS_INFO), proxy=True)
+    out = await run_nats(pki, ts.nats(NATS_INFO), proxy=True)
     assert out.status == "pass" and "through the proxy" in out.evidence
 
 

@@ -71,12 +71,13 @@ def test_a_poor_link_explains_the_timeouts_instead_of_a_firewall():
 def test_a_captive_portal_is_one_finding_over_every_foreign_certificate():
     results = [R("tls-verify", f"{h}:443", "fail", "tls-wrong-server", fingerprint="AA:BB", names=("portal.example",),
                  issuer="portal.example") for h in HOSTS[:5]]
-    results.append(R("captive-portal", "http://h0.example.com/", "fail", "captive-portal",
+    results.append(R("openvpn-handshake", "h0.example.com:443", "fail", "openvpn-reset", kind="openvpn"))
+    results.append(R("captive-portal", "guest network login", "fail", "captive-portal",
                      "plain HTTP is redirected to http://203.0.113.77/login", "Register the box on the portal.",
-                     kind="http"))
+                     kind="https", redirect="http://203.0.113.77/login"))
     found, _ = group(results)
-    assert len(found) == 1 and found[0].cause == "captive-portal" and len(found[0].checks) == 6
-    assert "203.0.113.77/login" in found[0].title
+    assert len(found) == 1 and found[0].cause == "captive-portal" and len(found[0].checks) == 7
+    assert "203.0.113.77/login" in found[0].title and "5 hosts" in found[0].title
 
 
 def test_one_foreign_server_for_many_names_without_a_portal_is_one_finding():
@@ -102,7 +103,7 @@ def test_the_internet_answering_ping_is_said_beside_a_specific_block():
                R("icmp-reference", "8.8.8.8", "pass", "ok", "8.8.8.8 answers ping in 12 ms: the internet is "
                                                           "reachable", kind="icmp")]
     found, _ = group(results)
-    assert len(found) == 1 and "8.8.8.8 answers ping in 12 ms" in found[0].title
+    assert len(found) == 1 and "8.8.8.8 answers ping, so the internet is reachable" in found[0].title
     assert host_port(results[0]) == ("cloudlink.example.com", 443)
 
 
@@ -119,3 +120,25 @@ def test_machine_targets_and_json_document():
 
 def test_healthy_run_has_no_findings():
     assert group([ok("dns-resolver", "203.0.113.53"), ok("tcp-connect", "a:443")]) == ([], {})
+
+
+def test_the_appliance_that_re_signs_a_host_also_owns_its_broken_tunnel():
+    results = [R("tls-verify", "cloudlink.example.com:443", "fail", "tls-intercepted", issuer="DPI", issuer_dn="CN=DPI"),
+               R("openvpn-handshake", "cloudlink.example.com:443", "fail", "openvpn-not-openvpn", kind="openvpn"),
+               R("openvpn-handshake", "other.example.com:443", "fail", "openvpn-reset", kind="openvpn")]
+    found, of = group(results)
+    assert [f.cause for f in found] == ["tls-inspection", "vpn-blocking"]
+    assert of["openvpn-handshake:cloudlink.example.com:443"] == found[0].id
+
+
+def test_dns_resolver_problems_are_named_by_resolver_and_facts_give_the_destination():
+    results = [R("dns-resolve", "a.example.com", "fail", "dns-truncated-tcp-blocked", resolver="203.0.113.53",
+                 host="a.example.com"),
+               R("dns-ttl", "b.example.com", "warn", "dns-ttl-extended", resolver="203.0.113.53", host="b.example.com"),
+               R("dtls-issuer", "c.example.com:5684", "fail", "dtls-timeout", kind="coap", host="c.example.com",
+                 port=5684)]
+    found, _ = group(results)
+    titles = [f.title for f in found]
+    assert any(t.startswith("TCP port 53 to the resolver 203.0.113.53 is blocked") for t in titles)
+    assert any(t.startswith("Outbound UDP port 5684 is dropped") for t in titles)
+    assert any("keeps records longer than their TTL" in t for t in titles)

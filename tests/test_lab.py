@@ -19,7 +19,7 @@ import yaml
 
 from installer.profiles import load_catalog
 from installer.validate import validate_document
-from tests.lab import Lab, LabError, fixtures, netns
+from tests.lab import Lab, LabError, dnsauth, fixtures, netns
 from tests.lab import topology as T
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401  (fixtures, used by name)
 
@@ -82,7 +82,11 @@ def test_healthy_baseline(healthy_lab: Lab) -> None:
 
     for name, address in records.items():
         r = next(results)
-        assert (r.get("rcode"), r.get("addresses"), r.get("ttls")) == ("NOERROR", [address], [0]), (name, r)
+        assert (r.get("rcode"), r.get("addresses")) == ("NOERROR", [address]), (name, r)
+        # TTL 0 from the resolver's own data; the Izuma zone comes from its authoritative server
+        # (TTL 30 s, counting down in the resolver's cache).
+        (ttl,) = r.get("ttls")
+        assert (0 < ttl <= dnsauth.ZONE_TTL) if dnsauth.in_zone(name) else ttl == 0, (name, r)
     assert next(results)["addresses"] == [CLOUD]                       # over TCP
     assert next(results)["rcode"] == "NXDOMAIN"                        # unknown name in a lab domain
     assert next(results)["addresses"] == [CLOUD]                       # 8.8.8.8, translated

@@ -113,7 +113,8 @@ def test_zipapp_is_one_runnable_file_for_this_python(pyz):
     assert manifest["python"] == f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert manifest["machine"] == os.uname().machine
     assert f"py{manifest['python']}-{manifest['machine']}" in pyz.name  # the name says it too
-    for dist in ("edge-installer", "textual", "netifaces", "cryptography", "PyYAML", "dnspython", "ntplib"):
+    for dist in ("edge-installer", "textual", "netifaces", "cryptography", "PyYAML", "dnspython", "ntplib",
+                 "pyOpenSSL"):
         assert dist in manifest["distributions"], dist
     # The packages the wheel must carry (pyproject's list), and the assets read by path.
     for name in ("site-packages/installer/commands/validate.py", "site-packages/installer/commands/recover.py",

@@ -182,7 +182,10 @@ def test_siemens_takes_the_iem_host_as_a_parameter(catalog: Catalog) -> None:
     seed = _seed_text("001")
     p = catalog.profiles[SIEMENS]
     assert p.params == {"iem_host": ParamSpec("iem_host", p.params["iem_host"].description,
-                                              True, "host")}
+                                              True, "host"),
+                        # The pin for an IEM's self-generated certificate (seed 001: IP-based).
+                        "iem_fingerprint": ParamSpec("iem_fingerprint", p.params["iem_fingerprint"].description,
+                                                     False, "sha256-fingerprint")}
     assert p.tls_trust == "private-ca"
     assert "tls.extra_ca_file" in p.remediation["tls-untrusted"]
     assert {(e.port, e.protocol, e.service) for e in p.endpoints} == {
@@ -288,15 +291,19 @@ def test_catalog_shape(catalog: Catalog) -> None:
         assert p.id == pid and p.seed and p.tls_trust == ("private-ca" if pid == SIEMENS
                                                           else "public")
         checks = {c for e in p.endpoints for c in e.checks}
-        needed = set(DIAGNOSIS_CODES) - {"nats-not-nats", "http-status"}
+        dtls_codes = {"dtls-timeout", "dtls-unreachable", "dtls-handshake-failed"}
+        needed = set(DIAGNOSIS_CODES) - {"nats-not-nats", "http-status"} - dtls_codes
+        needed |= dtls_codes if "dtls" in checks else set()
         needed |= {"nats-not-nats"} if "nats" in checks else set()
         needed |= {"http-status"} if "https" in checks else set()
         assert needed <= set(p.remediation), f"{pid} lacks {needed - set(p.remediation)}"
         assert all(len(t) < 600 and "\n" not in t for t in p.remediation.values())
         for e in p.endpoints:
             assert e.seed and set(e.checks) <= set(CHECKS)
-            if e.wildcard or e.protocol == "udp":
+            if e.wildcard:
                 assert e.checks == (), f"{pid}: {e.host}:{e.port}/{e.protocol}"
+            if e.protocol == "udp":  # a DTLS handshake (CoAP over UDP) is the only live UDP check
+                assert set(e.checks) <= {"dns", "dtls"}, f"{pid}: {e.host}:{e.port}/{e.protocol}"
             for a in e.addresses:
                 ipaddress.ip_address(a)
     assert all(c.seed for c in catalog.controllers.values())

@@ -196,6 +196,16 @@ def test_vt100_whole_isolated_walk_in_a_faulty_lab(healthy_lab, tmp_path):  # no
         failed = int(summary.group(3))
         assert failed > 0
         sc.model_agrees()
+        # The list opens on the causes: the DPI appliance (TLS re-signed, and with it the
+        # OpenVPN tunnel to CloudLink) and the rejected NATS port, one finding each.
+        causes = re.search(r"(\d+) causes? found", " ".join(shown.split()))
+        assert causes and int(causes.group(1)) == 2, shown
+        flat = " ".join(sc.text().split())
+        assert "F1 FAIL: A TLS-inspecting appliance" in flat and "and 7 more" in flat, sc.text()
+        s.send("Down")
+        s.wait_for(lambda: "F2 FAIL: Outbound TCP port 7422 is rejected" in " ".join(sc.text().split()), timeout=5)
+        s.send("Down")
+        s.wait_for(lambda: DETAIL.search(sc.text()), timeout=5)
         # Failures come first, the first one chosen: walk them with Down, reading each line of
         # the list; for the first failure of each check, scroll the step down to read its
         # evidence, remediation and diagnosis (too long for 24 rows with the list in view).
@@ -219,7 +229,9 @@ def test_vt100_whole_isolated_walk_in_a_faulty_lab(healthy_lab, tmp_path):  # no
         assert any(line.startswith("[FAIL] tls-verify api.machinemetrics.com:443") for line in fails), fails
         assert any(line.startswith("[FAIL] tcp-connect ") and line.endswith(":7422") for line in fails), fails
         diagnoses = {check: re.search(r"Diagnosis: ([a-z-]+)", text).group(1) for check, text in details.items()}
-        assert diagnoses == {"tls-verify": "tls-intercepted", "tcp-connect": "tcp-refused"}, diagnoses
+        # The DPI appliance also answers CloudLink's OpenVPN hard reset in its own way.
+        assert diagnoses == {"tls-verify": "tls-intercepted", "tcp-connect": "tcp-refused",
+                             "openvpn-handshake": "openvpn-not-openvpn"}, diagnoses
         assert healthy_lab.dpi_ca_name in " ".join(details["tls-verify"].split()), details["tls-verify"]
         assert "What to do: " in details["tls-verify"] and "What to do: " in details["tcp-connect"]
         sc.model_agrees()

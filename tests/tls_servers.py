@@ -162,6 +162,19 @@ def say(data: bytes, then_wait: bool = True) -> Handler:
     return handle
 
 
+def nats(info: bytes) -> Handler:
+    """A NATS-like server: `info` (an INFO line) at once, then PONG to every PING; CONNECT and
+    anything else is read and ignored."""
+    async def handle(reader, writer):
+        writer.write(info)
+        await writer.drain()
+        while line := await reader.readline():
+            if line.strip().upper() == b"PING":
+                writer.write(b"PONG\r\n")
+                await writer.drain()
+    return handle
+
+
 async def plain_http(reader, writer) -> None:
     """A plain-text web server on a TLS port: reads the ClientHello as a bad request, says 400."""
     await reader.read(65536)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from installer.checks.base import Context, Outcome
 from installer.checks.net import Dest, NetError
-from installer.checks.tls import (dispose, failure_outcome, handshake, inspecting_context, open_for_tls, read_leaf,
-                                  same_dn)
+from installer.checks.tls import (Leaf, dispose, failure_outcome, handshake, inspecting_context, open_for_tls,
+                                  read_leaf, same_dn)
 from installer.profiles import Endpoint, Profile
 
 
@@ -38,6 +38,13 @@ async def coap_tls_issuer(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoi
         leaf = read_leaf(der)
     except ValueError as e:
         return Outcome("fail", "tls-untrusted", f"{label}: the certificate cannot be parsed: {e}")
+    return issuer_verdict(leaf, version, label=label, host=host, port=dest.port, endpoint=endpoint, profile=profile)
+
+
+def issuer_verdict(leaf: Leaf, version: str | None, *, label: str, host: str, port: int, endpoint: Endpoint,
+                   profile: Profile) -> Outcome:
+    """The verdict on a CoAP server's leaf (over TLS here, over DTLS in `installer.checks.dtls`):
+    its issuer against the endpoint's expected issuer CN and DN."""
     facts = leaf.facts(version)
     expected, expected_dn = endpoint.expected_issuer, endpoint.expected_issuer_dn
     if not expected and not expected_dn:
@@ -59,6 +66,6 @@ async def coap_tls_issuer(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoi
     evidence = f"{label}: {why}: a TLS-inspecting firewall replaced the certificate"
     remediation = (f'The certificate of {host} is issued by "{leaf.issuer}", not by {wanted}: a firewall is '
                    f"inspecting TLS (a man in the middle). Ask the network owner to whitelist this device for "
-                   f"untampered traffic to {host} port {dest.port}. "
+                   f"untampered traffic to {host} port {port}. "
                    + profile.remediation_for("tls-intercepted", endpoint))
     return Outcome("fail", "tls-intercepted", evidence, facts, remediation=remediation.strip())

@@ -29,8 +29,10 @@ TIMEOUTS = frozenset({"tcp-timeout", "tls-timeout", "dns-timeout", "ntp-timeout"
 _FOREIGN_CERT = frozenset({"tls-wrong-server", "tls-untrusted", "tls-hostname-mismatch",
                            "tls-handshake-failed", "http-status"})
 _CUT = frozenset({"tls-reset", "http-no-response"})
-_PORT_BLOCKED = frozenset({"tcp-refused", "tcp-timeout", "tcp-unreachable"})
+_PORT_BLOCKED = frozenset({"tcp-refused", "tcp-timeout", "tcp-unreachable", "dtls-timeout", "dtls-unreachable"})
 _PROXY = frozenset({"proxy-denied", "proxy-auth-required", "proxy-unreachable", "proxy-timeout"})
+# Results about the whole path rather than one destination (the portal probe, the link).
+_NO_DEST = frozenset({"captive-portal", "link-quality", "nat-detect", "icmp-reference"})
 _RANK = {"fail": 0, "warn": 1, "skip": 2, "pass": 3}
 _HOST_PORT = re.compile(r"^(?:https?://)?\[?([^\]/:\s]+)\]?(?::(\d+))?")
 _MACHINE = re.compile(r"\(([\d.]+):(\d+)\)$|//([\d.]+):(\d+)/")
@@ -59,6 +61,9 @@ class Finding:
 
 def host_port(result: Result) -> tuple[str, int | None]:
     """The destination a result is about: (host or address or interface, port or None)."""
+    host, port = _fact(result, "host"), _fact(result, "port")
+    if isinstance(host, str) and host and (port is None or isinstance(port, int)):
+        return host, port
     m = _MACHINE.search(result.target)
     if m:
         addr, port = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
@@ -83,6 +88,7 @@ class _World:
     portal: Result | None
     shared_certs: set[str]      # fingerprints a foreign server showed for two or more names
     reference: Result | None    # icmp-reference: the internet answers ping while hosts fail
+    inspected: dict[str, str]   # host -> the inspecting appliance's group key (tls-intercepted)
 
 
 def _world(results: Sequence[Result]) -> _World:
@@ -95,16 +101,23 @@ def _world(results: Sequence[Result]) -> _World:
             seen.setdefault(fp, set()).add(host_port(r)[0])
     shared = {fp for fp, hosts in seen.items() if len(hosts) >= 2}
     reference = next((r for r in results if r.id == "icmp-reference" and r.status == "pass"), None)
-    return _World(poor, portal, shared, reference)
+    inspected = {host_port(r)[0]: _appliance(r) for r in results if r.diagnosis == "tls-intercepted"}
+    return _World(poor, portal, shared, reference, inspected)
+
+
+def _appliance(r: Result) -> str:
+    return str(_fact(r, "issuer_dn", "") or _fact(r, "issuer", "") or "?")
 
 
 def classify(result: Result, world: _World) -> tuple[str, str]:
     """(cause, group key) of one problem result."""
     d = result.diagnosis
     host, port = host_port(result)
-    if d == "poor-link" or (world.poor_link is not None and d in TIMEOUTS):
+    silent = d in TIMEOUTS or _fact(result, "session") == "silent"
+    if d == "poor-link" or (world.poor_link is not None and silent):
         return "poor-link", "poor-link"
-    if d == "captive-portal" or (world.portal is not None and d in _FOREIGN_CERT):
+    if d == "captive-portal" or (world.portal is not None and (d in _FOREIGN_CERT or d in _CUT
+                                                               or d.startswith("openvpn-"))):
         return "captive-portal", "captive-portal"
     fp = _fact(result, "fingerprint")
     if fp and fp in world.shared_certs and d in _FOREIGN_CERT:
@@ -112,7 +125,10 @@ def classify(result: Result, world: _World) -> tuple[str, str]:
     if d in ("dns-sinkhole", "dns-filtered"):
         return "dns-filter", str(_fact(result, "resolver", ""))
     if d == "tls-intercepted":
-        return "tls-inspection", str(_fact(result, "issuer_dn", "") or _fact(result, "issuer", "") or "?")
+        return "tls-inspection", _appliance(result)
+    if (d.startswith("openvpn-") or d in _CUT or d == "tls-handshake-failed") and host in world.inspected:
+        # The appliance that re-signs this host's TLS also breaks its tunnel: one cause.
+        return "tls-inspection", world.inspected[host]
     if d == "path-mtu-blackhole":
         return "path-mtu", "path-mtu"
     if d.startswith("openvpn-"):
@@ -127,6 +143,10 @@ def classify(result: Result, world: _World) -> tuple[str, str]:
         if result.kind == "machine":
             return "machine-unreachable", f"{d}:{port}"
         return "port-blocked", f"{d}:{port}"
+    if d == "dns-truncated-tcp-blocked":
+        return "dns-tcp-blocked", str(_fact(result, "resolver", ""))
+    if d == "dns-ttl-extended":
+        return "dns-ttl", str(_fact(result, "resolver", ""))
     if d.startswith("dns-"):
         if result.id == "dns-resolver":
             return "resolver", d
@@ -170,15 +190,16 @@ def group(results: Iterable[Result]) -> tuple[list[Finding], dict[str, str]]:
 # The order causes are listed in, among findings of the same status: the ones that explain
 # others first (a poor link, a portal), then the path, then names, then ports.
 _ORDER = {"link": 0, "poor-link": 1, "captive-portal": 2, "path-mtu": 3, "proxy": 4, "resolver": 5,
-          "dns-filter": 6, "wrong-server": 7, "tls-inspection": 8, "vpn-blocking": 9, "tls-cut": 10,
-          "sni-filter": 11, "port-blocked": 12, "dns-names": 13, "time": 14}
+          "dns-filter": 6, "dns-tcp-blocked": 6, "wrong-server": 7, "tls-inspection": 8, "vpn-blocking": 9,
+          "tls-cut": 10, "sni-filter": 11, "nats-session-cut": 11, "port-blocked": 12, "dns-names": 13, "time": 14,
+          "behind-nat": 20, "dns-ttl": 21}
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _list(items: Sequence[str], limit: int = 8) -> str:
+def _list(items: Sequence[str], limit: int = 3) -> str:
     shown = list(items[:limit])
     more = len(items) - len(shown)
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
@@ -194,16 +215,20 @@ def _general(text: str, hosts: Iterable[str]) -> str:
 
 def _finding(cause: str, members: list[Result], world: _World) -> Finding:
     status = min((r.status for r in members), key=lambda s: _RANK[s])
-    dests = list(OrderedDict.fromkeys(_dest(r) for r in members))
-    hosts = list(OrderedDict.fromkeys(host_port(r)[0] for r in members))
-    ports = sorted({p for r in members for p in [host_port(r)[1]] if p is not None})
+    dests = list(OrderedDict.fromkeys(_dest(r) for r in members if r.id not in _NO_DEST))
+    hosts = list(OrderedDict.fromkeys(host_port(r)[0] for r in members if r.id not in _NO_DEST))
+    ports = sorted({p for r in members if r.id not in _NO_DEST for p in [host_port(r)[1]] if p is not None})
     first = members[0]
     n = len(dests)
     lead = ""
     if cause == "poor-link":
         link = world.poor_link
-        figures = link.evidence if link is not None else ""
-        title = f"A poor link: {figures}" if figures else "A poor link"
+        title = "A poor link"
+        if link is not None and _fact(link, "loss_pct") is not None:
+            title += (f": {_fact(link, 'loss_pct'):g}% of {_fact(link, 'sent', '?')} probes lost, round trip "
+                      f"median {_fact(link, 'rtt_median_ms', '?')} ms, max {_fact(link, 'rtt_max_ms', '?')} ms")
+        elif link is not None:
+            title += f": {link.evidence}"
         others = [r for r in members if r is not link]
         if others:
             title += f"; {_plural(len(others), 'timeout')} on it ({_list([_dest(r) for r in others], 5)}) are " \
@@ -211,8 +236,10 @@ def _finding(cause: str, members: list[Result], world: _World) -> Finding:
         lead = link.remediation if link is not None and link.remediation else ""
     elif cause == "captive-portal":
         portal = world.portal
-        title = (f"A captive portal intercepts the box's connections ({portal.evidence})" if portal is not None
-                 else f"A captive portal answers for {_plural(n, 'destination')}")
+        redirect = str(_fact(portal, "redirect", "") or "") if portal is not None else ""
+        where = f" (its login page: {redirect[:60]}{'...' if len(redirect) > 60 else ''})" if redirect else ""
+        title = (f"A captive portal{where} catches the box's connections to {_plural(len(hosts), 'host')}: "
+                 f"{_list(hosts)}")
         lead = portal.remediation if portal is not None and portal.remediation else (
             "The plant's network sends the box to a login page (a captive portal). A box cannot log in "
             "through a web page: ask IT to register the box (its MAC address) on that network, or to "
@@ -255,9 +282,26 @@ def _finding(cause: str, members: list[Result], world: _World) -> Finding:
     elif cause == "port-blocked":
         how = {"tcp-refused": "rejected (a REJECT rule or nothing listening)",
                "tcp-timeout": "dropped (no answer: a DROP rule)",
-               "tcp-unreachable": "unroutable (no route)"}[first.diagnosis]
-        title = f"Outbound TCP port {ports[0] if ports else '?'} is {how} for {_plural(n, 'destination')}: " \
+               "tcp-unreachable": "unroutable (no route)",
+               "dtls-timeout": "dropped (no answer: a DROP rule)",
+               "dtls-unreachable": "rejected (ICMP port unreachable)"}[first.diagnosis]
+        proto = "UDP" if first.diagnosis.startswith("dtls-") else "TCP"
+        title = f"Outbound {proto} port {ports[0] if ports else '?'} is {how} for {_plural(n, 'destination')}: " \
                 f"{_list(dests)}"
+    elif cause == "dns-tcp-blocked":
+        title = (f"TCP port 53 to the resolver {_fact(first, 'resolver', '?')} is blocked: large answers "
+                 f"({_list(hosts)}) cannot be read")
+    elif cause == "dns-ttl":
+        title = (f"The resolver {_fact(first, 'resolver', '?')} keeps records longer than their TTL "
+                 f"({_list(hosts)})")
+    elif first.diagnosis == "nats-session-cut":
+        title = f"A firewall cuts the NATS sessions once the client speaks: {_list(dests)}"
+    elif first.diagnosis == "nats-not-nats":
+        title = f"Something other than a NATS server answers: {_list(dests)}"
+    elif first.diagnosis == "tls-pin-mismatch":
+        title = f"The pinned certificate does not match: {_list(dests)}"
+    elif first.diagnosis in ("behind-nat", "icmp-blocked"):
+        title = first.evidence
     elif cause == "machine-unreachable":
         title = f"{_plural(n, 'machine')} cannot be reached on port {ports[0] if ports else '?'} " \
                 f"({first.diagnosis}): {_list([r.target for r in members])}"
@@ -272,8 +316,9 @@ def _finding(cause: str, members: list[Result], world: _World) -> Finding:
     else:
         title = f"{first.id} {first.diagnosis}: {_list(dests)}"
     if world.reference is not None and cause in ("port-blocked", "tls-cut", "sni-filter", "vpn-blocking",
-                                                 "tls-inspection", "path-mtu"):
-        title += "; " + world.reference.evidence.split(":", 1)[0] + " (the internet itself is reachable)"
+                                                 "tls-inspection", "path-mtu", "wrong-server"):
+        title += (f"; {world.reference.target} answers ping, so the internet is reachable and these "
+                  "destinations are blocked specifically")
     general = list(OrderedDict.fromkeys(t for t in (_general(r.remediation, hosts) if lead else r.remediation
                                                     for r in members if r.remediation) if t))
     remediation = " ".join([lead, *general[:3]]).strip()

@@ -63,9 +63,14 @@ async def https_ping(ctx: Context, prereqs, *, dest: Dest, path: str, endpoint: 
         dispose(stream)
     code = status_code(status_line)
     seen = status_line.strip()[:120] or "an empty status line"
+    # Where the answer came from, for grouping (many names, one block page or appliance).
+    facts = {"host": host, "port": dest.port, "path": path,
+             "address": None if stream.via_proxy else stream.address.rpartition(":")[0]}
+    if code is not None and 300 <= code < 400 and headers.get("location"):
+        facts["redirect"] = headers["location"][:300]
     if code is not None and 200 <= code < 300:
         return Outcome("pass", "ok", f"{dest.label}{via}: GET {path} answered {seen} in {ms:.0f} ms",
-                       {"status": code})
+                       {**facts, "status": code})
     extra = ""
     if headers.get("server"):
         # A block page usually names the appliance that sent it.
@@ -74,9 +79,9 @@ async def https_ping(ctx: Context, prereqs, *, dest: Dest, path: str, endpoint: 
         extra += f"; redirected to {headers['location'][:160]}"
     if code is None:
         return Outcome("warn", "http-status", f"{dest.label}{via}: GET {path} got an answer that is not HTTP: "
-                                              f"{seen!r}{extra}", {"status": None})
+                                              f"{seen!r}{extra}", {**facts, "status": None})
     return Outcome("warn", "http-status", f"{dest.label}{via}: GET {path} answered HTTP {code} ({seen}), "
-                                          f"expected 2xx{extra}", {"status": code})
+                                          f"expected 2xx{extra}", {**facts, "status": code})
 
 
 def _no_response(dest: Dest, path: str, via: str, what: str, endpoint: Endpoint, profile: Profile) -> Outcome:

@@ -23,10 +23,11 @@ from installer.plan import Plan
 class NetError(Exception):
     """A connection that failed, with its diagnosis code and the evidence in words."""
 
-    def __init__(self, diagnosis: str, evidence: str):
+    def __init__(self, diagnosis: str, evidence: str, facts: dict | None = None):
         super().__init__(evidence)
         self.diagnosis = diagnosis
         self.evidence = evidence
+        self.facts = facts or {}  # e.g. the proxy's HTTP status for a refused CONNECT
 
 
 @dataclass
@@ -125,6 +126,34 @@ async def connect_direct(addresses: list[str] | tuple[str, ...], port: int, time
     raise NetError(diagnosis, words)
 
 
+SMALL_MSS = 536  # the minimum every IPv4 host must accept (RFC 879): 576-byte packets
+
+
+async def connect_small_mss(address: str, port: int, timeout: float, mss: int = SMALL_MSS) -> Stream:
+    """Connect to one address with TCP_MAXSEG set before connect(), so the SYN announces a
+    small MSS and the server sends only small segments (the path-MTU black-hole probe).
+    Raises NetError like connect_direct."""
+    import socket
+
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    t0 = time.monotonic()
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
+        sock.setblocking(False)
+        await asyncio.wait_for(loop.sock_connect(sock, (address, port)), timeout)
+        reader, writer = await asyncio.open_connection(sock=sock)
+    except (OSError, asyncio.TimeoutError) as e:
+        sock.close()
+        diagnosis, words = classify_oserror(e)
+        raise NetError(diagnosis, f"{address}:{port}: {words}") from None
+    except BaseException:
+        sock.close()
+        raise
+    return Stream(reader, writer, f"{address}:{port}", False, time.monotonic() - t0)
+
+
 async def connect_via_proxy(proxy: Proxy, host: str, port: int, timeout: float) -> Stream:
     """Open a CONNECT tunnel to host:port through the proxy; the stream is the tunnel."""
     t0 = time.monotonic()
@@ -152,11 +181,11 @@ async def connect_via_proxy(proxy: Proxy, host: str, port: int, timeout: float) 
         writer.close()
         given = "with the plan's credentials" if proxy.authorization else "without credentials"
         raise NetError("proxy-auth-required", f"the proxy {proxy.url_redacted} answered 407 Proxy Authentication "
-                                              f"Required {given}")
+                                              f"Required {given}", {"proxy_status": 407})
     if code is None or not 200 <= code < 300:
         writer.close()
         raise NetError("proxy-denied", f"the proxy {proxy.url_redacted} refused CONNECT {host}:{port}: "
-                                       f"{status_line.strip() or 'no status line'}")
+                                       f"{status_line.strip()[:120] or 'no status line'}", {"proxy_status": code})
     return Stream(reader, writer, f"{proxy.host}:{proxy.port}", True, time.monotonic() - t0)
 
 
@@ -216,3 +245,78 @@ async def open_dest(dest: Dest, prereqs, timeout: float) -> Stream:
     if dest.proxy is not None:
         return await connect_via_proxy(dest.proxy, dest.host or dest.addresses[0], dest.port, timeout)
     return await connect_direct(dest.connect_addresses(prereqs), dest.port, timeout)
+
+
+# --- what IT must change when the plan's proxy is in the way ---------------------------------
+# One text for every check kind (tcp-connect, tls-verify, https-ping, nats-info, coap, openvpn):
+# which CONNECT ports the proxy must allow, or which destinations to exempt (seed 000: the Edge
+# supports an HTTP/HTTPS proxy; ports 443 and 7422 must be open).
+
+PROXY_CODES = ("proxy-denied", "proxy-auth-required", "proxy-unreachable", "proxy-timeout")
+_SERVICE_NAMES = {"https": "HTTPS", "nats": "NATS", "coap": "CoAP", "ssh": "SSH", "grpc": "gRPC"}
+
+
+def proxy_facts(dest: Dest, err: NetError | None = None) -> dict:
+    """The facts of a failure through the proxy: destination host and port, the proxy (its URL
+    without credentials), and what the proxy answered (`proxy_status`, `proxy_allows_443`)."""
+    facts = {"host": dest.host or (dest.addresses[0] if dest.addresses else None), "port": dest.port,
+             "via_proxy": True, "proxy": dest.proxy.url_redacted if dest.proxy else None}
+    if err is not None:
+        facts.update(err.facts)
+    return facts
+
+
+def proxy_remediation(code: str, dest: Dest, profile, endpoint, facts: dict | None = None) -> str:
+    """What to ask IT for when the proxy refused, demanded credentials for, or never opened a
+    tunnel to `dest` (code in PROXY_CODES): the CONNECT ports the proxy must allow for the
+    profile, or the destinations to exempt in no_proxy and open on the firewall. `facts` may
+    carry `proxy_status` (the proxy's HTTP status) and `proxy_allows_443` (True/False: a
+    CONNECT to the same host on 443 was let through / refused too; absent: not tried)."""
+    facts = facts or {}
+    host = dest.host or (dest.addresses[0] if dest.addresses else "?")
+    port = dest.port
+    proxy = dest.proxy.url_redacted if dest.proxy else "the proxy"
+    service = getattr(endpoint, "service", None)
+    what = _SERVICE_NAMES.get(service or "", (service or "").upper() or "TCP")
+    needed = sorted({e.port for e in getattr(profile, "endpoints", ()) if e.protocol == "tcp"} | {port})
+    ports = " and ".join(str(p) for p in needed)
+    if endpoint is not None and endpoint.host is None and endpoint.addresses:
+        # Address-only endpoints (the NATS IPs): every address of that service and port.
+        peers = [a for e in profile.endpoints if e.service == service and e.port == port and e.host is None
+                 for a in e.addresses]
+        exempt = f"the {what} addresses ({', '.join(peers or [host])})"
+    else:
+        exempt = host
+    bypass = (f"or let the box reach {exempt} without the proxy: add {'them' if exempt != host else 'it'} to "
+              f"the plan's proxy no_proxy list and open outbound TCP {port} to {'them' if exempt != host else 'it'} "
+              "on the firewall.")
+    allow = f"allow CONNECT from this box to {host} port {port} ({what})"
+    status = facts.get("proxy_status")
+    if code == "proxy-denied":
+        if isinstance(status, int) and status >= 500:
+            return (f"The proxy {proxy} accepted CONNECT to {host}:{port} but could not connect there itself "
+                    f"(HTTP {status}): a firewall between the proxy and the internet blocks outbound TCP {port}, "
+                    f"or the host is down. Ask IT to let the proxy reach {host} on TCP {port}, {bypass}")
+        if facts.get("proxy_allows_443") is True and port != 443:
+            return (f"The proxy {proxy} allows CONNECT to port 443 but refuses port {port}: ask IT to {allow} "
+                    f"on the proxy (this profile needs CONNECT to ports {ports}), {bypass}")
+        if facts.get("proxy_allows_443") is False and port != 443:
+            return (f"The proxy {proxy} refuses CONNECT to {host} on port 443 as well as {port}: it blocks this "
+                    f"destination, not only the port. Ask IT to whitelist {host} on the proxy for CONNECT to "
+                    f"ports {ports}, {bypass}")
+        return (f"The proxy {proxy} refused CONNECT to {host}:{port}. Many proxies allow CONNECT to port 443 "
+                f"only: ask IT to {allow} on the proxy (this profile needs CONNECT to ports {ports}), {bypass}")
+    if code == "proxy-auth-required":
+        own = (profile.remediation_for("proxy-auth-required", endpoint) if profile is not None else "") or (
+            "The proxy refused the credentials (HTTP 407): enter the proxy username and password IT issued for "
+            "the box.")
+        return (f"{own} With working credentials the proxy {proxy} must also allow CONNECT to ports {ports} for this "
+                "box.").strip()
+    if code == "proxy-timeout":
+        return (f"The proxy {proxy} accepted the connection but never answered the tunnel request (CONNECT "
+                f"{host}:{port}): check with IT that the plan's proxy address and port are an HTTP proxy that "
+                f"allows CONNECT to ports {ports}, {bypass}")
+    own = profile.remediation_for("proxy-unreachable", endpoint) if profile is not None else ""
+    return (f"{own or 'The proxy did not answer: check the proxy address and port with IT.'} Every connection "
+            f"of this profile goes through the proxy {proxy} (CONNECT to ports {ports}); if the site has no "
+            f"proxy for this box, remove it from the plan.").strip()

@@ -13,7 +13,8 @@ import functools
 from pathlib import Path
 from typing import Callable
 
-from installer.checks import bandwidth, coap, dns, https, link, machines, nats, ntp, tcp, tls
+from installer.checks import bandwidth, coap, dns, https, link, machines, nat, nats, ntp, openvpn, tcp, tls
+from installer.checks import dtls, icmp
 from installer.checks.base import DEFAULT_TIMEOUT_S, Check, Context, Outcome
 from installer.checks.net import Dest, bypasses_proxy, proxy_from_plan
 from installer.fields import is_ip
@@ -57,6 +58,7 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
     """Every check for the plan, in the order a report lists them."""
     out = _Plan()
     _links(plan, out, expect_applied)
+    _plan_link_quality(plan, ctx, out)
 
     # DNS: the resolvers, then every name (profile hosts and NTP server names).
     hosts: list[tuple[str, str | None]] = []  # (host, profile)
@@ -83,6 +85,7 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
             resolve_key[host] = out.add(Check("dns-resolve", "dns", host, functools.partial(dns.dns_resolve, host=host),
                                               profile=pid, needs=(tuple(resolver_keys),),
                                               timeout_diagnosis="dns-timeout"))
+    _plan_dns_ttl(plan, ctx, out, resolve_key)
 
     for s in servers:
         key = resolve_key.get(s)
@@ -106,8 +109,9 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
                         proxy=ctx.proxy if proxied else None)
             needs = ((dest.resolve_key,),) if dest.resolve_key and not proxied else ()
             common = dict(profile=pid, endpoint=ep)
-            tcp_key = out.add(Check("tcp-connect", "tcp", dest.label, functools.partial(tcp.tcp_connect, dest=dest),
-                                    needs=needs, timeout_diagnosis="tcp-timeout", **common))
+            tcp_key = out.add(Check("tcp-connect", "tcp", dest.label, functools.partial(
+                tcp.tcp_connect, dest=dest, endpoint=ep, profile=profile),
+                needs=needs, timeout_diagnosis="tcp-timeout", **common))
             after_tcp = ((tcp_key,),)
             if "tls" in ep.checks:
                 tls_key = out.add(Check("tls-verify", "tls", dest.label, functools.partial(
@@ -126,6 +130,11 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
                 out.add(Check("coap-tls-issuer", "coap", dest.label, functools.partial(
                     coap.coap_tls_issuer, dest=dest, endpoint=ep, profile=profile), needs=after_tcp,
                     timeout_diagnosis="tls-timeout", **common))
+            _plan_openvpn(out, dest, ep, profile, pid, tcp_key)
+
+    _plan_nat(plan, ctx, out)
+    _plan_dtls(plan, ctx, out, resolve_key)
+    _plan_icmp_reference(plan, out)
 
     for m in plan.machines:
         controller = ctx.catalog.controllers.get(m.controller or "")
@@ -139,7 +148,115 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
                           functools.partial(machines.mtconnect_probe, machine=m, controller=controller),
                           needs=((port_key,),), timeout_diagnosis="http-timeout"))
     out.add(Check("bandwidth-estimate", "bandwidth", f"{len(plan.machines)} machine(s)", bandwidth.bandwidth_estimate))
+    _plan_portal(plan, out)
     return list(out.checks.values())
+
+
+def _plan_dns_ttl(plan: Plan, ctx: Context, out: _Plan, resolve_key: dict[str, str]) -> None:
+    """`dns-ttl` (seed 002: the DNS server must not cache records longer than their TTL): for
+    the first name of each profile whose vendor says so, after that name resolved."""
+    for pid in plan.profiles:
+        profile = ctx.catalog.profiles[pid]
+        if not dns.ttl_sensitive(profile):
+            continue
+        params = plan.profile_params.get(pid, {})
+        host = next((h for ep in profile.endpoints for h in [ep.target(params)]
+                     if h in resolve_key and ep.host is not None), None)
+        if host is not None:
+            out.add(Check("dns-ttl", "dns", host, functools.partial(
+                dns.dns_ttl, host=host, resolve_key=resolve_key[host]), profile=pid,
+                after=(resolve_key[host],), timeout_diagnosis="dns-timeout"))
+
+
+def _plan_openvpn(out: _Plan, dest: Dest, ep, profile, pid: str, tcp_key: str) -> None:
+    """CloudLink's OpenVPN probe, after the host's TCP check (needed) and its tls-verify (waited
+    for, whatever its verdict: a reset while HTTPS works names a VPN-blocking rule)."""
+    if "openvpn" not in ep.checks:
+        return
+    tls_key = f"tls-verify:{dest.label}"
+    tls_key = tls_key if tls_key in out.checks else None
+    out.add(Check("openvpn-handshake", "openvpn", dest.label, functools.partial(
+        openvpn.openvpn_handshake, dest=dest, endpoint=ep, profile=profile, tls_key=tls_key),
+        profile=pid, endpoint=ep, needs=((tcp_key,),), after=(tls_key,) if tls_key else (),
+        timeout_diagnosis="openvpn-silent"))
+
+
+def _plan_nat(plan: Plan, ctx: Context, out: _Plan) -> None:
+    """`nat-detect`: after every nats-info check (their INFO's client_ip against the socket's
+    address), whether the uplink is behind NAT, and the seed's advice where a profile in the
+    plan uses CoAP over UDP."""
+    nats_keys = tuple(k for k, c in out.checks.items() if c.id == "nats-info")
+    hurt = tuple(pid for pid in plan.profiles if pid in ctx.catalog.profiles and any(
+        e.service == "coap" and e.protocol == "udp" for e in ctx.catalog.profiles[pid].endpoints))
+    if not nats_keys and not hurt:
+        return  # nothing could tell, and nothing would change: no check at all
+    target = plan.uplink.interface if plan.uplink is not None and plan.uplink.interface else "uplink"
+    out.add(Check("nat-detect", "link", target, functools.partial(
+        nat.nat_detect, nats_keys=nats_keys, coap_udp_profiles=hurt), profile=hurt[0] if hurt else None,
+        after=nats_keys))
+
+
+def _plan_dtls(plan: Plan, ctx: Context, out: _Plan, resolve_key: dict[str, str]) -> None:
+    """CoAP over UDP (seed 002): a DTLS handshake to every UDP endpoint with the "dtls" check,
+    after its name resolved. Always direct: UDP does not go through an HTTP proxy."""
+    for pid in plan.profiles:
+        profile = ctx.catalog.profiles[pid]
+        for ep in profile.endpoints:
+            if "dtls" not in ep.checks or ep.protocol != "udp" or ep.wildcard:
+                continue
+            host = ep.target(plan.profile_params.get(pid, {}))
+            if host is None and not ep.addresses:
+                continue
+            is_name = host is not None and not is_ip(host)
+            dest = Dest(host=host, port=ep.port,
+                        addresses=ep.addresses if host is None else ((host,) if not is_name else ep.addresses),
+                        resolve_key=resolve_key.get(host) if is_name else None)
+            out.add(Check("dtls-issuer", "dtls", f"{dest.label}/udp", functools.partial(
+                dtls.dtls_issuer, dest=dest, endpoint=ep, profile=profile),
+                needs=((dest.resolve_key,),) if dest.resolve_key else (), timeout_diagnosis="dtls-timeout",
+                profile=pid, endpoint=ep))
+
+
+def _plan_portal(plan: Plan, out: _Plan) -> None:
+    """`captive-portal`, once, after every tls-verify: it looks into their failures."""
+    from installer.checks import portal
+
+    tls_keys = tuple(k for k, c in out.checks.items() if c.id == "tls-verify")
+    if tls_keys:
+        out.add(Check("captive-portal", "https", "guest network login", functools.partial(
+            portal.captive_portal, tls_keys=tls_keys, plan=plan), after=tls_keys,
+            timeout_diagnosis="http-no-response"))
+
+
+def _plan_link_quality(plan: Plan, ctx: Context, out: _Plan) -> None:
+    """Latency and loss of the uplink, measured beside everything else (installer.checks.icmp),
+    when the plan has a vendor cloud to reach: it is what puts the cloud checks' failures in
+    context (a plan without profiles checks the site's own DNS and NTP servers only)."""
+    if not plan.profiles:
+        return
+    up = plan.uplink
+    gateway = up.gateway if up is not None and up.ipv4 == "static" and up.gateway else None
+    interface = up.interface if up is not None else None
+    wireless = plan.topology in ("wifi", "wireless-bridge")
+    out.add(Check("link-quality", "link", interface or "uplink", functools.partial(
+        icmp.link_quality, gateway=gateway, interface=interface, wireless=wireless),
+        timeout_diagnosis="poor-link"))
+
+
+def _plan_icmp_reference(plan: Plan, out: _Plan) -> None:
+    """MachineMetrics' diagnostic step 4 (ping 8.8.8.8 beside a failing host): after every
+    connection, TLS and HTTPS check of a cloud host (not a host the technician names, such
+    as a plant's IEM); it runs only when one of them failed."""
+    if not {"machinemetrics", "machinemetrics-govcloud"} & set(plan.profiles):
+        return
+    watched = tuple(key for key, c in out.checks.items()
+                    if c.id in ("tcp-connect", "tls-verify", "https-ping")
+                    and c.endpoint is not None and c.endpoint.param is None)
+    link_key = next((key for key, c in out.checks.items() if c.id == "link-quality"), None)
+    if watched:
+        out.add(Check("icmp-reference", "icmp", icmp.REFERENCE, functools.partial(
+            icmp.icmp_reference, watched=watched, link_key=link_key),
+            after=watched + ((link_key,) if link_key else ()), timeout_diagnosis="icmp-blocked"))
 
 
 def _links(plan: Plan, out: _Plan, expect_applied: bool) -> None:

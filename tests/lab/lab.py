@@ -24,8 +24,9 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from installer.profiles import load_catalog
-from tests.lab import firewall, netns, network, pki, servers
+from tests.lab import dnsauth, firewall, netns, network, pki, servers
 from tests.lab import topology as T
+from tests.lab import badlink
 from tests.lab.errors import LabError
 from tests.lab.firewall import Block
 from tests.lab.processes import Supervisor, killpg, remove_shm
@@ -52,6 +53,17 @@ class _State:
     ntp_offset: float = 0.0
     proxy_auth: bool = True
     stopped: set[str] = field(default_factory=set)
+    link: tuple[int, float, int] = (0, 0.0, 0)              # poor_link(): delay ms, loss %, jitter ms
+    portal: str | None = None                               # captive_portal(): the portal's address
+    mtu: tuple[int, str | None] | None = None               # mtu_blackhole(): (bytes, from address)
+    hello_drops: list[tuple[str, int]] = field(default_factory=list)  # sni_filter()
+    proxy_ports: tuple[int, ...] = T.PROXY_CONNECT_PORTS   # proxy_connect_ports()
+    openvpn_blocked: str | None = None                      # block_openvpn(): "reset" | "drop"
+    nat_source: str | None = None                           # nat()
+    dns_filter: dict[str, str] = field(default_factory=dict)  # dns_filter(): name -> answer
+    dns_large: dict[str, int] = field(default_factory=dict)   # dns_large_answer(): name -> A records
+    dns_min_ttl: int = 0                                       # dns_extend_ttl()
+    dns_drops: list[tuple[int, str | None]] = field(default_factory=list)  # dns_drop()
 
 
 class Lab:
@@ -80,11 +92,14 @@ class Lab:
         catalog = load_catalog()
         self._healthy_records = T.dns_records(catalog)
         self._translations = T.translations(catalog)
+        self._nats_names = tuple(sorted({e.host for p in catalog.profiles.values() for e in p.endpoints
+                                         if e.service == "nats" and e.host}))
         self._state = _State()
         self._services = Supervisor(name, self.workdir, self.ns)
         self._applied_fw: dict[str, str] = {}
         self._applied_routes: set[str] = set()
         self._applied_unplugged: set[str] = set()
+        self._applied_link: tuple[int, float, int] = (0, 0.0, 0)
         self._pki: pki.Pki | None = None
         self._proxy_hash = ""
         self._faketime: str | None = None
@@ -139,6 +154,8 @@ class Lab:
         self._applied_fw.clear()
         self._applied_routes.clear()
         self._applied_unplugged.clear()
+        self._applied_one_segment = False
+        self._applied_link = (0, 0.0, 0)
         self._state = _State()
         self._up = False
 
@@ -329,9 +346,190 @@ class Lab:
 
     def intercept_tls(self) -> None:
         """A DPI firewall on the path: TLS to the cloud (443, 9443, 9444, 5684) gets the DPI
-        CA's certificates, direct or through the proxy."""
+        CA's certificates, direct or through the proxy; so does DTLS on UDP 5684."""
         self._require_up()
         self._state.intercept = True
+        self._sync()
+
+    def captive_portal(self, by: str = "nat", tls: bool = True) -> None:
+        """The uplink is a guest network with a captive portal the box has not logged in to.
+        `by="nat"`: every TCP connection from the edge to a web port (80, 443, 9443, 9444,
+        5684) of any cloud address reaches the portal server instead (DNS is untouched);
+        `by="dns"`: the resolver answers the portal's address (203.0.113.77) for every
+        vendor name. HTTPS shows one self-signed certificate for "portal.login.example"
+        whatever the name; plain HTTP (and HTTP inside that TLS) is redirected to
+        http://203.0.113.77/login, a login form. `tls=False` (with NAT): a portal that answers
+        every port, 443 too, in plain HTTP (redirecting to http://203.0.113.79/login)."""
+        self._require_up()
+        if by not in ("nat", "dns"):
+            raise LabError(f"captive_portal: by must be nat or dns, got {by!r}")
+        if by == "nat":
+            self._state.portal = T.PORTAL if tls else T.PORTAL_PLAIN
+        else:
+            for name, address in self._healthy_records.items():
+                if address not in (T.NTP, T.PROXY):  # every vendor name; not the plant's own
+                    self._forget_name(name)
+                    self._state.dns[name] = T.PORTAL
+        self._sync()
+
+    def block_page(self, *names: str) -> None:
+        """A DNS filter: `names` resolve to the web filter's block-page server, whose TLS
+        certificate is for "blocked.webfilter.example", issued by the "Plant Web Filter CA"
+        (trusted by nobody); HTTP and HTTPS requests get 403 and a "blocked" page."""
+        self._require_up()
+        if not names:
+            raise LabError("block_page: give at least one host name")
+        for name in names:
+            name = _host(name)
+            self._forget_name(name)
+            self._state.dns[name] = T.BLOCK_PAGE
+        self._sync()
+
+    def mtu_blackhole(self, mtu: int = 1280, address: str | None = None) -> None:
+        """A hop with a small MTU that drops ICMP "fragmentation needed": IP packets from the
+        cloud to the edge larger than `mtu` bytes vanish without any ICMP error (optionally
+        only those from `address`). TCP connects and small answers (DNS, NTP, NATS INFO)
+        arrive; a TLS server's certificate flight (~1.5 kB) never does, unless the client
+        announces a small MSS."""
+        self._require_up()
+        if isinstance(mtu, bool) or not isinstance(mtu, int) or not 576 <= mtu <= 1499:
+            raise LabError(f"mtu_blackhole: mtu must be 576-1499 bytes, got {mtu!r}")
+        if address is not None:
+            address = self._ip(address, "mtu_blackhole")
+            if address not in T.CLOUD_ADDRESSES:
+                raise LabError(f"mtu_blackhole: {address} is not a cloud address")
+        self._state.mtu = (mtu, address)
+        self._sync()
+
+    def sni_filter(self, address: str, port: int = 443) -> None:
+        """A firewall that silently drops a TLS connection once it has seen the ClientHello
+        (as a name filter on SNI does), for connections the edge opens to address:port: TCP
+        connects, the handshake never gets an answer, whatever the MSS."""
+        self._require_up()
+        address = self._ip(address, "sni_filter")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise LabError(f"sni_filter: port must be 1-65535, got {port!r}")
+        self._state.hello_drops.append((address, port))
+        self._sync()
+
+    def nats_cut_after_connect(self) -> None:
+        """An IPS on port 7422: connections to every NATS address (and NATS host name) reach
+        the real nats-server through a middlebox that lets its INFO line through, then resets
+        the connection (RST) as soon as the client sends CONNECT; direct or through the proxy."""
+        self._require_up()
+        for addr in {k[0] for k in self._translations if k[2] == T.NATS_PORT}:
+            self._state.ip_serve[addr] = T.NATS_CUT
+        for name in self._nats_names:
+            self._forget_name(name)
+            self._state.dns[name] = T.NATS_CUT
+        self._sync()
+
+    def proxy_connect_ports(self, ports: Sequence[int]) -> None:
+        """The proxy tunnels (CONNECT) only to `ports` (squid's vendor_ports acl): a CONNECT to
+        any other port gets "403 Forbidden" at once, as with squid's default SSL_ports rule."""
+        self._require_up()
+        ports = tuple(ports)
+        if not ports or any(isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 65535 for p in ports):
+            raise LabError(f"proxy_connect_ports: give ports 1-65535, got {ports!r}")
+        self._state.proxy_ports = ports
+        self._sync()
+
+    def block_openvpn(self, action: str = "reset") -> None:
+        """A VPN-blocking / DPI rule in front of CloudLink: a TCP connection to its port 443
+        opens, TLS (HTTPS) passes, but the first segment that looks like an OpenVPN client's
+        hard reset is answered with a TCP reset (action "reset"; behind the proxy's tunnel the
+        proxy then closes the client's tunnel) or silently dropped ("drop": no answer ever)."""
+        self._require_up()
+        if action not in ("reset", "drop"):
+            raise LabError(f"block_openvpn: action must be reset or drop, got {action!r}")
+        self._state.openvpn_blocked = action
+        self._sync()
+
+    def nat(self, address: str = "203.0.113.200") -> None:
+        """The edge's uplink is behind NAT: the cloud sees every connection from the edge coming
+        from `address` (a source NAT in the cloud; replies are translated back). The edge's own
+        address is unchanged; servers that report the client's address (NATS INFO client_ip)
+        report `address`."""
+        self._require_up()
+        address = self._ip(address, "nat")
+        if ipaddress.ip_address(address) not in ipaddress.ip_network("203.0.113.0/24"):
+            raise LabError(f"nat: {address} is not a lab address (203.0.113.0/24)")
+        if address in T.CLOUD_ADDRESSES or address == T.EDGE_UPLINK:
+            raise LabError(f"nat: {address} is in use in the lab; pick an unused 203.0.113.x")
+        self._state.nat_source = address
+        self._sync()
+
+    def dns_filter(self, name: str, address: str = "0.0.0.0") -> None:
+        """A DNS filter in the lab resolver: `name` and its subdomains get `address` as their
+        answer (dnsmasq `address=/name/address`): 0.0.0.0 (A, a sinkhole; AAAA gets no
+        record), "::" (AAAA ::, A none), "#" (A 0.0.0.0 and AAAA ::), 127.0.0.1, a private
+        address (a filter's internal block page) or any other. The zone's own name server is
+        not asked."""
+        self._require_up()
+        name = _host(name)
+        if address != "#":
+            try:
+                address = str(ipaddress.ip_address(address))
+            except ValueError:
+                raise LabError(f"dns_filter: {address!r} is not an IP address (or '#')") from None
+        self._forget_name(name)
+        self._state.dns_filter[name] = address
+        self._sync()
+
+    def dns_large_answer(self, name: str, count: int = 90) -> None:
+        """`name` resolves to `count` A records (the cloud server first, then 203.0.113.160
+        onwards, where nothing answers): more than the 1232-byte EDNS payload, so the UDP
+        answer comes back truncated (TC, part of the records); TCP 53 gives all of them."""
+        self._require_up()
+        name = _host(name)
+        if isinstance(count, bool) or not isinstance(count, int) or not 2 <= count <= dnsauth.LARGE_MAX:
+            raise LabError(f"dns_large_answer: count must be 2-{dnsauth.LARGE_MAX}, got {count!r}")
+        self._forget_name(name)
+        self._state.dns_large[name] = count
+        self._sync()
+
+    def dns_extend_ttl(self, seconds: int = 3600) -> None:
+        """The lab resolver keeps what it caches for at least `seconds` (dnsmasq min-cache-ttl,
+        at most 3600), whatever the record's TTL: after its first answer (forwarded, with the
+        owner's TTL) it serves the Izuma zone's records (TTL 30 s at ns1.mbedcloud.com,
+        203.0.113.54) with TTL up to `seconds`."""
+        self._require_up()
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or not 60 <= seconds <= dnsauth.MAX_MIN_CACHE_TTL:
+            raise LabError(f"dns_extend_ttl: seconds must be 60-{dnsauth.MAX_MIN_CACHE_TTL}, got {seconds!r}")
+        self._state.dns_min_ttl = seconds
+        self._sync()
+
+    def dns_drop(self, first: int = 1, name: str | None = None) -> None:
+        """Exactly the first `first` UDP DNS queries from the edge to the cloud vanish (only
+        type-A queries for `name`, when given); every later one is answered. A client that
+        re-sends an unanswered query gets its answer; one that does not, times out."""
+        self._require_up()
+        if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= 100:
+            raise LabError(f"dns_drop: first must be 1-100, got {first!r}")
+        self._state.dns_drops.append((first, _host(name) if name is not None else None))
+        self._sync()
+
+    def poor_link(self, delay_ms: int = 0, loss_pct: float = 0.0, jitter_ms: int = 0) -> None:
+        """A poor uplink between edge and cloud (tests/lab/badlink.py; this kernel has no
+        netem): every packet, either way, is lost with probability `loss_pct` %, silently (the
+        sender sees nothing); what the edge sends arrives `delay_ms` (+- `jitter_ms`) late, so
+        every round trip grows by delay_ms. Pings to the gateway, DNS, TCP and TLS all suffer."""
+        self._require_up()
+        for value, what in ((delay_ms, "delay_ms"), (jitter_ms, "jitter_ms")):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10000:
+                raise LabError(f"poor_link: {what} must be 0-10000 (ms), got {value!r}")
+        if isinstance(loss_pct, bool) or not isinstance(loss_pct, (int, float)) or not 0 <= loss_pct <= 100:
+            raise LabError(f"poor_link: loss_pct must be 0-100, got {loss_pct!r}")
+        if jitter_ms > delay_ms:
+            raise LabError(f"poor_link: jitter_ms ({jitter_ms}) must not exceed delay_ms ({delay_ms})")
+        self._state.link = (delay_ms, float(loss_pct), jitter_ms)
+        self._sync()
+
+    def block_ping(self) -> None:
+        """A firewall between edge and cloud that drops ICMP echo requests (ping) from the
+        edge: to the gateway, to any cloud address and to the translated 8.8.8.8 alike."""
+        self._require_up()
+        self._state.blocks.append(Block(0, "icmp", "drop", None))
         self._sync()
 
     def ntp_offset(self, seconds: float) -> None:
@@ -365,6 +563,8 @@ class Lab:
 
     def _forget_name(self, name: str) -> None:
         self._state.dns.pop(name, None)
+        self._state.dns_filter.pop(name, None)
+        self._state.dns_large.pop(name, None)
         self._state.nxdomain.discard(name)
         self._state.servfail.discard(name)
 
@@ -428,7 +628,10 @@ class Lab:
         s = self._state
         records = {n: a for n, a in self._healthy_records.items() if n not in s.nxdomain | s.servfail}
         records.update(s.dns)
-        return servers.DnsState(records, tuple(sorted(s.servfail)), s.refused)
+        for name in (*s.dns_filter, *s.dns_large):  # answered by the filter / the large hosts file
+            records.pop(name, None)
+        return servers.DnsState(records, tuple(sorted(s.servfail)), s.refused, filtered=dict(s.dns_filter),
+                                large=dict(s.dns_large), min_cache_ttl=s.dns_min_ttl)
 
     def _edge_translations(self) -> dict[tuple[str, str, int], str]:
         table = {}
@@ -449,20 +652,63 @@ class Lab:
                         and (b.address, b.proto, b.port) not in self._translations]
         proxy_nat = {k: s.ip_serve.get(k[0], v) for k, v in self._translations.items()}
         tables = {"edge": firewall.edge(self._edge_translations()),
-                  "cloud": firewall.cloud(cloud_blocks, s.intercept, proxy_nat),
+                  "cloud": firewall.cloud(cloud_blocks, s.intercept, proxy_nat, portal=s.portal, mtu=s.mtu,
+                                          hello_drops=s.hello_drops),
                   "plant": firewall.plant(machine_blocks)}
         for role, text in tables.items():
             if self._applied_fw.get(role) != text:
                 netns.run(netns.exec_argv(self.ns[role], ["nft", "-f", "-"]), input=text)
                 self._applied_fw[role] = text
+        session = firewall.cloud_session(s.openvpn_blocked, s.nat_source)  # block_openvpn(), nat()
+        if self._applied_fw.get("cloud-session") != session:
+            netns.run(netns.exec_argv(self.ns["cloud"], ["nft", "-f", "-"]), input=session)
+            self._applied_fw["cloud-session"] = session
+        self._one_segment_per_packet(s.mtu is not None)
+        for role, text in (("cloud", dnsauth.cloud_table(s.dns_drops)),  # dns_drop()
+                           ("edge", dnsauth.edge_table(bool(s.dns_large)))):  # dns_large_answer()
+            if self._applied_fw.get(f"{role}-dns") != text:
+                netns.run(netns.exec_argv(self.ns[role], ["nft", "-f", "-"]), input=text)
+                self._applied_fw[f"{role}-dns"] = text
         network.set_no_route(self.edge_ns, s.no_route, self._applied_routes)
         self._applied_routes = set(s.no_route)
         network.set_unplugged(self.ns, s.unplugged, self._applied_unplugged)
         self._applied_unplugged = set(s.unplugged)
         wanted = servers.all_services(
             self.workdir, self._pki_files(), self._dns_state(), self._healthy_records,
-            s.ntp_offset, self._faketime, self.proxy_user, self._proxy_hash, s.proxy_auth, self.name)
+            s.ntp_offset, self._faketime, self.proxy_user, self._proxy_hash, s.proxy_auth, self.name,
+            proxy_ports=s.proxy_ports)
         self._services.sync(wanted, s.stopped)
+        self._sync_link(s.link)
+
+    def _sync_link(self, link: tuple[int, float, int]) -> None:
+        """Make the poor link (tests/lab/badlink.py) match `link`: loss tables in both
+        namespaces, the delayer and its NFQUEUE rule in the cloud."""
+        if link == self._applied_link:
+            return
+        delay, loss, jitter = link
+        old_delay, old_loss, old_jitter = self._applied_link
+        if loss != old_loss:
+            for role, iface in (("cloud", T.CLOUD_IF), ("edge", T.UPLINK_IF)):
+                netns.run(netns.exec_argv(self.ns[role], ["nft", "-f", "-"]), input=badlink.loss_table(iface, loss))
+        if (delay, jitter) != (old_delay, old_jitter):
+            if old_delay:
+                for argv in badlink.delay_rules(False):
+                    netns.run(netns.exec_argv(self.ns["cloud"], argv))
+                self._services.stop("badlink")
+            if delay:
+                self._services.sync([badlink.service(self.workdir, delay, jitter)], set())
+                for argv in badlink.delay_rules(True):
+                    netns.run(netns.exec_argv(self.ns["cloud"], argv))
+        self._applied_link = link
+
+    def _one_segment_per_packet(self, on: bool) -> None:
+        # With mtu_blackhole() the cloud's TCP must put one segment in each packet, so that the
+        # firewall's "meta length" sees what the wire would carry (GSO would hand it 64 kB
+        # super-packets and the small segments of a low MSS would vanish with the big ones).
+        if getattr(self, "_applied_one_segment", False) != on:
+            netns.run(["ip", "-n", self.ns["cloud"], "link", "set", T.CLOUD_IF,
+                       "gso_max_segs", "1" if on else "65535"])
+            self._applied_one_segment = on
 
     # --- status (for the command line) ---------------------------------------------------
 

@@ -107,6 +107,19 @@ def make_leaf(issuer: Issuer, key: ec.EllipticCurvePrivateKey, names: Sequence[s
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
                            critical=False)
+            # What a public CA's leaf carries besides (and what makes a real server's first
+            # flight larger than a small-MTU hop lets through: see Lab.mtu_blackhole).
+            .add_extension(x509.AuthorityInformationAccess([
+                x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
+                                       x509.UniformResourceIdentifier("http://ocsp.edge-lab.example")),
+                x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                                       x509.UniformResourceIdentifier("http://certs.edge-lab.example/ca.der"))]),
+                critical=False)
+            .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                [x509.UniformResourceIdentifier("http://crl.edge-lab.example/ca.crl")], None, None, None)]),
+                critical=False)
+            .add_extension(x509.CertificatePolicies([x509.PolicyInformation(
+                x509.ObjectIdentifier("2.23.140.1.2.1"), None)]), critical=False)
             .sign(issuer.key, hashes.SHA256()))
     return _pem(cert)
 
@@ -168,16 +181,19 @@ def build(directory: Path, names: Sequence[str], addresses: Sequence[str] = ()) 
             key_path = d / "key.pem"
             key_path.touch(mode=0o600)
             key_path.write_bytes(_key_pem(key))
+            # The vendors' servers send their chain (the leaf and its issuer), as real ones do;
+            # the others (a DPI appliance's forgeries, ...) the leaf alone.
+            chain = _pem(ca.cert) if server == "cloud" else b""
             if wrong:
-                pem = make_leaf(ca, key, [WRONG_NAME])
+                pem = make_leaf(ca, key, [WRONG_NAME]) + chain
                 for n in [*names, DEFAULT_CERT]:
                     (d / f"{n}.crt").write_bytes(pem)
             else:
                 for n in names:
-                    (d / f"{n}.crt").write_bytes(make_leaf(ca, key, [n], expired=expired))
+                    (d / f"{n}.crt").write_bytes(make_leaf(ca, key, [n], expired=expired) + chain)
                 (d / f"{DEFAULT_CERT}.crt").write_bytes(make_leaf(
                     ca, key, [*names, *addresses], common_name=f"Edge Lab {server} server",
-                    expired=expired))
+                    expired=expired) + chain)
             servers[server][kind] = CertSet(d, key_path)
     return Pki(directory / "public-ca.pem", directory / "dpi-ca.pem",
                directory / "arm-bootstrap-ca.pem", tuple(names), servers)

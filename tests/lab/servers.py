@@ -21,7 +21,7 @@ from tests.lab.pki import DEFAULT_CERT, Pki
 BINARIES = {
     "ip": "iproute2", "nft": "nftables", "dnsmasq": "dnsmasq-base", "chronyd": "chrony",
     "nginx": "nginx-light", "nats-server": "nats-server", "squid": "squid", "socat": "socat",
-    "openssl": "openssl",
+    "openssl": "openssl", "iptables-nft": "iptables", "openvpn": "openvpn",
 }
 FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
@@ -58,27 +58,40 @@ class DnsState:
     records: Mapping[str, str]        # name -> address (healthy answers plus serve_from)
     servfail: tuple[str, ...] = ()    # names whose answers fail DNSSEC validation
     refused: bool = False
+    # tests/lab/dnsauth.py: a DNS filter (name -> address), large answers (name -> count of A
+    # records), a resolver that extends TTLs (min-cache-ttl seconds, 0: none)
+    filtered: Mapping[str, str] = field(default_factory=dict)
+    large: Mapping[str, int] = field(default_factory=dict)
+    min_cache_ttl: int = 0
 
 
 def dns(d: Path, state: DnsState) -> Service:
-    """dnsmasq on 203.0.113.53 (udp+tcp 53), answers with TTL 0, NXDOMAIN for unknown names.
+    """dnsmasq on 203.0.113.53 (udp+tcp 53), answers with TTL 0, NXDOMAIN for unknown names;
+    the Izuma zone (mbedcloud.com) is forwarded to its authoritative server and cached
+    (tests/lab/dnsauth.py), as are the DNS filter, large answers and the TTL fault.
 
     SERVFAIL is real: the name is forwarded to a lab upstream (`dns_upstream`) and the
     resolver holds a DNSSEC trust anchor for it, so the unsigned answer is BOGUS. REFUSED is
     dnsmasq with no data and no upstream at all: it refuses every query.
     """
-    lines = []
+    from tests.lab import dnsauth  # imports this module
+
+    lines: list[str] = []
+    files: dict[Path, str] = {}
     if state.refused:
         lines.append("# REFUSED for everything: no local data, no upstream server")
     else:
-        lines += [f"host-record={name},{addr}" for name, addr in sorted(state.records.items())]
+        lines += [f"host-record={name},{addr}" for name, addr in sorted(state.records.items())
+                  if not dnsauth.in_zone(name)]
         lines += ["# every other name: NXDOMAIN, never forwarded", "local=/#/"]
+        more, files = dnsauth.resolver_lines(d, state.records, state.filtered, state.large, state.min_cache_ttl)
+        lines += more
         if state.servfail:
             lines += ["dnssec", "trust-anchor=.,20326,8,2,"
                       "E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D"]
             for name in state.servfail:
                 lines += [f"server=/{name}/127.0.0.1#5353", f"trust-anchor={name},{_BOGUS_DS}"]
-    return _dnsmasq(d, "dns", T.DNS, 53, lines, (("udp", T.DNS, 53), ("tcp", T.DNS, 53)))
+    return _dnsmasq(d, "dns", T.DNS, 53, lines, (("udp", T.DNS, 53), ("tcp", T.DNS, 53)), files)
 
 
 def dns_upstream(d: Path, records: Mapping[str, str]) -> Service:
@@ -89,7 +102,7 @@ def dns_upstream(d: Path, records: Mapping[str, str]) -> Service:
 
 
 def _dnsmasq(d: Path, key: str, address: str, port: int, lines: list[str],
-             listens: tuple[tuple[str, str, int], ...]) -> Service:
+             listens: tuple[tuple[str, str, int], ...], files: Mapping[Path, str] | None = None) -> Service:
     conf = d / "dnsmasq" / f"{key}.conf"
     text = "\n".join([
         "# edge-installer lab: no resolv.conf, no /etc/hosts, no upstream but the lab's",
@@ -98,7 +111,7 @@ def _dnsmasq(d: Path, key: str, address: str, port: int, lines: list[str],
         f"pid-file={d / 'run' / key}.pid", f"log-facility={d / 'logs' / key}.log", "log-queries",
         *lines]) + "\n"
     return Service(key, "cloud", ("dnsmasq", "--keep-in-foreground", f"--conf-file={conf}"),
-                   listens, files={conf: text})
+                   listens, files={conf: text, **(files or {})})
 
 
 def ntp(d: Path, offset: float, faketime_lib: str | None) -> Service:
@@ -214,12 +227,14 @@ def nats(d: Path) -> Service:
                    (("tcp", T.CLOUD, T.NATS_PORT),))
 
 
-def proxy(d: Path, user: str, password_hash: str, auth: bool, shm_name: str) -> Service:
-    """squid on 203.0.113.30:3128: CONNECT to the vendors' ports only, Basic authentication
-    (any characters in the password, as htpasswd stores it), DNS from the lab resolver."""
+def proxy(d: Path, user: str, password_hash: str, auth: bool, shm_name: str,
+          connect_ports: Sequence[int] = T.PROXY_CONNECT_PORTS) -> Service:
+    """squid on 203.0.113.30:3128: CONNECT to the vendors' ports only (`connect_ports`), Basic
+    authentication (any characters in the password, as htpasswd stores it), DNS from the lab
+    resolver."""
     root = d / "squid"
     conf, passwd = root / "squid.conf", root / "passwd"
-    ports = " ".join(str(p) for p in T.PROXY_CONNECT_PORTS)
+    ports = " ".join(str(p) for p in connect_ports)
     auth_lines = (f"auth_param basic program /usr/lib/squid/basic_ncsa_auth {passwd}\n"
                   "auth_param basic children 2 startup=1 idle=1\n"
                   "auth_param basic realm plant proxy\n"
@@ -313,12 +328,21 @@ MTCONNECT_PROBE = """<?xml version="1.0" encoding="UTF-8"?>
 
 def all_services(d: Path, pki: Pki, dns_state: DnsState, healthy_records: Mapping[str, str],
                  ntp_offset: float, faketime_lib: str | None, proxy_user: str,
-                 proxy_hash: str, proxy_auth: bool, lab_name: str) -> list[Service]:
+                 proxy_hash: str, proxy_auth: bool, lab_name: str,
+                 proxy_ports: Sequence[int] = T.PROXY_CONNECT_PORTS) -> list[Service]:
     """Every service of the lab in the given state."""
+    from tests.lab import natscut, openvpn  # CloudLink's OpenVPN, the NATS middlebox (import this module)
+    from tests.lab import dtls  # imports this module
+    from tests.lab import portal  # the captive portal and block page (imports this module)
+    from tests.lab import dnsauth  # the Izuma zone's authoritative server (imports this module)
+
     agent = next(m for m in T.MACHINES if m.controller == "mtconnect-agent")
     return [dns(d, dns_state), dns_upstream(d, healthy_records), ntp(d, ntp_offset, faketime_lib),
-            https(d, pki), nats(d), proxy(d, proxy_user, proxy_hash, proxy_auth, squid_service_name(lab_name)),
-            mtconnect_agent(d, agent), *plain_listeners(d)]
+            https(d, pki), nats(d),
+            proxy(d, proxy_user, proxy_hash, proxy_auth, squid_service_name(lab_name), proxy_ports),
+            openvpn.service(d), natscut.service(),
+            mtconnect_agent(d, agent), *plain_listeners(d), *dtls.services(d, pki), portal.service(d),
+            dnsauth.auth(d, dns_state.records)]
 
 
 def squid_service_name(lab_name: str) -> str:
@@ -328,5 +352,8 @@ def squid_service_name(lab_name: str) -> str:
 
 def service_keys() -> Sequence[str]:
     """The names `Lab.stop()` accepts (besides the aliases)."""
-    keys = ["dns", "dns-upstream", "ntp", "https", "nats", "proxy", "iem-ssh", "iem-grpc", "not-nats"]
-    return keys + [f"machines:{m.port}" for m in T.MACHINES]
+    keys = ["dns", "dns-upstream", "dns-auth", "ntp", "https", "nats", "proxy", "iem-ssh", "iem-grpc",
+            "not-nats", "portal"]
+    from tests.lab import dtls
+
+    return keys + [f"machines:{m.port}" for m in T.MACHINES] + dtls.service_keys() + ["openvpn", "nats-cut"]

@@ -43,7 +43,27 @@ TLS_SERVERS = ("cloud", "dpi", "expired", "wrong-name")
 # DROP_HOLE is dropped in the cloud, everything sent to REJECT_HOLE is rejected.
 DROP_HOLE = "203.0.113.98"
 REJECT_HOLE = "203.0.113.99"
-CLOUD_ADDRESSES = (GATEWAY, DNS, NTP, PROXY, *SERVERS.values(), DROP_HOLE, REJECT_HOLE)
+# openssl s_server pools serving DTLS on UDP 5684 for the cloud and dpi servers (tests/lab/dtls.py).
+DTLS_BACKENDS = {"cloud": tuple(f"203.0.113.{40 + i}" for i in range(4)),
+                 "dpi": tuple(f"203.0.113.{44 + i}" for i in range(4))}
+CLOUD_ADDRESSES = (GATEWAY, DNS, NTP, PROXY, *SERVERS.values(), DROP_HOLE, REJECT_HOLE,
+                   *DTLS_BACKENDS["cloud"], *DTLS_BACKENDS["dpi"])
+# A captive portal's and a web filter's block-page server (tests/lab/portal.py).
+PORTAL = "203.0.113.77"
+BLOCK_PAGE = "203.0.113.78"
+PORTAL_PLAIN = "203.0.113.79"  # a portal that answers every port, 443 too, in plain HTTP
+CLOUD_ADDRESSES += (PORTAL, BLOCK_PAGE, PORTAL_PLAIN)
+# The authoritative server of the Izuma zone, which the lab resolver forwards to (tests/lab/dnsauth.py).
+DNS_AUTH = "203.0.113.54"
+AUTH_ZONE = "mbedcloud.com"
+CLOUD_ADDRESSES += (DNS_AUTH,)
+
+# CloudLink's OpenVPN server (TCP 443, HTTPS shared with nginx: tests/lab/openvpn.py), where
+# the CloudLink names resolve, and the NATS middlebox that cuts sessions (tests/lab/natscut.py).
+OPENVPN = "203.0.113.14"
+OPENVPN_HOSTS = ("cloudlink.balena-cloud.com", "cloudlink.balena.machinemetrics-us-gov.com")
+NATS_CUT = "203.0.113.22"
+CLOUD_ADDRESSES += (OPENVPN, NATS_CUT)
 
 HTTPS_PORTS = (443, 9443, 9444)
 COAP_PORT = 5684
@@ -51,6 +71,9 @@ NATS_PORT = 7422
 IEM_PLAIN_PORTS = (32500, 50051)  # Siemens IEM remote access (SSH) and gRPC
 PROXY_CONNECT_PORTS = (443, 7422, 5684, 9443, 9444)
 GOOGLE_DNS = ("8.8.8.8", "8.8.4.4")
+# ICMP echo to these public addresses reaches a lab address instead (ping 8.8.8.8, seed 000's
+# diagnostic step 4): a separate edge NAT rule, ICMP having no port.
+ICMP_TRANSLATIONS = {"8.8.8.8": DNS}
 
 IEM_HOST = "iem.plant.local"
 PROXY_HOST = "proxy.plant.local"
@@ -95,6 +118,9 @@ def dns_records(catalog: Catalog) -> dict[str, str]:
         for endpoint in profile.endpoints:
             if endpoint.host and not endpoint.wildcard:
                 records[endpoint.host] = CLOUD
+    for name in OPENVPN_HOSTS:
+        if name in records:
+            records[name] = OPENVPN
     records[IEM_HOST] = CLOUD
     records[PROXY_HOST] = PROXY
     records[NTP_HOST] = NTP
