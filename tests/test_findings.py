@@ -60,10 +60,11 @@ def test_a_poor_link_explains_the_timeouts_instead_of_a_firewall():
              "The link loses packets: check the cable and the switch port.", kind="link", loss_pct=40.0)
     results = [link, R("tcp-connect", "a.example.com:443", "fail", "tcp-timeout", remediation="Open 443."),
                R("dns-resolve", "b.example.com", "fail", "dns-timeout"),
+               R("tls-verify", "d.example.com:443", "fail", "path-mtu-blackhole"),
                R("tcp-connect", "c.example.com:443", "fail", "tcp-refused")]
     found, of = group(results)
     assert [f.cause for f in found] == ["poor-link", "port-blocked"]  # a REJECT is not the link's doing
-    assert "40%" in found[0].title and "2 timeouts" in found[0].title
+    assert "40%" in found[0].title and "3 timeouts" in found[0].title
     assert found[0].remediation.startswith("The link loses packets")
     assert of["tcp-connect:a.example.com:443"] == of["dns-resolve:b.example.com"] == found[0].id
 

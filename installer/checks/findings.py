@@ -113,7 +113,9 @@ def classify(result: Result, world: _World) -> tuple[str, str]:
     """(cause, group key) of one problem result."""
     d = result.diagnosis
     host, port = host_port(result)
-    silent = d in TIMEOUTS or _fact(result, "session") == "silent"
+    # A stalled handshake that a second try completed is a path-MTU black hole on a sound
+    # link, and luck on a lossy one.
+    silent = d in TIMEOUTS or d == "path-mtu-blackhole" or _fact(result, "session") == "silent"
     if d == "poor-link" or (world.poor_link is not None and silent):
         return "poor-link", "poor-link"
     if d == "captive-portal" or (world.portal is not None and (d in _FOREIGN_CERT or d in _CUT

@@ -228,11 +228,15 @@ def nats(d: Path) -> Service:
 
 
 def proxy(d: Path, user: str, password_hash: str, auth: bool, shm_name: str,
-          connect_ports: Sequence[int] = T.PROXY_CONNECT_PORTS) -> Service:
+          connect_ports: Sequence[int] = T.PROXY_CONNECT_PORTS, records: Mapping[str, str] | None = None) -> Service:
     """squid on 203.0.113.30:3128: CONNECT to the vendors' ports only (`connect_ports`), Basic
     authentication (any characters in the password, as htpasswd stores it), DNS from the lab
-    resolver."""
+    resolver. squid keeps DNS answers for a while: it restarts whenever the lab's `records`
+    change, as if its cache had expired, so no test sees the previous test's addresses."""
+    import hashlib
+
     root = d / "squid"
+    dns_digest = hashlib.sha256(repr(sorted((records or {}).items())).encode()).hexdigest()[:16]
     conf, passwd = root / "squid.conf", root / "passwd"
     ports = " ".join(str(p) for p in connect_ports)
     auth_lines = (f"auth_param basic program /usr/lib/squid/basic_ncsa_auth {passwd}\n"
@@ -241,6 +245,7 @@ def proxy(d: Path, user: str, password_hash: str, auth: bool, shm_name: str,
                   "acl authed proxy_auth REQUIRED\n"
                   "http_access allow lab authed\n") if auth else "http_access allow lab\n"
     text = f"""# edge-installer lab: the plant's web proxy. No cache, no peers, the lab's DNS only.
+# lab DNS records {dns_digest}
 http_port {T.PROXY}:{T.PROXY_PORT}
 visible_hostname {T.PROXY_HOST}
 cache_effective_user {SQUID_USER}
@@ -339,7 +344,8 @@ def all_services(d: Path, pki: Pki, dns_state: DnsState, healthy_records: Mappin
     agent = next(m for m in T.MACHINES if m.controller == "mtconnect-agent")
     return [dns(d, dns_state), dns_upstream(d, healthy_records), ntp(d, ntp_offset, faketime_lib),
             https(d, pki), nats(d),
-            proxy(d, proxy_user, proxy_hash, proxy_auth, squid_service_name(lab_name), proxy_ports),
+            proxy(d, proxy_user, proxy_hash, proxy_auth, squid_service_name(lab_name), proxy_ports,
+                  dns_state.records),
             openvpn.service(d), natscut.service(),
             mtconnect_agent(d, agent), *plain_listeners(d), *dtls.services(d, pki), portal.service(d),
             dnsauth.auth(d, dns_state.records)]
