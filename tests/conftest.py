@@ -14,13 +14,27 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `from tests.judges import ...`
 
 # Set before `installer` is first imported, and inherited by every program the tests start.
-_GUARD_LOG = Path(tempfile.mkdtemp(prefix="edge-installer-netguard-")) / "refused.log"
+# xdist's workers inherit the controller's: one log for the whole run, which the controller
+# reads at its end.
+_GUARD_LOG = Path(os.environ.get("EDGE_INSTALLER_NET_GUARD")
+                  or Path(tempfile.mkdtemp(prefix="edge-installer-netguard-")) / "refused.log")
 os.environ["EDGE_INSTALLER_NET_GUARD"] = str(_GUARD_LOG)
 # The namespace this session starts in is the machine's own (PID 1's is not readable in every
 # container); the lab's namespaces are the others.
 from installer.netguard import namespace_id  # noqa: E402  (after the variable above is set)
 
-os.environ["EDGE_INSTALLER_NET_GUARD_NETNS"] = str(namespace_id() or "")
+os.environ.setdefault("EDGE_INSTALLER_NET_GUARD_NETNS", str(namespace_id() or ""))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The VMs of the real-box lab run one after another on one xdist worker (`--dist
+    loadgroup`): two TCG guests at once would starve each other on two cores, while their
+    long idle waits (boots, revert timers) overlap with the rest of the suite on the other."""
+    import pytest
+
+    for item in items:
+        if item.get_closest_marker("box") is not None:
+            item.add_marker(pytest.mark.xdist_group("box"))
 
 
 def pytest_sessionfinish(session, exitstatus):
