@@ -12,7 +12,6 @@ resolvers and an authoritative server, each fault beside a healthy run:
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from installer.checks import dns as D
 from tests.lab import topology as T
+from tests.lab.checkrun import check, one, problems
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,27 +29,6 @@ API = "api.machinemetrics.com"
 APP = "app.machinemetrics.com"
 BOOT = "bootstrap.us-east-1.mbedcloud.com"
 IZUMA = ["machinemetrics", "izuma-device-management"]
-
-
-def check(lab, tmp_path, *extra, **plan_changes):
-    plan = lab.write_plan(tmp_path / "plan.yaml", **plan_changes)
-    t0 = time.monotonic()
-    proc = lab.edge([*CLI, "check", "--plan", str(plan), "--json", *extra], timeout=60,
-                    env={"PYTHONPATH": str(REPO)})
-    wall = time.monotonic() - t0
-    assert proc.stdout.strip(), f"no JSON on stdout; stderr:\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.returncode, json.loads(proc.stdout), wall
-
-
-def one(doc, check_id, target):
-    found = [c for c in doc["checks"] if c["id"] == check_id and c["target"] == target]
-    assert len(found) == 1, (check_id, target, [(c["id"], c["target"]) for c in doc["checks"]])
-    return found[0]
-
-
-def problems(doc):
-    return [(c["id"], c["target"], c["diagnosis"]) for c in doc["checks"] if c["status"] != "pass"]
 
 
 def ascii_only(c):

@@ -10,14 +10,11 @@ rules for "dtls", and the interlock refusing raw ICMP to the internet from this 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +24,7 @@ from installer.checks.base import Context, Result
 from installer.checks.runner import default_deadline
 from installer.profileread import build_profile
 from installer.profiles import ProfileError
+from tests.lab.checkrun import check, one, results
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,29 +33,6 @@ IZUMA = "izuma-device-management"
 BOOTSTRAP_UDP = "bootstrap.us-east-1.mbedcloud.com:5684/udp"
 UDP_HOSTS = {BOOTSTRAP_UDP, "lwm2m.us-east-1.mbedcloud.com:5684/udp", "udp-lwm2m.us-east-1.mbedcloud.com:5684/udp"}
 
-
-def check(lab, tmp_path, *extra, timeout_s: float = 60, **plan_changes):
-    """The real command in the edge namespace: (exit code, JSON document, wall time)."""
-    plan = lab.write_plan(tmp_path / "plan.yaml", **plan_changes)
-    t0 = time.monotonic()
-    proc = lab.edge([*CLI, "check", "--plan", str(plan), "--json", *extra], timeout=timeout_s,
-                    env={"PYTHONPATH": str(REPO)})
-    wall = time.monotonic() - t0
-    assert proc.stdout.strip(), f"no JSON on stdout; stderr:\n{proc.stderr}"
-    return proc.returncode, json.loads(proc.stdout), wall
-
-
-def results(doc, check_id, target=None):
-    return [c for c in doc["checks"] if c["id"] == check_id and (target is None or c["target"] == target)]
-
-
-def one(doc, check_id, target=None):
-    found = results(doc, check_id, target)
-    assert len(found) == 1, (check_id, target, [(c["id"], c["target"]) for c in doc["checks"]])
-    return found[0]
-
-
-# --- unit: the ICMP packet, the thresholds, the route table --------------------------------
 
 def test_echo_request_has_a_valid_checksum_and_replies_are_matched():
     packet = icmp.echo_request(0x1234, 7)

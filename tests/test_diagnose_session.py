@@ -16,7 +16,6 @@ behind tests/lab/natscut.py, squid, Debian's openvpn with port-share to nginx, n
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import socket
 import struct
@@ -280,48 +279,32 @@ def test_nat_only_ranges():
 # --- the network lab ---------------------------------------------------------------------------
 
 from tests.lab import topology as T  # noqa: E402
+from tests.lab.checkrun import check, one, results  # noqa: E402
 from tests.lab.fixtures import healthy_lab, lab  # noqa: E402,F401
 
 NATS_IPS = ("54.218.103.126", "52.24.16.63", "52.34.161.223", "35.155.82.103")
 
 
-def check(lab, tmp_path, **plan_changes):
-    """`edge-installer check --json` in the edge namespace: (exit code, document)."""
-    plan = lab.write_plan(tmp_path / "plan.yaml", **plan_changes)
-    proc = lab.edge([*CLI, "check", "--plan", str(plan), "--json"], timeout=60, env={"PYTHONPATH": str(REPO)})
-    assert proc.stdout.strip(), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
-
-
-def entries(doc, check_id, target=None):
-    return [c for c in doc["checks"] if c["id"] == check_id and (target is None or c["target"] == target)]
-
-
-def one_entry(doc, check_id, target):
-    (c,) = entries(doc, check_id, target)
-    return c
-
-
 @pytest.mark.lab
 class TestLab:
     def test_healthy(self, healthy_lab, tmp_path):
-        rc, doc = check(healthy_lab, tmp_path, profiles=["machinemetrics", "izuma-device-management"])
+        rc, doc, _ = check(healthy_lab, tmp_path, profiles=["machinemetrics", "izuma-device-management"])
         for ip in NATS_IPS:
-            c = one_entry(doc, "nats-info", f"{ip}:7422")
+            c = one(doc, "nats-info", f"{ip}:7422")
             assert c["status"] == "pass" and "session completed" in c["evidence"], c
-        c = one_entry(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
+        c = one(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
         assert c["status"] == "pass" and "P_CONTROL_HARD_RESET_SERVER_V2" in c["evidence"], c
         # HTTPS on the same address and port still works (port-share to nginx).
-        assert one_entry(doc, "https-ping", f"https://{CLOUDLINK}/ping")["status"] == "pass"
-        c = one_entry(doc, "nat-detect", T.UPLINK_IF)
+        assert one(doc, "https-ping", f"https://{CLOUDLINK}/ping")["status"] == "pass"
+        c = one(doc, "nat-detect", T.UPLINK_IF)
         assert (c["status"], c["diagnosis"]) == ("pass", "ok") and "no NAT seen" in c["evidence"], c
 
     def test_nats_cut_after_connect(self, healthy_lab, tmp_path):
         healthy_lab.nats_cut_after_connect()
-        rc, doc = check(healthy_lab, tmp_path)
+        rc, doc, _ = check(healthy_lab, tmp_path)
         for ip in NATS_IPS:
-            assert one_entry(doc, "tcp-connect", f"{ip}:7422")["status"] == "pass"
-            c = one_entry(doc, "nats-info", f"{ip}:7422")
+            assert one(doc, "tcp-connect", f"{ip}:7422")["status"] == "pass"
+            c = one(doc, "nats-info", f"{ip}:7422")
             assert (c["status"], c["diagnosis"]) == ("fail", "nats-session-cut"), c
             assert "INFO arrived (server edge-lab), then the connection was reset (RST) after CONNECT" in c["evidence"]
             assert "inspecting port 7422" in c["remediation"] and ip in c["remediation"]
@@ -329,34 +312,34 @@ class TestLab:
 
     def test_nats_cut_through_the_proxy_and_govcloud_by_name(self, healthy_lab, tmp_path):
         healthy_lab.nats_cut_after_connect()
-        rc, doc = check(healthy_lab, tmp_path, profiles=["machinemetrics-govcloud"],
+        rc, doc, _ = check(healthy_lab, tmp_path, profiles=["machinemetrics-govcloud"],
                         proxy=healthy_lab.proxy_settings())
-        c = one_entry(doc, "nats-info", "stream.machinemetrics-us-gov.com:7422")
+        c = one(doc, "nats-info", "stream.machinemetrics-us-gov.com:7422")
         assert (c["status"], c["diagnosis"]) == ("fail", "nats-session-cut") and "through the proxy" in c["evidence"]
 
     def test_proxy_tunnels_only_to_443(self, healthy_lab, tmp_path):
         healthy_lab.proxy_connect_ports((443,))
-        rc, doc = check(healthy_lab, tmp_path, proxy=healthy_lab.proxy_settings())
-        assert one_entry(doc, "tcp-connect", "api.machinemetrics.com:443")["status"] == "pass"
+        rc, doc, _ = check(healthy_lab, tmp_path, proxy=healthy_lab.proxy_settings())
+        assert one(doc, "tcp-connect", "api.machinemetrics.com:443")["status"] == "pass"
         for ip in NATS_IPS:
-            c = one_entry(doc, "tcp-connect", f"{ip}:7422")
+            c = one(doc, "tcp-connect", f"{ip}:7422")
             assert (c["status"], c["diagnosis"]) == ("fail", "proxy-denied"), c
             assert "allows CONNECT to port 443 but refuses port 7422" in c["remediation"], c["remediation"]
             assert "54.218.103.126, 52.24.16.63" in c["remediation"] and "no_proxy" in c["remediation"]
-            assert one_entry(doc, "nats-info", f"{ip}:7422")["status"] == "skip"
+            assert one(doc, "nats-info", f"{ip}:7422")["status"] == "skip"
 
     def test_proxy_auth_names_the_ports(self, healthy_lab, tmp_path):
-        rc, doc = check(healthy_lab, tmp_path, proxy=healthy_lab.proxy_settings(credentials=False))
-        c = one_entry(doc, "tcp-connect", "54.218.103.126:7422")
+        rc, doc, _ = check(healthy_lab, tmp_path, proxy=healthy_lab.proxy_settings(credentials=False))
+        c = one(doc, "tcp-connect", "54.218.103.126:7422")
         assert (c["status"], c["diagnosis"]) == ("fail", "proxy-auth-required")
         assert "CONNECT to ports 443 and 7422" in c["remediation"]
 
     def test_openvpn_blocked_while_https_works(self, healthy_lab, tmp_path):
         healthy_lab.block_openvpn()
-        rc, doc = check(healthy_lab, tmp_path)
-        assert one_entry(doc, "tls-verify", f"{CLOUDLINK}:443")["status"] == "pass"
-        assert one_entry(doc, "https-ping", f"https://{CLOUDLINK}/ping")["status"] == "pass"
-        c = one_entry(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
+        rc, doc, _ = check(healthy_lab, tmp_path)
+        assert one(doc, "tls-verify", f"{CLOUDLINK}:443")["status"] == "pass"
+        assert one(doc, "https-ping", f"https://{CLOUDLINK}/ping")["status"] == "pass"
+        c = one(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
         assert (c["status"], c["diagnosis"]) == ("fail", "openvpn-reset"), c
         assert "while HTTPS to the same host works" in c["evidence"] and "reset (RST)" in c["evidence"]
         assert "VPN-blocking" in c["remediation"] and "corporate" in c["remediation"]
@@ -364,29 +347,29 @@ class TestLab:
 
     def test_openvpn_blocked_behind_the_proxy(self, healthy_lab, tmp_path):
         healthy_lab.block_openvpn()
-        rc, doc = check(healthy_lab, tmp_path, proxy=healthy_lab.proxy_settings())
-        assert one_entry(doc, "https-ping", f"https://{CLOUDLINK}/ping")["status"] == "pass"
-        c = one_entry(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
+        rc, doc, _ = check(healthy_lab, tmp_path, proxy=healthy_lab.proxy_settings())
+        assert one(doc, "https-ping", f"https://{CLOUDLINK}/ping")["status"] == "pass"
+        c = one(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
         assert (c["status"], c["diagnosis"]) == ("fail", "openvpn-reset") and "through the proxy" in c["evidence"], c
 
     def test_openvpn_answered_by_a_tls_server(self, healthy_lab, tmp_path):
         healthy_lab.serve_from(CLOUDLINK, "cloud")  # nginx alone: TLS, no OpenVPN
-        rc, doc = check(healthy_lab, tmp_path)
-        assert one_entry(doc, "tls-verify", f"{CLOUDLINK}:443")["status"] == "pass"
-        c = one_entry(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
+        rc, doc, _ = check(healthy_lab, tmp_path)
+        assert one(doc, "tls-verify", f"{CLOUDLINK}:443")["status"] == "pass"
+        c = one(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
         assert (c["status"], c["diagnosis"]) == ("fail", "openvpn-not-openvpn") and "HTTP answer" in c["evidence"], c
 
     def test_openvpn_silently_dropped(self, healthy_lab, tmp_path):
         healthy_lab.block_openvpn("drop")
-        rc, doc = check(healthy_lab, tmp_path)
-        assert one_entry(doc, "https-ping", f"https://{CLOUDLINK}/ping")["status"] == "pass"
-        c = one_entry(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
+        rc, doc, _ = check(healthy_lab, tmp_path)
+        assert one(doc, "https-ping", f"https://{CLOUDLINK}/ping")["status"] == "pass"
+        c = one(doc, "openvpn-handshake", f"{CLOUDLINK}:443")
         assert (c["status"], c["diagnosis"]) == ("warn", "openvpn-silent"), c
         assert "tls-auth" in c["evidence"] and "tls-verify passed" in c["evidence"]
 
     def test_govcloud_cloudlink_speaks_openvpn(self, healthy_lab, tmp_path):
-        rc, doc = check(healthy_lab, tmp_path, profiles=["machinemetrics-govcloud"])
-        c = one_entry(doc, "openvpn-handshake", "cloudlink.balena.machinemetrics-us-gov.com:443")
+        rc, doc, _ = check(healthy_lab, tmp_path, profiles=["machinemetrics-govcloud"])
+        c = one(doc, "openvpn-handshake", "cloudlink.balena.machinemetrics-us-gov.com:443")
         assert c["status"] == "pass", c
 
     @pytest.mark.parametrize("profiles, verdict", [(["machinemetrics"], ("pass", "ok")),
@@ -394,14 +377,14 @@ class TestLab:
                                                     ("warn", "behind-nat"))])
     def test_behind_nat(self, healthy_lab, tmp_path, profiles, verdict):
         healthy_lab.nat("203.0.113.200")
-        rc, doc = check(healthy_lab, tmp_path, profiles=profiles)
-        c = one_entry(doc, "nat-detect", T.UPLINK_IF)
+        rc, doc, _ = check(healthy_lab, tmp_path, profiles=profiles)
+        c = one(doc, "nat-detect", T.UPLINK_IF)
         assert (c["status"], c["diagnosis"]) == verdict, c
         assert "203.0.113.200" in c["evidence"] and T.EDGE_UPLINK in c["evidence"]
         if verdict[1] == "behind-nat":
             assert "CoAP over TCP" in c["remediation"] and "dedicated tunnel" in c["remediation"]
         # Everything else still works behind the NAT.
-        assert all(x["status"] == "pass" for x in entries(doc, "nats-info"))
+        assert all(x["status"] == "pass" for x in results(doc, "nats-info"))
 
 
 @pytest.mark.lab

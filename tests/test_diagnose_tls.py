@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from installer.checks.tls import covers, fingerprint
 from installer.profiles import load_catalog, normalize_fingerprint
 from tests.lab import portal as lab_portal
 from tests.lab import topology as T
+from tests.lab.checkrun import check
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,16 +50,6 @@ print(json.dumps([{"id": r.id, "target": r.target, "status": r.status, "diagnosi
                    "facts": {k: r.facts.get(k) for k in keep if k in (r.facts or {})}}
                   for r in report.results]))
 """
-
-
-def check(lab, tmp_path, *extra, timeout_s: float = 60, **plan_changes):
-    """`edge-installer check --json` in the edge namespace: (exit code, document, wall time)."""
-    plan = lab.write_plan(tmp_path / "plan.yaml", **plan_changes)
-    t0 = time.monotonic()
-    proc = lab.edge([*CLI, "check", "--plan", str(plan), "--json", *extra], timeout=timeout_s,
-                    env={"PYTHONPATH": str(REPO)})
-    assert proc.stdout.strip(), f"no JSON on stdout; stderr:\n{proc.stderr}"
-    return proc.returncode, json.loads(proc.stdout), time.monotonic() - t0
 
 
 def with_facts(lab, tmp_path, timeout: float = 3.0, **plan_changes) -> list[dict]:

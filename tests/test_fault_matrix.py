@@ -9,30 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.lab.checkrun import check, results
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "installer"]
-
-
-def check(lab, tmp_path, *extra, timeout_s: float = 60, **plan_changes):
-    """Run the real command in the edge namespace: (exit code, JSON document, wall time)."""
-    plan = lab.write_plan(tmp_path / "plan.yaml", **plan_changes)
-    t0 = time.monotonic()
-    proc = lab.edge([*CLI, "check", "--plan", str(plan), "--json", *extra], timeout=timeout_s,
-                    env={"PYTHONPATH": str(REPO)})
-    wall = time.monotonic() - t0
-    assert proc.stdout.strip(), f"no JSON on stdout; stderr:\n{proc.stderr}"
-    return proc.returncode, json.loads(proc.stdout), wall
-
-
-def results(doc, check_id, target=None):
-    return [c for c in doc["checks"] if c["id"] == check_id and (target is None or c["target"] == target)]
 
 
 def only_problems(doc):
