@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `from tests.judges import ...`
@@ -26,12 +28,11 @@ from installer.netguard import namespace_id  # noqa: E402  (after the variable a
 os.environ.setdefault("EDGE_INSTALLER_NET_GUARD_NETNS", str(namespace_id() or ""))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(config, items):
     """The VMs of the real-box lab run one after another on one xdist worker (`--dist
     loadgroup`): two TCG guests at once would starve each other on two cores, while their
     long idle waits (boots, revert timers) overlap with the rest of the suite on the other."""
-    import pytest
-
     for item in items:
         if item.get_closest_marker("box") is not None:
             item.add_marker(pytest.mark.xdist_group("box"))

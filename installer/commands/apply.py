@@ -74,11 +74,11 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=Non
 def terminal_confirm(seconds: float, report) -> bool:
     """Ask on the terminal; revert when nobody answers 'yes' in time."""
     if report is not None:
-        from installer.checks.report import line, summary_line
+        from installer.checks.report import line, text_summary
 
         for r in report.results:
             print(line(r))
-        print(summary_line(report))
+        print(text_summary(report).lstrip("\n"))  # the verdict, then one entry per cause
     if not sys.stdin.isatty():
         print(f"No terminal to confirm on: reverting in {seconds:g} s (use --no-confirm to keep the change "
               "without asking).", flush=True)
