@@ -15,7 +15,13 @@ whole decompressed stream, keeps members in memory and never extracts anything t
 Secrets: scrypt derives a key from the passphrase, AES-256-GCM encrypts them, and the
 manifest (every member's digest, the KDF parameters, the salt and nonce) is the GCM
 associated data, so a bundle whose members were swapped after export does not decrypt.
-A bundle without secrets has checksums against damage, not a signature against tampering.
+
+Signatures: `export --sign-key KEY` adds `signature.json`, an Ed25519 signature over the exact
+bytes of manifest.json. The manifest lists every other member's size and SHA-256 and the
+secrets' state (none, omitted, encrypted with its KDF parameters), so the signature covers all
+of them; signature.json itself is never listed in the manifest. Whether a signer is trusted is
+the caller's decision (`trust_verdict`): the keys in TRUST_FILE on the box, plus any given.
+A bad signature is always refused.
 """
 
 from __future__ import annotations
@@ -45,6 +51,12 @@ MANIFEST = "manifest.json"
 PLAN_MEMBER = "plan.yaml"
 REPORT_MEMBER = "report.json"
 SECRETS_MEMBER = "secrets.enc"
+SIGNATURE_MEMBER = "signature.json"
+SIGNATURE_ALGORITHM = "ed25519"
+# What is signed: this prefix, then manifest.json's bytes (so a signature means nothing elsewhere).
+_SIGNED_PREFIX = b"edge-installer-bundle-signature-v1\n"
+TRUST_FILE = "etc/edge-installer/trusted-keys"  # under the box's root: one public key per line
+MAX_KEY_FILE_BYTES = 64 << 10
 FILES_PREFIX = "files/"
 
 # A bundle is a few KB; these caps are far above any real one and far below harm.
@@ -83,6 +95,7 @@ class LoadedBundle:
     report: dict[str, Any] | None
     manifest: dict[str, Any]
     files: list[RenderedFile] = field(default_factory=list)  # as rendered at export, secrets masked
+    signer: bytes | None = None  # the raw Ed25519 public key of a valid signature; None: unsigned
 
     @property
     def target(self) -> Target:
@@ -153,8 +166,12 @@ def merge_secrets(plan: Plan, secrets: dict[str, str]) -> Plan:
 
 def build_bundle(plan: Plan, passphrase: str | None, *, report: dict[str, Any] | None = None,
                  target: Target = Target(), created: float | None = None, version: str | None = None,
-                 scrypt_n: int = SCRYPT_N) -> bytes:
-    """The bytes of a bundle for a validated plan. passphrase None leaves the secrets out."""
+                 scrypt_n: int = SCRYPT_N, sign_key: Any = None) -> bytes:
+    """The bytes of a bundle for a validated plan. passphrase None leaves the secrets out.
+
+    sign_key (an Ed25519PrivateKey) adds signature.json over the manifest; the key itself
+    never enters the bundle, only its public half.
+    """
     created = time.time() if created is None else created
     bare, secrets = split_secrets(plan)
     members: list[tuple[str, bytes, str | None]] = [(PLAN_MEMBER, planmod.dumps(bare).encode("utf-8"), None)]
@@ -191,7 +208,10 @@ def build_bundle(plan: Plan, passphrase: str | None, *, report: dict[str, Any] |
         sealed = AESGCM(key).encrypt(nonce, payload, _associated_data(manifest))
         members.append((SECRETS_MEMBER, sealed, None))
         manifest["members"].append(_entry(SECRETS_MEMBER, sealed, None))
-    members.insert(0, (MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"), None))
+    manifest_bytes = json.dumps(manifest, indent=1).encode("utf-8")
+    if sign_key is not None:
+        members.insert(0, (SIGNATURE_MEMBER, _signature_member(sign_key, manifest_bytes), None))
+    members.insert(0, (MANIFEST, manifest_bytes, None))
     return pack(members, int(created))
 
 
@@ -204,17 +224,36 @@ def export_bundle(plan: Plan, out: str | os.PathLike[str], passphrase: str | Non
     return json.loads(read_members(data)[MANIFEST])
 
 
+_BASIC_AUTH = re.compile(r"(\bBasic\s+)([A-Za-z0-9+/_-]{4,}=*)", re.I)
+
+
+def _mask_basic(m: re.Match) -> str:
+    """`Basic <base64 of user:password>` (HTTP Basic auth) masked; other words after "Basic" kept."""
+    token = m.group(2)
+    try:
+        decoded = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_" if "-" in token or "_" in token
+                                   else None, validate=True)
+    except ValueError:
+        return m.group(0)
+    return m.group(1) + planmod.REDACTED if b":" in decoded else m.group(0)
+
+
 def redact_report(report: Any, secrets: list[str]) -> Any:
-    """The report with every secret, and any password inside a URL, masked."""
+    """The report with every secret (however short, as typed or percent-encoded), any password
+    inside a URL and any HTTP Basic credentials masked."""
     from urllib.parse import quote
 
-    forms = sorted({form for s in secrets if len(s) >= 4 for form in (s, quote(s, safe=""), quote(s))},
-                   key=len, reverse=True)
+    forms = sorted({form for s in secrets if s for form in (s, quote(s, safe=""), quote(s))}, key=len, reverse=True)
+    # One pass (a mask is never searched again); a secret under 4 characters is masked where it
+    # stands alone, so a password "ab" does not cut every word holding those letters apart.
+    pattern = re.compile("|".join(re.escape(f) if len(f) >= 4 else rf"(?<![A-Za-z0-9]){re.escape(f)}(?![A-Za-z0-9])"
+                                  for f in forms)) if forms else None
 
     def walk(value: Any) -> Any:
         if isinstance(value, str):
-            for form in forms:
-                value = value.replace(form, planmod.REDACTED)
+            if pattern is not None:
+                value = pattern.sub(planmod.REDACTED, value)
+            value = _BASIC_AUTH.sub(_mask_basic, value)
             return _URL_CREDENTIALS.sub(r"\1" + planmod.REDACTED + "@", value)
         if isinstance(value, list):
             return [walk(v) for v in value]
@@ -303,13 +342,15 @@ def _members_of(raw: BinaryIO) -> dict[str, bytes]:
     try:
         return read_archive(raw, member_ok=_member_name_ok, max_member=MAX_MEMBER_BYTES,
                             max_total=MAX_TOTAL_BYTES, max_members=MAX_MEMBERS,
-                            formats=f"{MANIFEST}, {PLAN_MEMBER}, {REPORT_MEMBER}, {SECRETS_MEMBER} and files/etc/...")
+                            formats=f"{MANIFEST}, {SIGNATURE_MEMBER}, {PLAN_MEMBER}, {REPORT_MEMBER}, "
+                                    f"{SECRETS_MEMBER} and files/etc/...")
     except ArchiveError as e:
         raise BundleError(str(e)) from None
 
 
 def _member_name_ok(name: str) -> bool:
-    return name in (MANIFEST, PLAN_MEMBER, REPORT_MEMBER, SECRETS_MEMBER) or bool(_FILE_PATH.match(name))
+    return (name in (MANIFEST, PLAN_MEMBER, REPORT_MEMBER, SECRETS_MEMBER, SIGNATURE_MEMBER)
+            or bool(_FILE_PATH.match(name)))
 
 
 def _one_line(e: BaseException) -> str:
@@ -344,11 +385,12 @@ def verify_members(members: dict[str, bytes], passphrase: str | None) -> LoadedB
     """Check members against their manifest, read the plan, decrypt the secrets; or BundleError."""
     if MANIFEST not in members:
         raise BundleError(f"has no {MANIFEST}: not an edge-installer bundle")
+    signer = _verify_signature(members)  # before anything else is believed
     manifest = _strict_json(members[MANIFEST], MANIFEST)
     _check_manifest(manifest)
     listed = {m["path"]: m for m in manifest["members"]}
     for name, data in members.items():
-        if name == MANIFEST:
+        if name in (MANIFEST, SIGNATURE_MEMBER):
             continue
         entry = listed.get(name)
         if entry is None:
@@ -391,7 +433,7 @@ def verify_members(members: dict[str, bytes], passphrase: str | None) -> LoadedB
                           "as rendered at export (secrets masked)")
              for name in listed if name.startswith(FILES_PREFIX)]
     return LoadedBundle(plan=plan, secrets_present=bool(decrypted), missing_secrets=missing, report=report,
-                        manifest=manifest, files=files)
+                        manifest=manifest, files=files, signer=signer)
 
 
 def _first(errors: list) -> str:
@@ -458,7 +500,7 @@ def _check_manifest(m: Any) -> None:
         if not isinstance(e, dict) or not {"path", "size", "sha256"} <= set(e) <= {"path", "size", "sha256", "mode"}:
             raise bad(f"members[{i}] must be {{path, size, sha256}} (and mode for files/)")
         path, size, digest = e["path"], e["size"], e["sha256"]
-        if not isinstance(path, str) or not _member_name_ok(path) or path == MANIFEST:
+        if not isinstance(path, str) or not _member_name_ok(path) or path in (MANIFEST, SIGNATURE_MEMBER):
             raise bad(f"members[{i}].path {path!r} is not a member of the bundle format")
         if path in paths:
             raise bad(f"members[{i}].path {path!r} is listed twice")
@@ -510,3 +552,210 @@ def _check_secrets_meta(s: Any, has_member: bool, bad) -> None:
             ok = False
         if not ok:
             raise bad(f"secrets.{what} must be {size} bytes in base64")
+
+
+# ---------------------------------------------------------------------------------------
+# Signatures (Ed25519) and the keys a box trusts.
+
+class KeyFileError(Exception):
+    """A key file refused: the message is one line naming the file and what would be valid."""
+
+
+def fingerprint(public_key: bytes) -> str:
+    """SHA-256 of the raw 32-byte public key, in hex groups: what a person compares."""
+    digest = hashlib.sha256(public_key).hexdigest()
+    return "SHA256:" + ":".join(digest[i:i + 4] for i in range(0, len(digest), 4))
+
+
+def public_key_line(public_key: bytes) -> str:
+    """The public key as one line of a trust file: `ed25519 BASE64  # fingerprint`."""
+    return f"{SIGNATURE_ALGORITHM} {base64.b64encode(public_key).decode()}  # {fingerprint(public_key)}"
+
+
+def parse_public_keys(text: str, source: str) -> list[bytes]:
+    """The raw public keys of a trust file (or KEY.pub): one `ed25519 BASE64` per line, '#' comments."""
+    keys = []
+    for n, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        raw = None
+        if len(words) == 2 and words[0] == SIGNATURE_ALGORITHM:
+            try:
+                raw = base64.b64decode(words[1], validate=True)
+            except ValueError:
+                raw = None
+        if raw is None or len(raw) != 32:
+            raise KeyFileError(f"{source} line {n}: is not a public key; each line holds `{SIGNATURE_ALGORITHM} "
+                            "BASE64` as `bundle keygen` writes it to KEY.pub (or a # comment)")
+        keys.append(raw)
+    return keys
+
+
+def _read_small_text(path: Path, what: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as e:
+        raise KeyFileError(f"{what}: {e.strerror}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"{what}: is larger than {MAX_KEY_FILE_BYTES} bytes; it holds public keys, one a line")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyFileError(f"{what}: is not UTF-8 text") from None
+
+
+def read_trusted_keys(root: str | os.PathLike[str] | None = None,
+                      extra: list[str] | tuple[str, ...] = ()) -> list[bytes]:
+    """The public keys the box trusts: TRUST_FILE under root (absent: none) and each extra file."""
+    keys: list[bytes] = []
+    trust_file = Path(root or "/") / TRUST_FILE
+    if trust_file.exists():
+        keys += parse_public_keys(_read_small_text(trust_file, str(trust_file)), str(trust_file))
+    for path in extra:
+        found = parse_public_keys(_read_small_text(Path(path), f"--trust-key {path}"), f"--trust-key {path}")
+        if not found:
+            raise KeyFileError(f"--trust-key {path}: holds no public key; give the KEY.pub `bundle keygen` wrote")
+        keys += found
+    return keys
+
+
+def trust_verdict(loaded: LoadedBundle, trusted: list[bytes], allow_unsigned: bool,
+                  trust_file: str = "/" + TRUST_FILE) -> tuple[str, bool]:
+    """(the line to show, whether it is a warning) for a verified bundle; BundleError when refused.
+
+    Signed by a trusted key: "Signed by <fingerprint>". Unsigned, or signed by a key not
+    trusted: refused, unless allow_unsigned, and then a WARNING line.
+    """
+    if loaded.signer is not None and loaded.signer in trusted:
+        return f"Signed by {fingerprint(loaded.signer)}", False
+    why = ("is not signed" if loaded.signer is None
+           else f"is signed by {fingerprint(loaded.signer)}, which is not a trusted key")
+    if not allow_unsigned:
+        raise BundleError(f"{why}: add the signer's public key (KEY.pub) to {trust_file} or give --trust-key "
+                          "KEY.pub; or give --allow-unsigned to use it anyway")
+    return f"WARNING: this bundle {why}; used anyway because of --allow-unsigned", True
+
+
+def generate_signing_key(out: str | os.PathLike[str]) -> bytes:
+    """Write a new Ed25519 private key to `out` (PEM, 0600) and its public key to `out`.pub; the raw public key.
+
+    Refuses to overwrite either file; each is written whole under a temporary name and then
+    linked into place, which fails rather than replace a file that appeared meanwhile.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key_path = Path(out)
+    pub_path = Path(f"{out}.pub")
+    for p in (key_path, pub_path):
+        if p.exists() or p.is_symlink():
+            raise KeyFileError(f"{p}: exists; a key is never overwritten: choose another name or move it away")
+    if not key_path.parent.is_dir():
+        raise KeyFileError(f"{key_path.parent}: is not a directory; create it first")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    _create_exclusive(key_path, pem, 0o600)
+    try:
+        _create_exclusive(pub_path, (public_key_line(raw) + "\n").encode("ascii"), 0o644)
+    except BaseException:
+        os.unlink(key_path)
+        raise
+    return raw
+
+
+def _create_exclusive(target: Path, content: bytes, mode: int) -> None:
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)  # before any byte
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise KeyFileError(f"{target}: exists; a key is never overwritten: choose another name or "
+                               "move it away") from None
+    finally:
+        os.unlink(tmp)
+
+
+def load_signing_key(path: str | os.PathLike[str]) -> Any:
+    """The Ed25519 private key in a PEM file written by `bundle keygen`; KeyFileError otherwise."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    what = f"--sign-key {path}"
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as e:
+        raise KeyFileError(f"{what}: {e.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise KeyFileError(f"{what}: is not an unencrypted PEM private key; give the KEY `bundle keygen -o KEY` "
+                        "wrote (not KEY.pub)") from None
+    except Exception:  # cryptography raises UnsupportedAlgorithm for odd keys
+        raise KeyFileError(f"{what}: is not a key this edge-installer reads; give one from `bundle keygen`") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{what}: is a {type(key).__name__.removeprefix('_')} key; bundles are signed with "
+                        "Ed25519 keys from `bundle keygen`")
+    return key
+
+
+def _raw_public(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _signature_member(key: Any, manifest_bytes: bytes) -> bytes:
+    doc = {"algorithm": SIGNATURE_ALGORITHM, "public_key": base64.b64encode(_raw_public(key)).decode(),
+           "signature": base64.b64encode(key.sign(_SIGNED_PREFIX + manifest_bytes)).decode()}
+    return json.dumps(doc, indent=1).encode("utf-8")
+
+
+def _verify_signature(members: dict[str, bytes]) -> bytes | None:
+    """The signer's raw public key when signature.json verifies over manifest.json; None when unsigned."""
+    if SIGNATURE_MEMBER not in members:
+        return None
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    doc = _strict_json(members[SIGNATURE_MEMBER], SIGNATURE_MEMBER)
+    if not isinstance(doc, dict) or set(doc) != {"algorithm", "public_key", "signature"}:
+        raise BundleError(f"{SIGNATURE_MEMBER}: must hold exactly algorithm, public_key and signature")
+    if doc["algorithm"] != SIGNATURE_ALGORITHM:
+        raise BundleError(f"{SIGNATURE_MEMBER}: algorithm must be {SIGNATURE_ALGORITHM!r}, "
+                          f"not {str(doc['algorithm'])[:40]!r}")
+    raw: dict[str, bytes] = {}
+    for name, size in (("public_key", 32), ("signature", 64)):
+        try:
+            value = base64.b64decode(doc[name], validate=True) if isinstance(doc[name], str) else b""
+        except ValueError:
+            value = b""
+        if len(value) != size:
+            raise BundleError(f"{SIGNATURE_MEMBER}: {name} must be {size} bytes in base64")
+        raw[name] = value
+    try:
+        Ed25519PublicKey.from_public_bytes(raw["public_key"]).verify(raw["signature"],
+                                                                     _SIGNED_PREFIX + members[MANIFEST])
+    except InvalidSignature:
+        raise BundleError(f"{SIGNATURE_MEMBER}: the signature does not match {MANIFEST}: the bundle was altered "
+                          "after it was signed (or damaged); refused") from None
+    return raw["public_key"]
+
+
+def printable(text: Any, limit: int = 200) -> str:
+    """Text from a bundle made safe for a terminal: control characters and escapes shown as \\xNN."""
+    from installer.discover import _printable
+
+    text = str(text)
+    return _printable(text[:limit]) + ("..." if len(text) > limit else "")

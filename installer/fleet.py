@@ -9,6 +9,11 @@ For each box, OUT/<hostname>/ holds:
 - `seed/`: a cloud-init NoCloud seed (`meta-data`, `user-data`, `network-config` version 2)
   carrying the same configuration, for provisioning engines that speak cloud-init.
 They are two ways to the same result: use one of them per box, not both.
+
+A later run replaces a box's directory whole only when it is empty or recognisably this
+command's output for that host (root/ and seed/ only, seed/ holding exactly the three seed
+files, user-data starting with the header written for that host); any other existing directory
+is refused before anything is written, so a run never deletes a folder it did not write.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ SEED_DROPINS = (dropins.RESOLVED_FILE, dropins.TIMESYNCD_FILE, dropins.PROXY_FIL
 # After cloud-init's 50-cloud-init.yaml; see seed_network.
 MACHINES_NETPLAN_FILE = "/etc/netplan/60-edge-installer-machines.yaml"
 _SEED_HEADER = "# Written by edge-installer bundle fleet; cloud-init NoCloud seed for {host}.\n"
+_SEED_FILES = {"meta-data", "user-data", "network-config"}
 
 
 class FleetError(Exception):
@@ -250,11 +256,14 @@ def write_fleet(out: Path, devices: list[Device], target: Target) -> list[Path]:
     from installer.writer import atomic_write, box_path
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FleetError([f"{out}: exists and is not a directory; give --out a directory (it is created if missing)"])
     for d in devices:  # refuse before writing anything
         final = out / d.hostname
-        if final.is_symlink() or (final.exists() and not _is_fleet_output(final)):
-            raise FleetError([f"{final}: exists and is not the output of a previous fleet run; move it away "
-                              "or choose another --out"])
+        if final.is_symlink() or (final.exists() and not _is_fleet_output(final, d.hostname)):
+            raise FleetError([f"{final}: exists and is not the output of a previous fleet run for {d.hostname} "
+                              "(root/ and seed/ with its cloud-init seed); nothing was written: move it away or "
+                              "choose another --out"])
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for d in devices:
@@ -286,5 +295,24 @@ def write_fleet(out: Path, devices: list[Device], target: Target) -> list[Path]:
     return written
 
 
-def _is_fleet_output(path: Path) -> bool:
-    return path.is_dir() and set(os.listdir(path)) <= {"root", "seed"}
+def _is_fleet_output(path: Path, hostname: str) -> bool:
+    """An empty directory, or one a previous run wrote for this host: root/ and seed/, nothing
+    else; seed/ holds exactly the three seed files, user-data starting as written for this host."""
+    try:
+        if path.is_symlink() or not path.is_dir():
+            return False
+        entries = set(os.listdir(path))
+        if not entries:
+            return True
+        root, seed = path / "root", path / "seed"
+        if (entries != {"root", "seed"} or root.is_symlink() or not root.is_dir() or seed.is_symlink()
+                or not seed.is_dir() or set(os.listdir(seed)) != _SEED_FILES):
+            return False
+        user = seed / "user-data"
+        if user.is_symlink() or not user.is_file():
+            return False
+        head = ("#cloud-config\n" + _SEED_HEADER.format(host=hostname)).encode("utf-8")
+        with open(user, "rb") as fh:
+            return fh.read(len(head)) == head
+    except OSError:
+        return False

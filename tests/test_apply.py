@@ -175,19 +175,26 @@ def test_cli_apply_a_bundle_with_set_for_the_next_box(tmp_path):
     secret.write_text("fleet passphrase 2026\n")
     bundle = tmp_path / "edge.tar.gz"
     cli = [sys.executable, "-m", "installer"]
+    key = tmp_path / "signing.key"
+    r = subprocess.run([*cli, "bundle", "keygen", "-o", str(key)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
     r = subprocess.run([*cli, "bundle", "export", str(REPO / "examples/wifi.yaml"), "-o", str(bundle),
-                        "--passphrase-file", str(secret)], capture_output=True, text=True, cwd=REPO)
+                        "--passphrase-file", str(secret), "--sign-key", str(key)], capture_output=True, text=True,
+                       cwd=REPO)
     assert r.returncode == 0, r.stderr
     root = tmp_path / "box2"
     root.mkdir()
     r = subprocess.run([*cli, "apply", str(bundle), "--passphrase-file", str(secret), "--root", str(root),
+                        "--trust-key", f"{key}.pub",
                         "--set", "hostname=edge-04", "--set", "machine_network.address=192.168.50.3/24",
                         "--no-cloud-init"], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
+    assert "Signed by SHA256:" in r.stdout + r.stderr
     assert (root / "etc/hostname").read_text() == "edge-04\n"
     netplan = (root / NETPLAN_FILE.lstrip("/")).read_text()
     assert "192.168.50.3/24" in netplan and "correct horse battery" in netplan  # the secret came back
-    r = subprocess.run([*cli, "apply", str(bundle), "--root", str(root), "--set", "nosuch.key=1"],
+    r = subprocess.run([*cli, "apply", str(bundle), "--root", str(root), "--trust-key", f"{key}.pub",
+                        "--passphrase-file", str(secret), "--set", "nosuch.key=1"],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and "nosuch" in r.stderr and "Traceback" not in r.stderr
 

@@ -118,13 +118,17 @@ def test_cli_round_trip_writes_the_plan_0600(tmp_path, capsys):
     report = {"version": 1, "summary": {"pass": 3, "warn": 0, "fail": 1, "skip": 0}, "checks": []}
     (tmp_path / "report.json").write_text(json.dumps(report))
     bundle = tmp_path / "b.tar.gz"
+    assert run_cli("bundle", "keygen", "-o", str(tmp_path / "key"), capsys=capsys)[0] == 0
     assert run_cli("bundle", "export", str(tmp_path / "plan.yaml"), "-o", str(bundle), "--passphrase-file",
-                   str(tmp_path / "pass"), "--report", str(tmp_path / "report.json"), capsys=capsys)[0] == 0
+                   str(tmp_path / "pass"), "--report", str(tmp_path / "report.json"), "--sign-key",
+                   str(tmp_path / "key"), capsys=capsys)[0] == 0
     out = tmp_path / "imported" / "plan.yaml"
     out.parent.mkdir()
     code, stdout, err = run_cli("bundle", "import", str(bundle), "--passphrase-file", str(tmp_path / "pass"),
-                                "-o", str(out), capsys=capsys)
+                                "-o", str(out), "--root", str(tmp_path), "--trust-key", str(tmp_path / "key.pub"),
+                                capsys=capsys)
     assert code == 0, err
+    assert "Signed by SHA256:" in stdout and err == ""
     assert P.load(out) == plan
     assert out.stat().st_mode & 0o777 == 0o600
     assert '"fail": 1' in stdout and "Per box, set: hostname, machine_network.address, uplink.address" in stdout
@@ -165,8 +169,10 @@ def test_no_secrets_import_reports_the_missing_secrets(tmp_path, capsys):
                                        "wifi.passphrase", "proxy.password"]
     bundle = tmp_path / "b.tar.gz"
     bundle.write_bytes(H.valid_bundle(passphrase=None))
-    code, out, err = run_cli("bundle", "import", str(bundle), "-o", str(tmp_path / "p.yaml"), capsys=capsys)
+    code, out, err = run_cli("bundle", "import", str(bundle), "-o", str(tmp_path / "p.yaml"), "--root", str(tmp_path),
+                             "--allow-unsigned", capsys=capsys)
     assert code == 0, err
+    assert err.startswith("WARNING: this bundle is not signed; used anyway because of --allow-unsigned")
     assert "Missing secrets: wifi.passphrase, proxy.password (left out at export" in out
     assert P.load(tmp_path / "p.yaml").wifi.passphrase is None
 

@@ -107,7 +107,7 @@ def fleet(tmp_path_factory):
         text, expected = devices_csv(plan)
         csv_file = base / f"{name}.csv"
         csv_file.write_text(text)
-        code = cli.main(["bundle", "fleet", str(bundle), "--devices", str(csv_file), "--out", str(out / name),
+        code = cli.main(["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(csv_file), "--out", str(out / name),
                          "--passphrase-file", str(base / "pass")])
         assert code == 0, name
         boxes += [(name, p, out / name / p.hostname) for p in expected]
@@ -278,7 +278,7 @@ def test_cli_fleet_without_passphrase_refuses_and_writes_nothing(tmp_path, capsy
     bundle = tmp_path / "b.tar.gz"
     bundle.write_bytes(H.valid_bundle())
     (tmp_path / "devices.csv").write_text("hostname,machine_network.address\nedge-02,192.168.50.3/24\n")
-    code = cli.main(["bundle", "fleet", str(bundle), "--devices", str(tmp_path / "devices.csv"),
+    code = cli.main(["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(tmp_path / "devices.csv"),
                      "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "the bundle's secrets are not available (wifi.passphrase, proxy.password)" in err
@@ -290,7 +290,7 @@ def test_a_bundle_without_secrets_needs_no_passphrase(tmp_path, capsys):
     bundle = tmp_path / "b.tar.gz"
     bundle.write_bytes(build_bundle(plan, None, target=TARGET))
     (tmp_path / "devices.csv").write_text("\ufeffhostname,machine_network.address\r\nedge-02,192.168.50.3/24\r\n")
-    code = cli.main(["bundle", "fleet", str(bundle), "--devices", str(tmp_path / "devices.csv"),
+    code = cli.main(["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(tmp_path / "devices.csv"),
                      "--out", str(tmp_path / "out"), "--cloud-init"])
     assert code == 0, capsys.readouterr().err
     box = tmp_path / "out/edge-02"
@@ -307,7 +307,7 @@ def test_rerun_replaces_a_box_whole_and_refuses_foreign_directories(tmp_path, ca
     (tmp_path / "pass").write_text(H.PASSPHRASE)
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text("hostname,uplink.address\nedge-02,10.20.0.16/24\n")
-    argv = ["bundle", "fleet", str(bundle), "--devices", str(csv_file), "--out", str(tmp_path / "out"),
+    argv = ["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(csv_file), "--out", str(tmp_path / "out"),
             "--passphrase-file", str(tmp_path / "pass")]
     assert cli.main(argv) == 0
     stale = tmp_path / "out/edge-02/root/etc/stale.conf"

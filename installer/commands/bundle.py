@@ -1,8 +1,13 @@
 """`edge-installer bundle export|import|fleet`: carry one box's answers to the next boxes.
 
-    bundle export PLAN -o FILE [--passphrase-file F | --no-secrets] [--report REPORT.json]
-    bundle import FILE [--passphrase-file F] [-o PLAN]
-    bundle fleet BUNDLE --devices devices.csv --out DIR [--passphrase-file F]
+    bundle keygen -o KEY                  (KEY: Ed25519 private key, KEY.pub: its public key)
+    bundle export PLAN -o FILE [--passphrase-file F | --no-secrets] [--report REPORT.json] [--sign-key KEY]
+    bundle import FILE [--passphrase-file F] [-o PLAN] [TRUST]
+    bundle fleet BUNDLE --devices devices.csv --out DIR [--passphrase-file F] [TRUST]
+
+TRUST: [--root DIR] [--trust-key KEY.pub ...] [--allow-unsigned]. A bundle is used when signed
+by a key in DIR/etc/edge-installer/trusted-keys or a --trust-key; otherwise only with
+--allow-unsigned, which prints a WARNING. A bad signature is always refused.
 
 A refused bundle, plan or CSV exits 2 with one line per problem, never a traceback.
 """
@@ -10,6 +15,7 @@ A refused bundle, plan or CSV exits 2 with one line per problem, never a traceba
 from __future__ import annotations
 
 import argparse
+import errno
 import dataclasses
 import json
 from pathlib import Path
@@ -39,8 +45,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--passphrase-file", metavar="F", help="encrypt the secrets with the passphrase in F (first line)")
     how.add_argument("--no-secrets", action="store_true", help="leave the secrets out (each box then asks for them)")
     e.add_argument("--report", metavar="REPORT.json", help="the last `check --json` result, carried along")
+    e.add_argument("--sign-key", metavar="KEY", help="sign the bundle with this private key (from `bundle keygen`)")
     add_target_arguments(e)
     e.set_defaults(run=run_export)
+
+    k = actions.add_parser("keygen", help="create an Ed25519 key pair to sign bundles with",
+                           description="Write a new private key to KEY (PEM, mode 0600; never overwritten) and "
+                                       "its public key to KEY.pub, and print the public key and its fingerprint. "
+                                       "Add KEY.pub's line to /etc/edge-installer/trusted-keys on the boxes.")
+    k.add_argument("-o", "--output", required=True, metavar="KEY", help="the private key file to create")
+    k.set_defaults(run=run_keygen)
 
     i = actions.add_parser("import", help="verify a bundle and write (or show) its plan",
                            description="Verify a bundle (format, checksums, member paths and sizes), decrypt its "
@@ -48,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.add_argument("bundle", metavar="FILE", help="the bundle file")
     i.add_argument("--passphrase-file", metavar="F", help="the passphrase the secrets were encrypted with")
     i.add_argument("-o", "--output", metavar="PLAN", help="write the plan here (mode 0600)")
+    add_trust_arguments(i)
     i.set_defaults(run=run_import)
 
     f = actions.add_parser("fleet", help="render every box of devices.csv from a bundle, with cloud-init seeds",
@@ -66,15 +81,65 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="NetworkManager is (or is not) the boxes' stack in charge (default: the bundle's)")
     f.add_argument("--cloud-init", action=argparse.BooleanOptionalAction, default=None,
                    help="cloud-init is (or is not) installed on the boxes (default: the bundle's)")
+    add_trust_arguments(f)
     f.set_defaults(run=run_fleet)
+
+
+def add_trust_arguments(p: argparse.ArgumentParser, *, root: bool = True) -> None:
+    """--trust-key, --allow-unsigned (and --root, where the command has none of its own)."""
+    if root:
+        p.add_argument("--root", metavar="DIR",
+                       help="read the trusted keys from DIR/etc/edge-installer/trusted-keys (default: /)")
+    p.add_argument("--trust-key", dest="trust_keys", action="append", default=[], metavar="KEY.pub",
+                   help="also trust the public key(s) in this file (repeatable)")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="use a bundle that is unsigned or signed by an untrusted key (prints a WARNING)")
+
+
+def check_trust(loaded, source: str, root: str | None, trust_keys: list[str], allow_unsigned: bool) -> None:
+    """Refuse (UsageError) a bundle not signed by a trusted key, unless allowed; say who signed it."""
+    import sys
+
+    from installer.bundle import TRUST_FILE, BundleError, KeyFileError, read_trusted_keys, trust_verdict
+
+    try:
+        line, warning = trust_verdict(loaded, read_trusted_keys(root, trust_keys), allow_unsigned,
+                                      str(Path(root or "/") / TRUST_FILE))
+    except KeyFileError as e:
+        raise UsageError(str(e)) from None
+    except BundleError as e:
+        raise UsageError(f"{source}: refused: {e}") from None
+    print(line, file=sys.stderr if warning else sys.stdout, flush=True)
+
+
+def refuse_same_file(output: str, flag: str, inputs: dict[str, str | None]) -> None:
+    """Refuse, before writing anything, an output that is one of the inputs (also via links or ..)."""
+    import os
+
+    out = Path(output)
+    for what, path in inputs.items():
+        if not path:
+            continue
+        same = out.resolve() == Path(path).resolve()
+        if not same and out.exists() and Path(path).exists():
+            try:
+                same = os.path.samefile(out, path)
+            except OSError:
+                same = False
+        if same:
+            raise UsageError(f"{flag} {output}: is the same file as {what} {path}; write to another file")
 
 
 def read_passphrase(path: str, *, for_export: bool = False) -> str:
     """The passphrase in a file: its first line, without the line break."""
+    from installer.yamlfile import read_regular
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_PASSPHRASE_FILE + 1)
+        data = read_regular(path, MAX_PASSPHRASE_FILE)  # a FIFO or a device is refused, never waited on
     except OSError as e:
+        if e.errno == errno.EFBIG:
+            raise UsageError(f"--passphrase-file {path}: is larger than {MAX_PASSPHRASE_FILE} bytes; it holds "
+                             "one line") from None
         raise UsageError(f"--passphrase-file {path}: {e.strerror}") from None
     if len(data) > MAX_PASSPHRASE_FILE:
         raise UsageError(f"--passphrase-file {path}: is larger than {MAX_PASSPHRASE_FILE} bytes; it holds one line")
@@ -111,9 +176,27 @@ def _read_report(path: str) -> dict:
     return report
 
 
-def run_export(args: argparse.Namespace) -> int:
-    from installer.bundle import export_bundle, split_secrets
+def run_keygen(args: argparse.Namespace) -> int:
+    from installer.bundle import KeyFileError, fingerprint, generate_signing_key, public_key_line
 
+    try:
+        raw = generate_signing_key(args.output)
+    except KeyFileError as e:
+        raise UsageError(str(e)) from None
+    print(f"Private key written to {args.output} (mode 0600): keep it off the boxes, never share it")
+    print(f"Public key written to {args.output}.pub:")
+    print(f"  {public_key_line(raw)}")
+    print(f"Fingerprint: {fingerprint(raw)}")
+    print("Trust it on a box: add that line to /etc/edge-installer/trusted-keys (or give --trust-key "
+          f"{args.output}.pub)")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from installer.bundle import KeyFileError, export_bundle, fingerprint, load_signing_key, split_secrets, _raw_public
+
+    refuse_same_file(args.output, "-o", {"PLAN": args.plan, "--report": args.report,
+                                         "--passphrase-file": args.passphrase_file, "--sign-key": args.sign_key})
     plan = load_valid_plan(args.plan)
     secrets = list(split_secrets(plan)[1])
     if secrets and not (args.passphrase_file or args.no_secrets):
@@ -121,8 +204,13 @@ def run_export(args: argparse.Namespace) -> int:
                          "bundle, or --no-secrets to leave them out")
     passphrase = read_passphrase(args.passphrase_file, for_export=True) if args.passphrase_file else None
     report = _read_report(args.report) if args.report else None
+    try:
+        key = load_signing_key(args.sign_key) if args.sign_key else None
+    except KeyFileError as e:
+        raise UsageError(str(e)) from None
     target = detect_target(Path("/"), args)
-    manifest = export_bundle(plan, args.output, None if args.no_secrets else passphrase, report=report, target=target)
+    manifest = export_bundle(plan, args.output, None if args.no_secrets else passphrase, report=report, target=target,
+                             sign_key=key)
     state = manifest["secrets"]["state"]
     print(f"{args.output}: bundle of {args.plan} ({plan.topology} topology), rendered for "
           f"{describe_target(plan, target)}")
@@ -132,6 +220,10 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"Secrets encrypted with the passphrase: {', '.join(manifest['secrets']['fields'])}")
     elif state == "omitted":
         print(f"Secrets left out: {', '.join(manifest['secrets']['fields'])} (each box asks for them)")
+    if key is not None:
+        print(f"Signed by {fingerprint(_raw_public(key))}")
+    else:
+        print("Not signed: boxes refuse it unless given --allow-unsigned (sign with --sign-key KEY)")
     return 0
 
 
@@ -141,19 +233,26 @@ def _load(args: argparse.Namespace):
 
     passphrase = read_passphrase(args.passphrase_file) if args.passphrase_file else None
     try:
-        return load_bundle(args.bundle, passphrase), passphrase
+        loaded = load_bundle(args.bundle, passphrase)
     except BundleError as e:
         raise UsageError(f"{args.bundle}: refused: {e}") from None
+    check_trust(loaded, args.bundle, args.root, args.trust_keys, args.allow_unsigned)
+    return loaded, passphrase
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from installer.bundle import printable
     from installer.writer import atomic_write
 
+    if args.output:
+        refuse_same_file(args.output, "-o", {"the bundle": args.bundle, "--passphrase-file": args.passphrase_file})
     loaded, passphrase = _load(args)
     m = loaded.manifest
     plan = loaded.plan
-    print(f"{args.bundle}: bundle format {m['format_version']}, created {m['created']} by edge-installer "
-          f"{m['edge_installer_version']}; {plan.topology} topology, host {plan.hostname or '(none)'}")
+    # The manifest's text is the bundle's, not ours: shown escaped, never obeyed by the terminal.
+    print(f"{args.bundle}: bundle format {m['format_version']}, created {printable(m['created'])} by edge-installer "
+          f"{printable(m['edge_installer_version'])}; {plan.topology} topology, "
+          f"host {printable(plan.hostname or '(none)')}")
     if loaded.report is not None:
         summary = loaded.report.get("summary")
         print(f"Check report: {json.dumps(summary) if isinstance(summary, dict) else 'included'}")
@@ -162,7 +261,7 @@ def run_import(args: argparse.Namespace) -> int:
     if loaded.missing_secrets:
         print(f"Missing secrets: {', '.join(loaded.missing_secrets)} "
               f"({'give --passphrase-file' if m['secrets']['state'] == 'encrypted' else 'left out at export'}; "
-              "set them with --set or in the wizard)")
+              "give them to apply with --set-file KEY=FILE, or --set KEY to be asked, or in the wizard)")
     print(f"Per box, set: {', '.join(loaded.per_box_fields())}")
     if args.output:
         atomic_write(Path(args.output), planmod.dumps(plan).encode("utf-8"), 0o600)
