@@ -53,6 +53,27 @@ class ApplyResult:
         return self.confirmed and not self.rolled_back
 
 
+# Every command apply may run (stack_commands picks from these, the host name aside) and, for a
+# change undone later, every command that applies restored files again (reapply_commands).
+# Commands recorded in a backup set are data on disk: only these are ever run from there.
+NM_RESTART = ["systemctl", "try-reload-or-restart", "NetworkManager.service"]
+NETPLAN_APPLY = ["netplan", "apply"]
+NM_RELOAD = ["nmcli", "connection", "reload"]
+NM_UP_MACHINES = ["nmcli", "connection", "up", CONN_MACHINES]
+NM_UP_UPLINK = ["nmcli", "connection", "up", CONN_UPLINK]
+SYSCTL_RELOAD = ["sysctl", "--system"]
+RESOLVED_RESTART = ["systemctl", "restart", "systemd-resolved"]
+TIMESYNCD_RESTART = ["systemctl", "restart", "systemd-timesyncd"]
+CHRONY_RESTART = ["systemctl", "restart", "chrony"]
+DAEMON_RELOAD = ["systemctl", "daemon-reload"]
+DAEMON_REEXEC = ["systemctl", "daemon-reexec"]
+HOSTNAME_FROM_FILE = ["hostname", "-F", "/etc/hostname"]
+STACK_COMMANDS = (NM_RESTART, NETPLAN_APPLY, NM_RELOAD, NM_UP_MACHINES, NM_UP_UPLINK, SYSCTL_RELOAD,
+                  RESOLVED_RESTART, TIMESYNCD_RESTART, CHRONY_RESTART, DAEMON_RELOAD, DAEMON_REEXEC)
+REAPPLY_COMMANDS = tuple(c for c in STACK_COMMANDS if c[:3] != ["nmcli", "connection", "up"]) + (
+    HOSTNAME_FROM_FILE,)
+
+
 def stack_commands(plan: Plan, target: Target, written: list[str]) -> list[list[str]]:
     """The stack's own commands that make the written (or moved-aside) files take effect, in
     order, and only those of software the box runs (`target`)."""
@@ -60,29 +81,29 @@ def stack_commands(plan: Plan, target: Target, written: list[str]) -> list[list[
     if NM_UNMANAGED_FILE in written:
         # First: NetworkManager, where it runs, lets go of networkd's ports before networkd
         # configures them (where it does not run, it reads the file when it starts).
-        commands.append(["systemctl", "try-reload-or-restart", "NetworkManager.service"])
+        commands.append(list(NM_RESTART))
     if plan.renderer == "networkmanager":
         if target.netplan_installed is not False and any(p.startswith("/etc/netplan/") for p in written):
             # netplan files moved aside: networkd forgets the ports NetworkManager takes now.
-            commands.append(["netplan", "apply"])
-        commands.append(["nmcli", "connection", "reload"])
+            commands.append(list(NETPLAN_APPLY))
+        commands.append(list(NM_RELOAD))
         if plan.machine_network is not None:
-            commands.append(["nmcli", "connection", "up", CONN_MACHINES])  # a bridge brings its ports up
-        commands.append(["nmcli", "connection", "up", CONN_UPLINK])
+            commands.append(list(NM_UP_MACHINES))  # a bridge brings its ports up
+        commands.append(list(NM_UP_UPLINK))
     else:
-        commands.append(["netplan", "apply"])
+        commands.append(list(NETPLAN_APPLY))
     if SYSCTL_FILE in written:
-        commands.append(["sysctl", "--system"])
+        commands.append(list(SYSCTL_RELOAD))
     if RESOLVED_FILE in written and target.resolved:
-        commands.append(["systemctl", "restart", "systemd-resolved"])
+        commands.append(list(RESOLVED_RESTART))
     if TIMESYNCD_FILE in written and target.time_daemon == "timesyncd":
-        commands.append(["systemctl", "restart", "systemd-timesyncd"])
+        commands.append(list(TIMESYNCD_RESTART))
     if CHRONY_FILE in written and target.time_daemon == "chrony":
-        commands.append(["systemctl", "restart", "chrony"])
+        commands.append(list(CHRONY_RESTART))
     if PROXY_FILE in written or PROXY_ENV_FILE in written:
-        commands.append(["systemctl", "daemon-reload"])  # services started from now on get the proxy
+        commands.append(list(DAEMON_RELOAD))  # services started from now on get the proxy
     if LEGACY_PROXY_FILE in written:
-        commands.append(["systemctl", "daemon-reexec"])  # the manager drops the old DefaultEnvironment
+        commands.append(list(DAEMON_REEXEC))  # the manager drops the old DefaultEnvironment
     if "/etc/hostname" in written and plan.hostname:
         commands.append(["hostname", plan.hostname])
     return commands
@@ -253,8 +274,15 @@ def undo_unconfirmed(system: System, reapply: bool = True) -> list[tuple[str, li
     """Put back the files of every change applied and never confirmed whose process is gone
     and, with `reapply` (a running box; not at boot, before the network starts), apply them
     again. Per change: what was done, in words, and the commands run."""
-    return [(line, [system.run(argv) for argv in reapply_commands(commands)] if reapply else [])
-            for line, commands in revert_unconfirmed(system.root)]
+    done = []
+    for line, commands in revert_unconfirmed(system.root):
+        again = reapply_commands(commands)
+        known = [argv for argv in again if argv in REAPPLY_COMMANDS]
+        if len(known) != len(again):
+            line += (f"; {len(again) - len(known)} command(s) recorded in its backup set are not ones "
+                     "edge-installer runs and were refused")
+        done.append((line, [system.run(argv) for argv in known] if reapply else []))
+    return done
 
 
 def reapply_commands(commands: list[list[str]]) -> list[list[str]]:
@@ -265,7 +293,7 @@ def reapply_commands(commands: list[list[str]]) -> list[list[str]]:
     for argv in commands:
         if argv[:3] == ["nmcli", "connection", "up"]:
             continue
-        again.append(["hostname", "-F", "/etc/hostname"] if argv[:1] == ["hostname"] else argv)
+        again.append(list(HOSTNAME_FROM_FILE) if argv[:1] == ["hostname"] else argv)
     return again
 
 

@@ -75,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, OSError) and e.filename:
             print(f"edge-installer: {e.filename}: {e.strerror}", file=sys.stderr)
             return 1
+        if isinstance(e, OSError) and not os.environ.get("EDGE_INSTALLER_DEBUG"):
+            # A full disk or a failing device is not a bug: say what the system said.
+            print(f"edge-installer: {(e.strerror or str(e)).lower()}", file=sys.stderr)
+            return 1
         if os.environ.get("EDGE_INSTALLER_DEBUG"):
             raise
         print(f"edge-installer: internal error: {type(e).__name__}: {e} "

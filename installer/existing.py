@@ -18,8 +18,16 @@ import yaml
 
 from installer.plan import Plan
 from installer.render import KEYFILE_DIR, NETPLAN_FILE, RenderedFile
+from installer.yamlfile import read_regular
 
 NETPLAN_DIRS = ("/etc/netplan", "/run/netplan")
+# Configuration files on the box are a few KB; anything past this is not read (nor a FIFO or a
+# device found where a file should be: read_regular refuses them without blocking).
+MAX_CONFIG_BYTES = 1_000_000
+
+
+def _read_config(f: Path) -> str:
+    return read_regular(f, MAX_CONFIG_BYTES).decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ def find_conflicts(root: Path, plan: Plan, ours: list[RenderedFile]) -> list[Con
     ifupdown = root / "etc/network/interfaces"
     if ifupdown.is_file():
         try:
-            text = ifupdown.read_text(errors="replace")
+            text = _read_config(ifupdown)
         except OSError:
             text = ""
         clash = sorted(n for n in names if re.search(rf"^\s*(iface|auto|allow-hotplug)\s+.*\b{re.escape(n)}\b",
@@ -97,9 +105,12 @@ def find_conflicts(root: Path, plan: Plan, ours: list[RenderedFile]) -> list[Con
 
 def _netplan_detail(f: Path) -> str:
     try:
-        text = f.read_text(errors="replace")
+        text = _read_config(f)
+    except OSError as e:
+        return f" (it was not read: {e.strerror})"
+    try:
         data = yaml.safe_load(text[:200_000])
-    except (OSError, yaml.YAMLError):
+    except yaml.YAMLError:
         return " (it cannot be read as YAML)"
     names: set[str] = set()
     network = data.get("network") if isinstance(data, dict) else None
@@ -118,7 +129,7 @@ def _keyfile_binding(f: Path) -> str | None:
     """The interface a keyfile binds ('' = any device of its type), or None if irrelevant."""
     cp = configparser.RawConfigParser(strict=False, interpolation=None)
     try:
-        cp.read_string(f.read_text(errors="replace"))
+        cp.read_string(_read_config(f))
     except (configparser.Error, OSError):
         return None
     if not cp.has_section("connection"):

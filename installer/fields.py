@@ -148,6 +148,9 @@ def check_proxy_url(value: str | None) -> str | None:
     """A proxy URL with scheme http or https, a host and a port, and no credentials in it."""
     if not value:
         return "required: the proxy URL with scheme, host and port, e.g. http://proxy.plant.local:3128"
+    if "@" in value:
+        # user:password@ in the URL: never repeat the URL, the password would be shown.
+        return "put the user name and password in proxy.username and proxy.password, not in the URL"
     if "://" not in value:
         return f"add the scheme, e.g. http://{value}" + ("" if ":" in value else ":3128")
     try:
@@ -175,8 +178,29 @@ def check_apn(value: str | None) -> str | None:
     """An access point name: letters, digits, dots and hyphens, up to 100 characters."""
     if not value:
         return "required: the APN your cellular provider gives, e.g. internet"
-    if not _APN.match(value):
+    if not _APN.fullmatch(value):
         return f"{value!r} is not an APN: letters, digits, '.' and '-' (up to 100), e.g. internet"
+    return None
+
+
+# What the modem stacks keep whole: NetworkManager and netplan cut a value at a NUL, and
+# ModemManager passes these to the modem as one line.
+MAX_APN_CREDENTIAL = 64
+
+
+def check_apn_credential(value: str | None, what: str, *, secret: bool = False) -> str | None:
+    """The cellular user name or password: 1-64 printable characters, no NUL, line break or
+    other control character. A secret's value is never repeated."""
+    if value is None:
+        return None
+    shown = "" if secret else f"{value!r} "
+    if value == "":
+        return f"is empty; give the {what} your provider gives, or remove the key"
+    if len(value) > MAX_APN_CREDENTIAL:
+        return f"is {len(value)} characters; the {what} has 1-{MAX_APN_CREDENTIAL} characters"
+    if not value.isprintable():
+        return (f"{shown}has a NUL, line break or other control character; the {what} is 1-{MAX_APN_CREDENTIAL} "
+                "printable characters")
     return None
 
 

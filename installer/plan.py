@@ -12,12 +12,13 @@ Loading never raises anything but `PlanError`, whose lines each name a key (``up
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from installer.yamlfile import YamlProblem, dump, load_strict
+from installer.yamlfile import YamlProblem, dump, load_strict, read_regular
 
 FORMAT_VERSION = 1
 MAX_PLAN_BYTES = 1_000_000  # a plan is a few KB; anything this large is not a plan
@@ -245,13 +246,16 @@ def load(path: str | os.PathLike[str]) -> Plan:
     """Read a plan file, or raise PlanError naming the file."""
     p = Path(path)
     try:
-        with open(p, "rb") as f:
-            data = f.read(MAX_PLAN_BYTES + 1)
-    except IsADirectoryError:
-        raise PlanError(str(p), [FieldError("", "is a directory; give the path of a plan file (YAML)")]) from None
-    except FileNotFoundError:
-        raise PlanError(str(p), [FieldError("", "does not exist")]) from None
+        # A FIFO, a device or a link to /dev/zero is refused, never waited on or read forever.
+        data = read_regular(p, MAX_PLAN_BYTES)
     except OSError as e:
+        if e.errno == errno.EISDIR:
+            raise PlanError(str(p), [FieldError("", "is a directory; give the path of a plan file (YAML)")]) from None
+        if e.errno == errno.ENOENT:
+            raise PlanError(str(p), [FieldError("", "does not exist")]) from None
+        if e.errno == errno.EFBIG:
+            raise PlanError(str(p), [FieldError("", f"is larger than {MAX_PLAN_BYTES} bytes, the most a plan may "
+                                                    "be")]) from None
         raise PlanError(str(p), [FieldError("", f"cannot be read: {e.strerror}")]) from None
     return loads(data, str(p))
 

@@ -17,17 +17,32 @@ _Parser = Callable[[Any, str, list[FieldError]], Any]
 _INVALID = object()
 
 
-def _text(optional: bool = True) -> _Parser:
+def _text(optional: bool = True, secret: bool = False) -> _Parser:
     def parse(value: Any, path: str, errors: list[FieldError]) -> Any:
         if value is None and optional:
             return None
         if isinstance(value, str):
             return value
         hint = " (put it in quotes)" if isinstance(value, (int, float, bool)) else ""
-        errors.append(FieldError(path, f"must be text{hint}, got {describe(value)}"))
+        # A secret's value is never repeated (a numeric password would be shown): its kind only.
+        got = _kind(value) if secret else describe(value)
+        errors.append(FieldError(path, f"must be text{hint}, got {got}"))
         return _INVALID
 
     return parse
+
+
+def _kind(value: Any) -> str:
+    """What a value is, without the value: for secrets."""
+    if isinstance(value, bool):
+        return "a yes/no value"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a value of another kind"
 
 
 def _boolean(value: Any, path: str, errors: list[FieldError]) -> Any:
@@ -182,12 +197,12 @@ def _version(value: Any, path: str, errors: list[FieldError]) -> Any:
 
 _MACHINE_NETWORK = {"interfaces": _text_list, "address": _text()}
 _UPLINK = {"interface": _text(), "ipv4": _text(), "address": _text(), "gateway": _text()}
-_WIFI = {"ssid": _text(), "security": _text(), "passphrase": _text(), "hidden": _boolean}
-_CELLULAR = {"apn": _text(), "username": _text(), "password": _text(),
+_WIFI = {"ssid": _text(), "security": _text(), "passphrase": _text(secret=True), "hidden": _boolean}
+_CELLULAR = {"apn": _text(), "username": _text(), "password": _text(secret=True),
              "acknowledge_unsupported": _boolean, "data_cap_mb": _integer(optional=True)}
 _DNS = {"mode": _text(), "servers": _text_list}
 _NTP = {"mode": _text(), "servers": _text_list}
-_PROXY = {"url": _text(), "username": _text(), "password": _text(), "no_proxy": _text_list}
+_PROXY = {"url": _text(), "username": _text(), "password": _text(secret=True), "no_proxy": _text_list}
 _TLS = {"extra_ca_file": _text()}
 _MACHINE = {"name": _text(), "address": _text(), "controller": _text()}
 

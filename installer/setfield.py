@@ -46,6 +46,70 @@ class _BadKey(_Bad):
     """The key itself is wrong (unknown field, bad index), whatever the value."""
 
 
+# A secret's file holds one value: a passphrase, a password (WPA: 63 characters at most).
+MAX_SECRET_FILE = 4096
+
+
+def secret_key(key: str) -> bool:
+    """True when KEY names a secret field (wifi.passphrase, proxy.password, ...): its value is
+    never taken on the command line, where `ps` and the shell history would keep it."""
+    return key.strip() in planmod.SECRET_FIELDS
+
+
+def secret_refusals(sets: Iterable[str]) -> list[FieldError]:
+    """One error per `--set KEY=VALUE` of a secret field, saying how to give it instead.
+    The value itself is never repeated."""
+    errors = []
+    for item in sets:
+        key, sep, _ = item.partition("=")
+        if sep and secret_key(key):
+            key = key.strip()
+            errors.append(FieldError(key, f"is a secret and is not taken on the command line (ps and the shell "
+                                          f"history would keep it); give --set-file {key}=FILE (the value on its "
+                                          f"first line, the file mode 0600), or --set {key} alone to be asked "
+                                          "at the terminal"))
+    return errors
+
+
+def read_secret_file(key: str, path: str) -> str:
+    """The secret in FILE for `--set-file KEY=FILE`: a regular file, read bounded, its trailing
+    line break removed. Raises SetError naming the key and the file, never the value."""
+    import os
+    import stat
+
+    def bad(message: str) -> SetError:
+        return SetError([FieldError(key, f"--set-file {path}: {message}")])
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as e:
+        raise bad(e.strerror or "cannot be read") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise bad("is not a regular file (a FIFO, device or directory); write the secret to a file")
+        if st.st_size > MAX_SECRET_FILE:
+            raise bad(f"is larger than {MAX_SECRET_FILE} bytes; it holds one secret on one line")
+        data = os.read(fd, MAX_SECRET_FILE + 1)
+    except OSError as e:
+        raise bad(e.strerror or "cannot be read") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SECRET_FILE:
+        raise bad(f"is larger than {MAX_SECRET_FILE} bytes; it holds one secret on one line")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad("is not UTF-8 text") from None
+    if text.endswith("\n"):
+        text = text[:-1].removesuffix("\r")
+    if not text:
+        raise bad("is empty; write the secret on its first line")
+    if "\n" in text:
+        raise bad("holds more than one line; a secret is one line")
+    return text
+
+
 def settable_keys() -> list[str]:
     """Every key `--set` takes (list items and machines by index), for help and error hints."""
     keys = list(_TOP_TEXT) + ["profiles"]

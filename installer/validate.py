@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from installer import plan as planmod
-from installer.fields import (check_apn, check_host_address, check_host_or_ip, check_hostname, check_ifname,
-                              check_interface_address, check_passphrase, check_proxy_url, check_ssid)
+from installer.fields import (check_apn, check_apn_credential, check_host_address, check_host_or_ip,
+                              check_hostname, check_ifname, check_interface_address, check_passphrase,
+                              check_proxy_url, check_ssid)
 from installer.plan import FieldError, Plan
 
 IPv4Interface = ipaddress.IPv4Interface
@@ -245,6 +246,8 @@ def _cellular(plan: Plan, topo: str | None, ctx: Context, err) -> None:
             "must be true: cellular is 'use at your own risk' and not supported by MachineMetrics "
             "(seed 000, Option 5); set it to true only once the plant accepts that")
     err("cellular.apn", check_apn(c.apn))
+    err("cellular.username", check_apn_credential(c.username, "user name"))
+    err("cellular.password", check_apn_credential(c.password, "password", secret=True))
     if c.password is not None and c.username is None:
         err("cellular.username", "a password needs its user name; give both or neither")
     if c.data_cap_mb is not None and c.data_cap_mb <= 0:

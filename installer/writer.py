@@ -7,10 +7,20 @@ Each write run is a transaction with a backup set under
 replaced or moved aside, and a manifest (the journal) saying what it does and how far it
 got. A rollback restores the old state byte for byte; `recover()` finishes or discards a
 run that was killed, so the box is left with the old files or the new ones, never a mix.
+A file that cannot be put in place after the commit point (an immutable file, a directory
+or a bind mount in its way) undoes the run: all the old files again, or, when even that is
+blocked, one line naming the file and why, for `recover` to finish once it is fixed.
+
+A manifest is data on disk: its paths are confined to the root (no `..`, no absolute path,
+no symbolic link out, staged files only next to their targets), kept copies are never read
+through a link, and reads are bounded and refuse FIFOs and devices. Directories are created
+with explicit modes whatever the umask (0755, backups 0700). OS errors (a full disk) raise
+WriteError naming the file and the error.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -22,13 +32,23 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from installer.render import RenderedFile
+from installer.yamlfile import read_regular
 
 BACKUP_DIR = "/var/lib/edge-installer/backups"
 MANIFEST = "manifest.json"
+# Directories are created with these modes whatever the umask: the configuration directories
+# readable by all (the stacks run as other users too), the backup sets (old secrets) private.
+DIR_MODE = 0o755
+PRIVATE_DIR_MODE = 0o700
+# Reads of files we replace or keep are bounded: configuration files are a few KB.
+MAX_FILE_BYTES = 16_000_000
+MAX_MANIFEST_BYTES = 4_000_000
+ACTIONS = ("created", "replaced", "moved")
 
 
-class WriteError(Exception):
-    """A write that could not be done; the message names the file and the reason."""
+class WriteError(OSError):
+    """A write that could not be done; the message names the file and the reason. An OSError,
+    so that code which copes with a failed write (a full disk) copes with this one too."""
 
 
 @dataclass
@@ -71,15 +91,56 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write(target: Path, content: bytes, mode: int) -> None:
-    """Write bytes to target so that readers see the old file or the new one, never a mix."""
+def os_problem(e: OSError, path: Path | str, doing: str = "writing") -> str:
+    """One line for an OSError: the file and the error, e.g. `/etc/netplan/x.yaml: no space
+    left on device writing it (free some space ...)`."""
+    reason = (e.strerror or str(e)).lower() if not isinstance(e, WriteError) else str(e)
+    hint = ""
+    if e.errno == errno.ENOSPC:
+        hint = " (free some space on that filesystem and run again)"
+    elif e.errno in (errno.EROFS,):
+        hint = " (the filesystem is mounted read-only)"
+    elif e.errno in (errno.EPERM, errno.EACCES):
+        hint = " (check its permissions and attributes, e.g. lsattr: an immutable file cannot be replaced)"
+    return f"{_shown(path)}: {reason} {doing} it{hint}"
+
+
+def make_dirs(directory: Path, mode: int = DIR_MODE) -> None:
+    """Create directory and its missing parents, each with exactly `mode` whatever the umask
+    (directories that already exist keep theirs)."""
+    missing = []
+    probe = Path(directory)
+    while not os.path.lexists(probe) and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(probe))
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+            continue
+        os.chmod(d, mode)  # mkdir's mode is masked by the umask; this one is not
+
+
+def atomic_write(target: Path, content: bytes, mode: int, dir_mode: int = DIR_MODE) -> None:
+    """Write bytes to target so that readers see the old file or the new one, never a mix.
+    Missing directories are created with `dir_mode`. An OS error (a full disk, a read-only
+    filesystem) raises WriteError naming the file and the error."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(target.parent, dir_mode)
     except (FileExistsError, NotADirectoryError):
         blocker = next((p for p in [target.parent, *target.parent.parents] if p.exists() and not p.is_dir()),
                        target.parent)
         raise WriteError(f"{blocker}: is a file where a directory must be; move it away first") from None
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise WriteError(os_problem(e, target.parent, "creating")) from None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise WriteError(os_problem(e, target)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)  # before any byte: a secret is never readable by others
@@ -87,11 +148,13 @@ def atomic_write(target: Path, content: bytes, mode: int) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):
+            raise WriteError(os_problem(e, target)) from None
         raise
     _fsync_dir(target.parent)
 
@@ -150,7 +213,7 @@ def write_files(root: Path, files: Iterable[RenderedFile], move_aside: Iterable[
         if t.is_symlink() or (t.exists() and not t.is_file()):
             raise WriteError(f"{f.path}: exists and is not a regular file; move it away first")
         if t.exists():
-            old = t.read_bytes()
+            old = _read_file(t)
             if old == f.content and stat.S_IMODE(t.stat().st_mode) == f.mode:
                 result.unchanged.append(f.path)
                 continue
@@ -167,7 +230,7 @@ def write_files(root: Path, files: Iterable[RenderedFile], move_aside: Iterable[
     for p in moves:
         src = box_path(root, p)
         actions.append({"path": p, "action": "moved", "mode": stat.S_IMODE(src.stat().st_mode),
-                        "sha256": sha256(src.read_bytes())})
+                        "sha256": sha256(_read_file(src, follow_symlinks=True))})
     for action in actions:
         if action["action"] != "moved":
             action["staged"] = str(_temp_name(targets[action["path"]], stamp).relative_to(root))
@@ -175,24 +238,28 @@ def write_files(root: Path, files: Iterable[RenderedFile], move_aside: Iterable[
     _save_manifest(backup, manifest)
     hook("manifest")
 
-    for action in actions:
-        if action["action"] in ("replaced", "moved"):
-            src = box_path(root, action["path"])
-            keep = backup / "files" / action["path"].lstrip("/")
-            keep.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            atomic_write(keep, src.read_bytes(), action["mode"])
-    hook("backup")
-    contents = {f.path: f for f in files}
-    for action in actions:
-        if "staged" in action:
-            f = contents[action["path"]]
-            atomic_write(root / action["staged"], f.content, f.mode)
-            hook(f"stage:{action['path']}")
+    try:
+        for action in actions:
+            if action["action"] in ("replaced", "moved"):
+                src = box_path(root, action["path"])
+                keep = backup / "files" / action["path"].lstrip("/")
+                atomic_write(keep, _read_file(src, follow_symlinks=True), action["mode"],
+                             dir_mode=PRIVATE_DIR_MODE)
+        hook("backup")
+        contents = {f.path: f for f in files}
+        for action in actions:
+            if "staged" in action:
+                f = contents[action["path"]]
+                atomic_write(root / action["staged"], f.content, f.mode)
+                hook(f"stage:{action['path']}")
 
-    manifest["state"] = "committed"
-    _save_manifest(backup, manifest)
+        manifest["state"] = "committed"
+        _save_manifest(backup, manifest)
+    except OSError:
+        _abandon(root, backup, manifest)  # before the commit point: the old files stay, no debris
+        raise
     hook("commit")
-    _complete(root, backup, manifest, hook)
+    _complete_or_undo(root, backup_rel, backup, manifest, hook)
 
     for action in actions:
         kind = action["action"]
@@ -205,46 +272,165 @@ def write_files(root: Path, files: Iterable[RenderedFile], move_aside: Iterable[
     return result
 
 
+def _read_file(path: Path, follow_symlinks: bool = False) -> bytes:
+    """A file we replace or keep: regular (never a FIFO, device or, unless asked, a link), bounded."""
+    return read_regular(path, MAX_FILE_BYTES, follow_symlinks=follow_symlinks)
+
+
+def _shown(text: str | Path) -> str:
+    """A path (from a manifest, a directory listing) safe for a terminal: control characters
+    and undecodable bytes escaped as \\xNN."""
+    return "".join(ch if ch.isprintable() and not 0xDC80 <= ord(ch) <= 0xDCFF else f"\\x{ord(ch) & 0xFF:02x}"
+                   for ch in str(text))
+
+
+def _load_manifest(backup: Path) -> dict:
+    if backup.is_symlink() or not backup.is_dir():
+        raise WriteError(f"{backup}: not a backup set directory (a symbolic link or a file); refused")
+    manifest = json.loads(read_regular(backup / MANIFEST, MAX_MANIFEST_BYTES, follow_symlinks=False))
+    if not isinstance(manifest, dict):
+        raise ValueError("not a JSON object")
+    return manifest
+
+
+def _checked(root: Path, backup: Path, manifest: dict) -> list[dict]:
+    """The manifest's actions, each confined to root: its path a box path under root (no '..',
+    no symbolic link out), its staged file next to it, its mode a mode. A manifest is data on
+    disk that anyone who can write there could have crafted: anything else is refused, with
+    WriteError naming the manifest and the field."""
+    actions = manifest.get("actions")
+    where = f"{backup}/{MANIFEST}"
+    if not isinstance(actions, list):
+        raise WriteError(f"{where}: 'actions' is not a list; this backup set is not usable (move it away)")
+    for i, a in enumerate(actions):
+        at = f"{where}: actions[{i}]"
+        if not isinstance(a, dict) or a.get("action") not in ACTIONS or not isinstance(a.get("path"), str):
+            raise WriteError(f"{at}: not an action edge-installer records (created, replaced or moved a path); "
+                             "refused")
+        try:
+            target = box_path(root, a["path"])
+        except WriteError:
+            raise WriteError(f"{at}: the path {a['path']!r} leads outside {root}; refused") from None
+        if a["action"] != "created":
+            mode = a.get("mode")
+            if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777:
+                raise WriteError(f"{at}: 'mode' {mode!r} is not a file mode (0 to 0o7777); refused")
+        if a["action"] == "moved" and "staged" not in a:
+            continue
+        staged = a.get("staged")
+        ok = isinstance(staged, str) and not staged.startswith("/") and ".." not in Path(staged).parts
+        if ok:
+            sp = root / staged
+            ok = (sp.parent == target.parent and sp.name.startswith(f".{target.name}.edge-installer-")
+                  and sp.name.endswith(".new"))
+        if not ok:
+            raise WriteError(f"{at}: the staged file {staged!r} is not next to {_shown(a['path'])}; refused")
+    return actions
+
+
+def _kept(root: Path, backup: Path, path: str) -> Path | None:
+    """The kept copy of a box path in a backup set, or None; never one reached through a link."""
+    keep = backup / "files" / path.lstrip("/")
+    if not os.path.lexists(keep):
+        return None
+    real_files = os.path.realpath(backup / "files")
+    real = os.path.realpath(keep.parent)
+    if real != real_files and not real.startswith(real_files + "/"):
+        raise WriteError(f"{keep}: leads outside its backup set (through a symbolic link); refused")
+    return keep
+
+
+def _abandon(root: Path, backup: Path, manifest: dict) -> None:
+    """Discard a run stopped by an error before its commit point (a full disk): its staged
+    files go (freeing what they took), the old files were never touched. Best effort: what
+    cannot be removed now, `recover()` removes later."""
+    for action in manifest["actions"]:
+        if "staged" in action:
+            try:
+                (root / action["staged"]).unlink()
+            except OSError:
+                pass
+    manifest["state"] = "abandoned"
+    try:
+        _save_manifest(backup, manifest)
+    except OSError:
+        manifest["state"] = "preparing"
+
+
 def _new_backup_set(root: Path, base: str) -> tuple[str, str, Path]:
-    box_path(root, BACKUP_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
+    backups = box_path(root, BACKUP_DIR)
+    try:
+        make_dirs(backups.parent, DIR_MODE)
+        make_dirs(backups, PRIVATE_DIR_MODE)
+    except OSError as e:
+        raise WriteError(os_problem(e, backups, "creating")) from None
     for n in range(1000):  # two runs in the same second keep separate sets
         stamp = base if n == 0 else f"{base}.{n}"
         backup_rel = f"{BACKUP_DIR}/{stamp}"
         backup = box_path(root, backup_rel)
         try:
-            backup.mkdir(mode=0o700)
-            return stamp, backup_rel, backup
+            backup.mkdir(mode=PRIVATE_DIR_MODE)
         except FileExistsError:
             continue
+        except OSError as e:
+            raise WriteError(os_problem(e, backup, "creating")) from None
+        os.chmod(backup, PRIVATE_DIR_MODE)
+        return stamp, backup_rel, backup
     raise WriteError(f"{BACKUP_DIR}: cannot create a new backup set")
 
 
 def _complete(root: Path, backup: Path, manifest: dict, hook: Hook = _noop) -> None:
-    """Roll a committed transaction forward; safe to repeat after an interruption."""
-    for action in manifest["actions"]:
+    """Roll a committed transaction forward; safe to repeat after an interruption. A file
+    that cannot be put in place raises WriteError naming it and why."""
+    for action in _checked(root, backup, manifest):
         target = box_path(root, action["path"])
-        if action["action"] == "moved":
-            if target.exists():
-                target.unlink()
-                _fsync_dir(target.parent)
-        else:
-            staged = root / action["staged"]
-            if staged.exists():
-                os.replace(staged, target)
-                _fsync_dir(target.parent)
+        try:
+            if action["action"] == "moved":
+                if os.path.lexists(target):
+                    target.unlink()
+                    _fsync_dir(target.parent)
+            else:
+                staged = root / action["staged"]
+                if os.path.lexists(staged):
+                    if not stat.S_ISREG(os.lstat(staged).st_mode):
+                        raise WriteError(f"{_shown(action['staged'])}: the staged file is not a regular file "
+                                         "(a symbolic link?); refused")
+                    os.replace(staged, target)
+                    _fsync_dir(target.parent)
+        except WriteError:
+            raise
+        except OSError as e:
+            raise WriteError(f"{_shown(action['path'])}: cannot be put in place "
+                             f"({(e.strerror or str(e)).lower()})") from None
         hook(f"rename:{action['path']}")
     manifest["state"] = "written"
     _save_manifest(backup, manifest)
 
 
+def _complete_or_undo(root: Path, backup_rel: str, backup: Path, manifest: dict, hook: Hook = _noop) -> None:
+    """After the commit point: all the new files, or (one cannot be put in place) all the old
+    ones back. Raises WriteError naming the file that blocks, and whether the old files are back."""
+    try:
+        _complete(root, backup, manifest, hook)
+        return
+    except WriteError as e:
+        first = str(e)
+    try:
+        restore(root, backup_rel)
+    except OSError as e:
+        raise WriteError(f"{first}; the previous files could not be put back either ({e}): fix that and run "
+                         "`edge-installer recover`") from None
+    raise WriteError(f"{first}: the previous files were put back, nothing was changed") from None
+
+
 def _manifests(root: Path) -> list[tuple[Path, dict]]:
     base = box_path(root, BACKUP_DIR)
     found = []
-    if not base.is_dir():
+    if base.is_symlink() or not base.is_dir():
         return found
     for d in sorted(base.iterdir()):
         try:
-            found.append((d, json.loads((d / MANIFEST).read_text())))
+            found.append((d, _load_manifest(d)))
         except (OSError, ValueError):
             continue
     return found
@@ -295,7 +481,7 @@ def _waiting(awaiting: dict) -> bool:
 def _set_state(root: Path, backup_rel: str, state: str, awaiting: dict | None = None) -> None:
     """Mark a backup set's manifest with a new state (and who awaits its confirmation)."""
     backup = box_path(Path(root), backup_rel)
-    manifest = json.loads((backup / MANIFEST).read_text())
+    manifest = _load_manifest(backup)
     manifest["state"] = state
     manifest.pop("awaiting", None)
     if awaiting is not None:
@@ -334,59 +520,87 @@ def revert_unconfirmed(root: Path) -> list[tuple[str, list[list[str]]]]:
 
 def recover(root: Path) -> list[str]:
     """Finish what an interrupted run left: discard uncommitted staging (the old files stay),
-    complete committed writes, finish an interrupted restore, put back the files of a change
-    applied and never confirmed. Returns what it did, in words."""
-    done = [line for line, _ in revert_unconfirmed(Path(root))]
-    for backup, manifest in _manifests(Path(root)):
+    complete committed writes (or, when a file cannot be put in place, put the old ones back),
+    finish an interrupted restore, put back the files of a change applied and never confirmed.
+    Returns what it did, in words. A backup set that cannot be finished, or whose manifest
+    points outside root, raises WriteError (one line: the set, the file and why) once every
+    other set is done."""
+    root = Path(root)
+    done = [line for line, _ in revert_unconfirmed(root)]
+    problems = []
+    for backup, manifest in _manifests(root):
         state = manifest.get("state")
-        if state == "preparing":
-            for action in manifest.get("actions", []):
-                if "staged" in action:
-                    staged = Path(root) / action["staged"]
-                    if staged.exists():
-                        staged.unlink()
-            manifest["state"] = "abandoned"
-            _save_manifest(backup, manifest)
-            done.append(f"{backup.name}: interrupted before its commit point; the old files were kept")
-        elif state == "committed":
-            _complete(Path(root), backup, manifest)
-            done.append(f"{backup.name}: interrupted after its commit point; the new files were completed")
-        elif state == "restoring":
-            restore(Path(root), f"{BACKUP_DIR}/{backup.name}")
-            done.append(f"{backup.name}: an interrupted rollback was completed")
+        try:
+            if state == "preparing":
+                for action in _checked(root, backup, manifest):
+                    if "staged" in action:
+                        staged = root / action["staged"]
+                        if os.path.lexists(staged):
+                            staged.unlink()
+                manifest["state"] = "abandoned"
+                _save_manifest(backup, manifest)
+                done.append(f"{backup.name}: interrupted before its commit point; the old files were kept")
+            elif state == "committed":
+                try:
+                    _complete_or_undo(root, f"{BACKUP_DIR}/{backup.name}", backup, manifest)
+                except WriteError as e:
+                    if "the previous files were put back" not in str(e):
+                        raise
+                    done.append(f"{backup.name}: interrupted after its commit point; {e}")
+                else:
+                    done.append(f"{backup.name}: interrupted after its commit point; the new files were completed")
+            elif state == "restoring":
+                restore(root, f"{BACKUP_DIR}/{backup.name}")
+                done.append(f"{backup.name}: an interrupted rollback was completed")
+        except OSError as e:
+            problems.append(f"backup set {backup.name} cannot be recovered: {e}")
+    if problems:
+        raise WriteError("; ".join(problems))
     return done
 
 
 def restore(root: Path, backup_rel: str, hook: Hook = _noop) -> list[str]:
     """Undo one write run: put back replaced and moved files byte for byte, remove created
-    ones. Idempotent: an interrupted restore is finished by `recover()`."""
+    ones. Idempotent: an interrupted restore is finished by `recover()`. A file whose staged
+    copy is still there was never replaced (the run stopped, or its rename failed): it is
+    left as it is, so an undo never needs the rename that failed."""
     root = Path(root)
     backup = box_path(root, backup_rel)
     try:
-        manifest = json.loads((backup / MANIFEST).read_text())
+        manifest = _load_manifest(backup)
     except (OSError, ValueError) as e:
         raise WriteError(f"{backup_rel}/{MANIFEST}: cannot be read ({e}); nothing restored") from None
-    if manifest.get("state") == "committed":
-        _complete(root, backup, manifest)  # finish first, so the undo below is complete
+    actions = _checked(root, backup, manifest)
     manifest["state"] = "restoring"
     _save_manifest(backup, manifest)
     restored = []
-    for action in reversed(manifest["actions"]):
+    for action in reversed(actions):
         target = box_path(root, action["path"])
         staged = root / action["staged"] if "staged" in action else None
-        if staged is not None and staged.exists():
-            staged.unlink()
-        if action["action"] == "created":
-            if target.exists():
-                target.unlink()
-                _fsync_dir(target.parent)
-                restored.append(action["path"])
-            hook(f"restore:{action['path']}")
-            continue
-        keep = backup / "files" / action["path"].lstrip("/")
-        if not keep.exists():
+        pending = staged is not None and os.path.lexists(staged)
+        try:
+            if pending:
+                staged.unlink()
+            if action["action"] == "created":
+                if not pending and (target.is_symlink() or target.is_file()):
+                    target.unlink()
+                    _fsync_dir(target.parent)
+                    restored.append(action["path"])
+                hook(f"restore:{action['path']}")
+                continue
+        except OSError as e:
+            raise WriteError(f"{_shown(action['path'])}: cannot be removed "
+                             f"({(e.strerror or str(e)).lower()})") from None
+        if pending:
+            continue  # never replaced: the old file is still in place
+        keep = _kept(root, backup, action["path"])
+        if keep is None:
             continue  # the run stopped before keeping it: the original was never touched
-        atomic_write(target, keep.read_bytes(), action["mode"])
+        try:
+            old = read_regular(keep, MAX_FILE_BYTES, follow_symlinks=False)
+        except OSError as e:
+            raise WriteError(f"{e}; nothing more restored") from None
+        atomic_write(target, old, action["mode"])
         restored.append(action["path"])
         hook(f"restore:{action['path']}")
     manifest["state"] = "restored"

@@ -14,8 +14,12 @@ Where it unpacks, the first that works of:
   $TMPDIR/edge-installer-<uid>/<build>
 A directory is skipped when it cannot be written, is mounted noexec (Debian mounts /run
 noexec: a C extension cannot be loaded from there), or is not owned by us alone (someone else
-could plant code in it). Unpacking goes into a temporary directory renamed into place when
-complete, so a run killed half way leaves nothing that a later run would trust.
+could plant code in it); every directory above it must be owned by root or us and not
+writable by others unless sticky (/tmp). An unpacked copy is trusted only after these checks
+and only if it, its site-packages and its marker are ours alone: a complete-looking copy
+planted by someone else in a shared temporary directory is never run. Unpacking goes into a
+temporary directory renamed into place when complete, so a run killed half way leaves nothing
+that a later run would trust.
 
 Only the standard library is used here: this runs before the payload is on sys.path.
 """
@@ -109,14 +113,54 @@ def _own_directory(path: str, private: bool) -> None:
         raise OSError(f"{path} is not writable")
 
 
+def _sane_parents(path: str) -> None:
+    """Every directory above path is owned by root or us, and nobody else can replace what is
+    in it (not writable by group or others, unless sticky like /tmp)."""
+    probe = os.path.dirname(os.path.abspath(path))
+    while True:
+        try:
+            st = os.stat(probe)
+        except FileNotFoundError:  # created below, by us
+            probe, parent = os.path.dirname(probe), probe
+            if parent == probe:
+                return
+            continue
+        if st.st_uid not in (0, os.geteuid()):
+            raise OSError(f"{probe} is owned by another user (uid {st.st_uid})")
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            raise OSError(f"{probe} is writable by others")
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return
+        probe = parent
+
+
+def _trusted_unpacked(target: str) -> None:
+    """An existing unpacked copy is ours alone: a directory (not a link) owned by us, that
+    nobody else can write, with its marker and site-packages alike. Raises OSError if not."""
+    for path in (target, os.path.join(target, "site-packages"), os.path.join(target, COMPLETE)):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(f"{path} is a symbolic link; refusing to run code from it")
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise OSError(f"{path} is writable by others or not owned by us (uid {st.st_uid}); "
+                          f"refusing to run code from it: remove it")
+
+
 def unpack(archive: str, target: str, build_id: str) -> str:
     """The site-packages directory of the payload, unpacked under target (once)."""
     site = os.path.join(target, "site-packages")
-    if _complete(target, build_id):
-        return site
     base = os.path.dirname(target)
+    # Ownership first: a copy someone else planted (in a shared /tmp) is never trusted as complete.
+    _sane_parents(base)
     # The per-user directory in a shared temporary directory is private; the others hold no secret.
     _own_directory(base, private=os.path.basename(base).startswith("edge-installer-"))
+    _trusted_unpacked(target)
+    if _complete(target, build_id):
+        return site
     _remove_stale(base, build_id)
     work = tempfile.mkdtemp(prefix=f".{build_id}.", dir=base)
     try:
@@ -143,6 +187,7 @@ def unpack(archive: str, target: str, build_id: str) -> str:
         except OSError:
             if not _complete(target, build_id):  # another run won the race: use its copy
                 raise
+            _trusted_unpacked(target)
             shutil.rmtree(work, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -21,7 +21,14 @@ def root_problem(root: str | None) -> str | None:
     """Why --root cannot be written under, in words; None when it can (or is not given)."""
     import os
 
-    if not root or os.path.isdir(root):
+    if not root:
+        return None
+    if os.path.isdir(root):
+        if root.strip("/") and os.path.realpath(root) == "/":
+            # Through `..` or a symlink, this is the box itself, not a staging tree: acting on
+            # it would run commands and change the live network while the user meant a stage.
+            return (f"--root {root}: resolves to /, this box itself; leave --root out to act on this box, "
+                    "or give a staging directory")
         return None
     if os.path.lexists(root):
         return f"--root {root}: exists and is not a directory; give a directory"

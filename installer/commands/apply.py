@@ -23,19 +23,100 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="PLAN|BUNDLE", help="a plan file or a bundle")
     p.add_argument("--root", metavar="DIR", help="stage under DIR instead of applying to this box")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="change one field first, e.g. machine_network.address=192.168.50.3/24 (repeatable)")
+                   help="change one field first, e.g. machine_network.address=192.168.50.3/24 (repeatable); "
+                        "a secret (wifi.passphrase, proxy.password, cellular.password) is never given here: "
+                        "--set KEY alone asks for it at the terminal")
+    p.add_argument("--set-file", dest="set_files", action="append", default=[], metavar="KEY=FILE",
+                   help="set a secret field from the first line of FILE, e.g. proxy.password=/root/proxy.pw")
     p.add_argument("--passphrase-file", metavar="FILE", help="the bundle's passphrase (first line of FILE)")
-    p.add_argument("--confirm-timeout", type=float, default=120.0, metavar="S",
-                   help="seconds to confirm before reverting (default 120)")
+    p.add_argument("--confirm-timeout", type=confirm_seconds, default=120.0, metavar="S",
+                   help=f"seconds to confirm before reverting (default 120; {MIN_CONFIRM_S:g} to {MAX_CONFIRM_S:g})")
     p.add_argument("--no-confirm", action="store_true", help="keep the change without asking (headless)")
+    from installer.commands.bundle import add_trust_arguments
     from installer.commands.render import add_target_arguments
 
     add_target_arguments(p)
+    add_trust_arguments(p, root=False)  # a bundle's signer must be trusted under --root (or --trust-key)
     p.set_defaults(run=run)
 
 
-def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=None):
-    """A validated plan from a plan file or a bundle, with --set applied."""
+# Long enough to walk to the machine and back; short enough that a box cut off by a bad
+# change comes back the same day. inf and nan are not waits.
+MIN_CONFIRM_S = 0.0
+MAX_CONFIRM_S = 86400.0
+
+
+def confirm_seconds(text: str) -> float:
+    """--confirm-timeout's value: a finite number of seconds within bounds, or a parse error."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not MIN_CONFIRM_S <= value <= MAX_CONFIRM_S:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a wait; give seconds from {MIN_CONFIRM_S:g} to {MAX_CONFIRM_S:g} (a day), e.g. 120")
+    return value
+
+
+def secret_sets(sets: list[str], set_files: list[str]) -> tuple[list[str], list[str]]:
+    """(the --set items to apply, the secrets as KEY=VALUE items): a secret comes from
+    --set-file KEY=FILE or, for --set KEY alone, from a prompt at the terminal; a secret
+    given as --set KEY=VALUE is refused with the way to give it."""
+    from installer.setfield import SetError, read_secret_file, secret_key, secret_refusals
+
+    refused = secret_refusals(sets)
+    if refused:
+        raise UsageError([f"--set {e}" for e in refused])
+    plain, secrets = [], []
+    for item in sets:
+        if "=" not in item and secret_key(item):
+            key = item.strip()
+            secrets.append(f"{key}={_ask_secret(key, f'give it with --set-file {key}=FILE')}")
+        else:
+            plain.append(item)
+    for item in set_files:
+        key, sep, file = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not file:
+            raise UsageError(f"--set-file {item}: give KEY=FILE, e.g. proxy.password=/root/proxy.pw")
+        if not secret_key(key):
+            raise UsageError(f"--set-file {key}: is not a secret field; use --set {key}=VALUE")
+        try:
+            secrets.append(f"{key}={read_secret_file(key, file)}")
+        except SetError as e:
+            raise UsageError(str(e)) from None
+    return plain, secrets
+
+
+def _ask_secret(what: str, other_way: str) -> str:
+    """A secret typed at the terminal (not echoed); a clear line when there is no terminal."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        raise UsageError(f"{what}: no terminal to ask on; {other_way}")
+    try:
+        value = getpass.getpass(f"{what} (not shown): ")
+    except (EOFError, KeyboardInterrupt):
+        value = ""
+    if not value:
+        raise UsageError(f"{what}: nothing was typed; nothing was changed")
+    return value
+
+
+def _needs_passphrase(loaded, sets: list[str]) -> bool:
+    """A bundle whose encrypted secrets were not unlocked, and not all given another way."""
+    given = {item.partition("=")[0].strip() for item in sets}
+    return (loaded.manifest.get("secrets", {}).get("state") == "encrypted" and not loaded.secrets_present
+            and not set(loaded.missing_secrets) <= given)
+
+
+def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=None, *, root: str | None = None,
+                trust_keys: list[str] | tuple[str, ...] = (), allow_unsigned: bool = False):
+    """A validated plan from a plan file or a bundle, with --set applied (secrets among `sets`
+    are already read: see secret_sets). A bundle must be signed by a key trusted under root
+    (or in trust_keys), unless allow_unsigned (see commands.bundle.check_trust)."""
     from installer import plan as planmod
     from installer.validate import validate
 
@@ -52,6 +133,18 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=Non
             loaded = load_bundle(raw, read_passphrase(passphrase_file) if passphrase_file else None)
         except BundleError as e:
             raise UsageError(f"{path}: {e}") from None
+        from installer.commands.bundle import check_trust
+
+        check_trust(loaded, path, root, list(trust_keys), allow_unsigned)  # before asking for a passphrase
+        if passphrase_file is None and _needs_passphrase(loaded, sets):
+            passphrase = _ask_secret("the bundle's passphrase", "give --passphrase-file FILE") if sys.stdin.isatty() else None
+            if passphrase is None:
+                raise UsageError(f"{path}: its secrets are encrypted; give --passphrase-file FILE, or run "
+                                 "at a terminal to be asked for the bundle's passphrase")
+            try:
+                loaded = load_bundle(raw, passphrase)
+            except BundleError as e:
+                raise UsageError(f"{path}: {e}") from None
         plan = loaded.plan
     else:
         try:
@@ -109,7 +202,9 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else Path("/")
     check_root(args.root)
     target = detect_target(root, args)
-    plan = load_source(args.source, args.passphrase_file, args.sets, default_context(target=target))
+    sets, secrets = secret_sets(args.sets, args.set_files)
+    plan = load_source(args.source, args.passphrase_file, sets + secrets, default_context(target=target),
+                       root=args.root, trust_keys=args.trust_keys, allow_unsigned=args.allow_unsigned)
     system = System(root)
     print(f"{args.source}: {plan.topology} topology, for {describe_target(plan, target)}")
     confirm = (lambda seconds, report: True) if args.no_confirm else terminal_confirm

@@ -10,10 +10,11 @@ after a power cycle. Run by hand on a running box, it also applies the restored 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from installer.commands import check_root
-from installer.writer import recover
+from installer.writer import WriteError, recover
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "before its commit point the old files stay, after it the new files "
                                    "are completed, an interrupted rollback is finished, and a change "
                                    "applied but never confirmed is undone (its files put back and, "
-                                   "without --boot, applied again). Prints what it did; exit 0.")
+                                   "without --boot, applied again). Only files under the root and "
+                                   "only the stack commands apply runs are ever touched or run. "
+                                   "Prints what it did; exit 0, or 1 with one line naming the file "
+                                   "that blocks it and why.")
     p.add_argument("--root", metavar="DIR", default="/", help="the box's files are under DIR (default /)")
     p.add_argument("--boot", action="store_true",
                    help="at boot, before the network starts: put files back only, run no stack command")
@@ -36,9 +40,16 @@ def run(args: argparse.Namespace) -> int:
     check_root(args.root)
     root = Path(args.root)
     done = []
-    for line, ran in undo_unconfirmed(System(root), reapply=not args.boot):
-        done += [line] + [r.describe() for r in ran]
-    done += recover(root)
+    try:
+        for line, ran in undo_unconfirmed(System(root), reapply=not args.boot):
+            done += [line] + [r.describe() for r in ran]
+        done += recover(root)
+    except WriteError as e:
+        # One line: the backup set, the file that blocks it and why (what was done is kept).
+        for line in done:
+            print(f"recovered: {line}")
+        print(f"edge-installer: recover: {e}", file=sys.stderr)
+        return 1
     for line in done:
         print(f"recovered: {line}")
     if not done:
