@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import errno
 import hashlib
 import io
 import json
@@ -593,13 +594,15 @@ def parse_public_keys(text: str, source: str) -> list[bytes]:
 
 
 def _read_small_text(path: Path, what: str) -> str:
+    from installer.yamlfile import read_regular
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_KEY_FILE_BYTES + 1)
+        data = read_regular(path, MAX_KEY_FILE_BYTES)  # a FIFO or a device is refused, never waited on
     except OSError as e:
+        if e.errno == errno.EFBIG:
+            raise KeyFileError(f"{what}: is larger than {MAX_KEY_FILE_BYTES} bytes; it holds public keys, one a "
+                               "line") from None
         raise KeyFileError(f"{what}: {e.strerror}") from None
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise KeyFileError(f"{what}: is larger than {MAX_KEY_FILE_BYTES} bytes; it holds public keys, one a line")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -548,6 +548,15 @@ def test_a_fifo_as_the_plan_or_the_passphrase_file_is_refused_without_hanging(tm
                   "--passphrase-file", str(fifo)]):
         r = subprocess.run([*cli, *argv], capture_output=True, text=True, cwd=REPO, timeout=20)
         assert r.returncode == 2 and "not a regular file" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    bundle = tmp_path / "plain.tar.gz"
+    r = subprocess.run([*cli, "bundle", "export", str(REPO / "examples/isolated.yaml"), "-o", str(bundle),
+                        "--no-secrets"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for argv in (["bundle", "import", str(bundle), "--trust-key", str(fifo)],
+                 ["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(fifo),
+                  "--out", str(tmp_path / "out")]):
+        r = subprocess.run([*cli, *argv], capture_output=True, text=True, cwd=REPO, timeout=20)
+        assert r.returncode == 2 and "not a regular file" in r.stderr and "Traceback" not in r.stderr, r.stderr
     zero = tmp_path / "zero.yaml"
     zero.symlink_to("/dev/zero")
     r = subprocess.run([*cli, "validate", str(zero)], capture_output=True, text=True, cwd=REPO, timeout=20)

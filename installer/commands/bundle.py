@@ -296,13 +296,15 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 
 def _read_csv(path: str, cap: int) -> str:
+    from installer.yamlfile import read_regular
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(cap + 1)
+        data = read_regular(path, cap)  # a FIFO or a device is refused, never waited on
     except OSError as e:
+        if e.errno == errno.EFBIG:
+            raise UsageError(f"--devices {path}: is larger than {cap} bytes; split the fleet into several "
+                             "files") from None
         raise UsageError(f"--devices {path}: {e.strerror}") from None
-    if len(data) > cap:
-        raise UsageError(f"--devices {path}: is larger than {cap} bytes; split the fleet into several files")
     try:
         return data.decode("utf-8-sig")  # spreadsheets write a byte-order mark
     except UnicodeDecodeError as e:
