@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import errno
 import hashlib
 import io
 import json
@@ -594,15 +593,12 @@ def parse_public_keys(text: str, source: str) -> list[bytes]:
 
 
 def _read_small_text(path: Path, what: str) -> str:
-    from installer.yamlfile import read_regular
+    from installer.yamlfile import SmallFileError, read_small
 
     try:
-        data = read_regular(path, MAX_KEY_FILE_BYTES)  # a FIFO or a device is refused, never waited on
-    except OSError as e:
-        if e.errno == errno.EFBIG:
-            raise KeyFileError(f"{what}: is larger than {MAX_KEY_FILE_BYTES} bytes; it holds public keys, one a "
-                               "line") from None
-        raise KeyFileError(f"{what}: {e.strerror}") from None
+        data = read_small(path, MAX_KEY_FILE_BYTES, what, "it holds public keys, one a line")
+    except SmallFileError as e:
+        raise KeyFileError(str(e)) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

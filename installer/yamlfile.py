@@ -83,6 +83,24 @@ class _StrictLoader(_SafeBase):  # type: ignore[misc, valid-type]
     pass
 
 
+
+def read_small(path: str | os.PathLike[str], limit: int, label: str, holds: str) -> bytes:
+    """read_regular for a small file named on the command line, with a one-line error that
+    starts with `label` (e.g. "--devices devices.csv") and, for a file too large, says what it
+    `holds`. Raises SmallFileError."""
+    try:
+        return read_regular(path, limit)
+    except OSError as e:
+        reason = f"is larger than {limit} bytes; {holds}" if e.errno == errno.EFBIG else e.strerror
+        raise SmallFileError(label, reason) from None
+
+
+class SmallFileError(ValueError):
+    """A small file refused; str() is one line: the label and why."""
+
+    def __init__(self, label: str, reason: str) -> None:
+        super().__init__(f"{label}: {reason}")
+
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     loader.flatten_mapping(node)
     seen: dict[Any, Any] = {}

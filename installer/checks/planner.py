@@ -102,11 +102,7 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
             if host is None and not ep.addresses:
                 continue
             proxied = ctx.proxy is not None and not bypasses_proxy(plan, host or ep.addresses[0])
-            is_name = host is not None and not is_ip(host)
-            dest = Dest(host=host, port=ep.port,
-                        addresses=ep.addresses if host is None else ((host,) if not is_name else ep.addresses),
-                        resolve_key=resolve_key.get(host) if is_name else None,
-                        proxy=ctx.proxy if proxied else None)
+            dest = _dest(ep, host, resolve_key, ctx.proxy if proxied else None)
             needs = ((dest.resolve_key,),) if dest.resolve_key and not proxied else ()
             common = dict(profile=pid, endpoint=ep)
             tcp_key = out.add(Check("tcp-connect", "tcp", dest.label, functools.partial(
@@ -150,6 +146,15 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
     out.add(Check("bandwidth-estimate", "bandwidth", f"{len(plan.machines)} machine(s)", bandwidth.bandwidth_estimate))
     _plan_portal(plan, out)
     return list(out.checks.values())
+
+
+def _dest(ep, host: str | None, resolve_key: dict[str, str], proxy) -> Dest:
+    """Where an endpoint's checks go: a name (its addresses from its dns-resolve check), an
+    address, or the addresses the vendor states for an address-only endpoint."""
+    is_name = host is not None and not is_ip(host)
+    return Dest(host=host, port=ep.port,
+                addresses=ep.addresses if host is None else ((host,) if not is_name else ep.addresses),
+                resolve_key=resolve_key.get(host) if is_name else None, proxy=proxy)
 
 
 def _plan_dns_ttl(plan: Plan, ctx: Context, out: _Plan, resolve_key: dict[str, str]) -> None:
@@ -207,10 +212,7 @@ def _plan_dtls(plan: Plan, ctx: Context, out: _Plan, resolve_key: dict[str, str]
             host = ep.target(plan.profile_params.get(pid, {}))
             if host is None and not ep.addresses:
                 continue
-            is_name = host is not None and not is_ip(host)
-            dest = Dest(host=host, port=ep.port,
-                        addresses=ep.addresses if host is None else ((host,) if not is_name else ep.addresses),
-                        resolve_key=resolve_key.get(host) if is_name else None)
+            dest = _dest(ep, host, resolve_key, None)
             out.add(Check("dtls-issuer", "dtls", f"{dest.label}/udp", functools.partial(
                 dtls.dtls_issuer, dest=dest, endpoint=ep, profile=profile),
                 needs=((dest.resolve_key,),) if dest.resolve_key else (), timeout_diagnosis="dtls-timeout",

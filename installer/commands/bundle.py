@@ -15,7 +15,6 @@ A refused bundle, plan or CSV exits 2 with one line per problem, never a traceba
 from __future__ import annotations
 
 import argparse
-import errno
 import dataclasses
 import json
 from pathlib import Path
@@ -132,15 +131,12 @@ def refuse_same_file(output: str, flag: str, inputs: dict[str, str | None]) -> N
 
 def read_passphrase(path: str, *, for_export: bool = False) -> str:
     """The passphrase in a file: its first line, without the line break."""
-    from installer.yamlfile import read_regular
+    from installer.yamlfile import SmallFileError, read_small
 
     try:
-        data = read_regular(path, MAX_PASSPHRASE_FILE)  # a FIFO or a device is refused, never waited on
-    except OSError as e:
-        if e.errno == errno.EFBIG:
-            raise UsageError(f"--passphrase-file {path}: is larger than {MAX_PASSPHRASE_FILE} bytes; it holds "
-                             "one line") from None
-        raise UsageError(f"--passphrase-file {path}: {e.strerror}") from None
+        data = read_small(path, MAX_PASSPHRASE_FILE, f"--passphrase-file {path}", "it holds one line")
+    except SmallFileError as e:
+        raise UsageError(str(e)) from None
     if len(data) > MAX_PASSPHRASE_FILE:
         raise UsageError(f"--passphrase-file {path}: is larger than {MAX_PASSPHRASE_FILE} bytes; it holds one line")
     try:
@@ -296,15 +292,12 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 
 def _read_csv(path: str, cap: int) -> str:
-    from installer.yamlfile import read_regular
+    from installer.yamlfile import SmallFileError, read_small
 
     try:
-        data = read_regular(path, cap)  # a FIFO or a device is refused, never waited on
-    except OSError as e:
-        if e.errno == errno.EFBIG:
-            raise UsageError(f"--devices {path}: is larger than {cap} bytes; split the fleet into several "
-                             "files") from None
-        raise UsageError(f"--devices {path}: {e.strerror}") from None
+        data = read_small(path, cap, f"--devices {path}", "split the fleet into several files")
+    except SmallFileError as e:
+        raise UsageError(str(e)) from None
     try:
         return data.decode("utf-8-sig")  # spreadsheets write a byte-order mark
     except UnicodeDecodeError as e:
