@@ -73,7 +73,6 @@ MIN_PASSPHRASE = 8
 
 _FILE_PATH = re.compile(r"^files/etc(/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*)+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_URL_CREDENTIALS = re.compile(r"(://[^/@\s:]*:)[^@\s/]*@")
 
 
 class BundleError(Exception):
@@ -96,6 +95,7 @@ class LoadedBundle:
     manifest: dict[str, Any]
     files: list[RenderedFile] = field(default_factory=list)  # as rendered at export, secrets masked
     signer: bytes | None = None  # the raw Ed25519 public key of a valid signature; None: unsigned
+    sealed: bytes | None = field(default=None, repr=False)  # the encrypted secrets, kept for unlock()
 
     @property
     def target(self) -> Target:
@@ -112,6 +112,13 @@ class LoadedBundle:
     def per_box_fields(self) -> list[str]:
         """The fields to ask for on the next box (see `per_box_fields`)."""
         return per_box_fields(self.plan, self.missing_secrets)
+
+    def unlock(self, passphrase: str) -> dict[str, str]:
+        """The secrets the bundle holds encrypted, decrypted with passphrase (the wizard asks for it
+        after the bundle was verified); BundleError for a wrong passphrase. {} when none are encrypted."""
+        if self.manifest.get("secrets", {}).get("state") != "encrypted" or self.sealed is None:
+            return {}
+        return _decrypt(self.manifest, self.sealed, passphrase)
 
 
 def per_box_fields(plan: Plan, missing_secrets: list[str] | None = None) -> list[str]:
@@ -224,37 +231,16 @@ def export_bundle(plan: Plan, out: str | os.PathLike[str], passphrase: str | Non
     return json.loads(read_members(data)[MANIFEST])
 
 
-_BASIC_AUTH = re.compile(r"(\bBasic\s+)([A-Za-z0-9+/_-]{4,}=*)", re.I)
-
-
-def _mask_basic(m: re.Match) -> str:
-    """`Basic <base64 of user:password>` (HTTP Basic auth) masked; other words after "Basic" kept."""
-    token = m.group(2)
-    try:
-        decoded = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_" if "-" in token or "_" in token
-                                   else None, validate=True)
-    except ValueError:
-        return m.group(0)
-    return m.group(1) + planmod.REDACTED if b":" in decoded else m.group(0)
-
-
 def redact_report(report: Any, secrets: list[str]) -> Any:
     """The report with every secret (however short, as typed or percent-encoded), any password
-    inside a URL and any HTTP Basic credentials masked."""
-    from urllib.parse import quote
+    inside a URL and any HTTP Basic credentials masked (installer.redact)."""
+    from installer.redact import masker
 
-    forms = sorted({form for s in secrets if s for form in (s, quote(s, safe=""), quote(s))}, key=len, reverse=True)
-    # One pass (a mask is never searched again); a secret under 4 characters is masked where it
-    # stands alone, so a password "ab" does not cut every word holding those letters apart.
-    pattern = re.compile("|".join(re.escape(f) if len(f) >= 4 else rf"(?<![A-Za-z0-9]){re.escape(f)}(?![A-Za-z0-9])"
-                                  for f in forms)) if forms else None
+    mask = masker(secrets)
 
     def walk(value: Any) -> Any:
         if isinstance(value, str):
-            if pattern is not None:
-                value = pattern.sub(planmod.REDACTED, value)
-            value = _BASIC_AUTH.sub(_mask_basic, value)
-            return _URL_CREDENTIALS.sub(r"\1" + planmod.REDACTED + "@", value)
+            return mask(value)
         if isinstance(value, list):
             return [walk(v) for v in value]
         if isinstance(value, dict):
@@ -433,7 +419,7 @@ def verify_members(members: dict[str, bytes], passphrase: str | None) -> LoadedB
                           "as rendered at export (secrets masked)")
              for name in listed if name.startswith(FILES_PREFIX)]
     return LoadedBundle(plan=plan, secrets_present=bool(decrypted), missing_secrets=missing, report=report,
-                        manifest=manifest, files=files, signer=signer)
+                        manifest=manifest, files=files, signer=signer, sealed=members.get(SECRETS_MEMBER))
 
 
 def _first(errors: list) -> str:
@@ -621,20 +607,27 @@ def read_trusted_keys(root: str | os.PathLike[str] | None = None,
 
 
 def trust_verdict(loaded: LoadedBundle, trusted: list[bytes], allow_unsigned: bool,
-                  trust_file: str = "/" + TRUST_FILE) -> tuple[str, bool]:
+                  trust_file: str = "/" + TRUST_FILE, *,
+                  trust_hint: str = "or give --trust-key KEY.pub",
+                  opt_in: str = "give --allow-unsigned to use it anyway",
+                  because: str = "because of --allow-unsigned") -> tuple[str, bool]:
     """(the line to show, whether it is a warning) for a verified bundle; BundleError when refused.
 
     Signed by a trusted key: "Signed by <fingerprint>". Unsigned, or signed by a key not
-    trusted: refused, unless allow_unsigned, and then a WARNING line.
+    trusted: refused, unless allow_unsigned, and then a WARNING line. The wizard words the
+    ways out (trust_hint, opt_in, because) as its own controls; the CLI as its options.
     """
     if loaded.signer is not None and loaded.signer in trusted:
         return f"Signed by {fingerprint(loaded.signer)}", False
     why = ("is not signed" if loaded.signer is None
            else f"is signed by {fingerprint(loaded.signer)}, which is not a trusted key")
     if not allow_unsigned:
-        raise BundleError(f"{why}: add the signer's public key (KEY.pub) to {trust_file} or give --trust-key "
-                          "KEY.pub; or give --allow-unsigned to use it anyway")
-    return f"WARNING: this bundle {why}; used anyway because of --allow-unsigned", True
+        if loaded.signer is None:
+            raise BundleError(f"{why}: ask for one exported with --sign-key (bundle keygen makes the key); "
+                              f"or {opt_in}")
+        raise BundleError(f"{why}: add the signer's public key (KEY.pub) to {trust_file} {trust_hint}; "
+                          f"or {opt_in}")
+    return f"WARNING: this bundle {why}; used anyway {because}", True
 
 
 def generate_signing_key(out: str | os.PathLike[str]) -> bytes:
@@ -690,10 +683,14 @@ def load_signing_key(path: str | os.PathLike[str]) -> Any:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from installer.yamlfile import SmallFileError, read_small
+
     what = f"--sign-key {path}"
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_KEY_FILE_BYTES + 1)
+    try:  # a regular file only (a FIFO would wait forever), bounded
+        data = read_small(path, MAX_KEY_FILE_BYTES, what, "give the KEY `bundle keygen -o KEY` wrote")
+        mode = os.stat(path).st_mode & 0o777
+    except SmallFileError as e:
+        raise KeyFileError(str(e)) from None
     except OSError as e:
         raise KeyFileError(f"{what}: {e.strerror}") from None
     try:
@@ -706,6 +703,9 @@ def load_signing_key(path: str | os.PathLike[str]) -> Any:
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{what}: is a {type(key).__name__.removeprefix('_')} key; bundles are signed with "
                         "Ed25519 keys from `bundle keygen`")
+    if mode & 0o077:  # as OpenSSH does: a private key others can read is no longer private
+        raise KeyFileError(f"{what}: is readable by others (mode {mode:04o}); a private key must be 0600: "
+                           f"chmod 600 {path}, and make a new key if others may have copied it")
     return key
 
 

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the saved draft where it stopped")
     parser.add_argument("--passphrase-file", dest="wizard_passphrase_file", metavar="FILE",
                         help="with --plan BUNDLE: the bundle's passphrase (first line of FILE)")
+    parser.add_argument("--trust-key", dest="wizard_trust_keys", action="append", default=[], metavar="KEY.pub",
+                        help="with --plan BUNDLE (or a bundle loaded at the welcome step): also trust the "
+                             "public key(s) in this file (repeatable)")
+    parser.add_argument("--allow-unsigned", dest="wizard_allow_unsigned", action="store_true",
+                        help="use a bundle that is unsigned or signed by an untrusted key (a warning stays on "
+                             "every step)")
     parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=None,
                         help="plain ASCII display for the Linux console and serial lines (default: detected)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
@@ -92,7 +98,7 @@ def _wizard(args: argparse.Namespace) -> int:
 
     try:
         return run_wizard(args.wizard_root, args.wizard_plan, args.resume, args.plain,
-                          args.wizard_passphrase_file)
+                          args.wizard_passphrase_file, args.wizard_trust_keys, args.wizard_allow_unsigned)
     except WizardStartError as e:
         raise UsageError(f"edge-installer: {e}") from None
 

@@ -12,13 +12,12 @@ values are masked on both sides, so a diff never shows a passphrase, old or new.
 from __future__ import annotations
 
 import difflib
-import re
 import stat
 from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from installer.plan import GOOGLE_DNS, POOL_NTP, REDACTED, Plan
+from installer.plan import GOOGLE_DNS, POOL_NTP, Plan
 from installer.profiles import Catalog
 from installer.render import RenderedFile
 
@@ -182,21 +181,12 @@ def _machines_words(plan: Plan, catalog: Catalog) -> str:
 # ---------------------------------------------------------------------------------------
 # What writing would change.
 
-# Lines whose value is a secret in the formats we render or find: netplan/YAML
-# (`password:`), NetworkManager keyfiles (`psk=`, `password=`), wpa_supplicant, and URLs
-# with credentials (a proxy environment).
-_SECRET_LINE = re.compile(r"^(\s*[\"']?(?:password|passphrase|psk|pin|wep-key\d|private-key-password|"
-                          r"[a-z-]*-password)[\"']?\s*[:=]\s*).+$", re.I | re.M)
-_URL_CREDENTIALS = re.compile(r"(://[^\s:/@\"']+:)[^\s@\"']+@")
-
-
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     """Text with every secret value replaced by asterisks: known secret keys, credentials in
-    URLs, and any of `secrets` wherever they appear."""
-    for s in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(s, REDACTED)
-    text = _SECRET_LINE.sub(lambda m: m.group(1) + REDACTED, text)
-    return _URL_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    URLs and HTTP Basic auth, and any of `secrets` wherever they appear (installer.redact)."""
+    from installer.redact import masker
+
+    return masker(secrets)(text)
 
 
 def diff(root: Path, files: Iterable[RenderedFile], *, secrets: Iterable[str] = ()) -> list[tuple[str, str]]:

@@ -44,11 +44,26 @@ class Draft:
         """True when a draft was saved."""
         return self.plan_path.is_file()
 
-    def save(self, plan: Plan, step: str) -> None:
-        """Save the plan and the step, the plan first: a state never points at an older plan."""
+    def save(self, plan: Plan, step: str, warning: str | None = None) -> None:
+        """Save the plan and the step, the plan first: a state never points at an older plan.
+        warning: the line the wizard keeps on every step (a bundle accepted unsigned); kept on resume."""
         header = "# edge-installer draft: the plan as entered so far. Resume with edge-installer --resume.\n"
         atomic_write(self.plan_path, (header + planmod.dumps(plan)).encode("utf-8"), 0o600)
-        atomic_write(self.state_path, json.dumps({"version": 1, "step": step}).encode(), 0o600)
+        state: dict[str, object] = {"version": 1, "step": step}
+        if warning:
+            state["warning"] = warning
+        atomic_write(self.state_path, json.dumps(state).encode(), 0o600)
+
+    def warning(self) -> str | None:
+        """The warning saved with the draft (sanitized for the terminal), or None."""
+        from installer.bundle import printable
+
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return None
+        text = state.get("warning") if isinstance(state, dict) else None
+        return printable(text, 300) if isinstance(text, str) and text else None
 
     def load(self) -> tuple[Plan, str | None]:
         """The saved plan and step; DraftError when there is none or it is damaged."""

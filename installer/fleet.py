@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -44,7 +45,10 @@ SEED_DROPINS = (dropins.RESOLVED_FILE, dropins.TIMESYNCD_FILE, dropins.PROXY_FIL
 # After cloud-init's 50-cloud-init.yaml; see seed_network.
 MACHINES_NETPLAN_FILE = "/etc/netplan/60-edge-installer-machines.yaml"
 _SEED_HEADER = "# Written by edge-installer bundle fleet; cloud-init NoCloud seed for {host}.\n"
-_SEED_FILES = {"meta-data", "user-data", "network-config"}
+# In each box's folder: what the run wrote there (every file's SHA-256). A rerun replaces the
+# folder only when it holds exactly that: a file added or changed by hand is never deleted.
+OUTPUT_RECORD = ".edge-installer-fleet.json"
+_MAX_RECORD_BYTES = 1 << 20
 
 
 class FleetError(Exception):
@@ -260,10 +264,10 @@ def write_fleet(out: Path, devices: list[Device], target: Target) -> list[Path]:
         raise FleetError([f"{out}: exists and is not a directory; give --out a directory (it is created if missing)"])
     for d in devices:  # refuse before writing anything
         final = out / d.hostname
-        if final.is_symlink() or (final.exists() and not _is_fleet_output(final, d.hostname)):
+        foreign = _not_ours(final, d.hostname)
+        if foreign:
             raise FleetError([f"{final}: exists and is not the output of a previous fleet run for {d.hostname} "
-                              "(root/ and seed/ with its cloud-init seed); nothing was written: move it away or "
-                              "choose another --out"])
+                              f"({foreign}); nothing was written: move it away or choose another --out"])
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for d in devices:
@@ -278,6 +282,8 @@ def write_fleet(out: Path, devices: list[Device], target: Target) -> list[Path]:
             seeds = seed_files(d.plan, target)
             for f in seeds:
                 atomic_write(seed / f.path, f.content, f.mode)
+            record = {"hostname": d.hostname, "files": _digests(tmp)}
+            atomic_write(tmp / OUTPUT_RECORD, json.dumps(record, indent=1, sort_keys=True).encode(), 0o644)
             if not any(f.secret for f in files + seeds):
                 os.chmod(tmp, 0o755)  # mkdtemp's 0700 stays where a secret is inside
             final = out / d.hostname
@@ -295,24 +301,58 @@ def write_fleet(out: Path, devices: list[Device], target: Target) -> list[Path]:
     return written
 
 
-def _is_fleet_output(path: Path, hostname: str) -> bool:
-    """An empty directory, or one a previous run wrote for this host: root/ and seed/, nothing
-    else; seed/ holds exactly the three seed files, user-data starting as written for this host."""
+def _digests(folder: Path) -> dict[str, str]:
+    """Every file under folder (but the record), by its path relative to folder: its SHA-256."""
+    out = {}
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            if rel != OUTPUT_RECORD:
+                out[rel] = _sha256(path)
+    return out
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()  # streamed: a planted large file costs no memory
+
+
+def _not_ours(path: Path, hostname: str) -> str | None:
+    """None when path is absent, an empty directory, or exactly what a previous run wrote for
+    this host (its record, every file listed with its digest, nothing else, no links); else the
+    first thing that is not ours, in words."""
+    from installer.yamlfile import SmallFileError, read_small
+
+    if not path.exists() and not path.is_symlink():
+        return None
+    if path.is_symlink() or not path.is_dir():
+        return "a symbolic link" if path.is_symlink() else "not a directory"
     try:
-        if path.is_symlink() or not path.is_dir():
-            return False
-        entries = set(os.listdir(path))
-        if not entries:
-            return True
-        root, seed = path / "root", path / "seed"
-        if (entries != {"root", "seed"} or root.is_symlink() or not root.is_dir() or seed.is_symlink()
-                or not seed.is_dir() or set(os.listdir(seed)) != _SEED_FILES):
-            return False
-        user = seed / "user-data"
-        if user.is_symlink() or not user.is_file():
-            return False
-        head = ("#cloud-config\n" + _SEED_HEADER.format(host=hostname)).encode("utf-8")
-        with open(user, "rb") as fh:
-            return fh.read(len(head)) == head
-    except OSError:
-        return False
+        if not os.listdir(path):
+            return None
+        if not (path / OUTPUT_RECORD).exists():
+            return f"no {OUTPUT_RECORD}"
+        try:
+            record = json.loads(read_small(path / OUTPUT_RECORD, _MAX_RECORD_BYTES, "the fleet record",
+                                           "it is written by bundle fleet"))
+        except (SmallFileError, ValueError, UnicodeDecodeError):
+            return f"{OUTPUT_RECORD} is not one bundle fleet wrote"
+        if not isinstance(record, dict) or record.get("hostname") != hostname or not isinstance(record.get("files"), dict):
+            return f"{OUTPUT_RECORD} is for another host" if isinstance(record, dict) else f"{OUTPUT_RECORD} is damaged"
+        listed = record["files"]
+        for dirpath, dirs, names in os.walk(path):
+            for name in dirs + names:
+                entry = Path(dirpath) / name
+                rel = entry.relative_to(path).as_posix()
+                if entry.is_symlink():
+                    return f"{rel} is a symbolic link"
+                if name in names and rel != OUTPUT_RECORD:
+                    if rel not in listed:
+                        return f"{rel} was not written by it"
+                    if not entry.is_file() or _sha256(entry) != listed[rel]:
+                        return f"{rel} was changed since"
+        missing = [rel for rel in listed if not (path / rel).is_file()]
+        return f"{missing[0]} was removed since" if missing else None
+    except OSError as e:
+        return f"it cannot be read: {e.strerror}"

@@ -198,7 +198,8 @@ class WizardApp(PlainModeMixin):
         if self.draft is None:
             return
         try:
-            self.draft.save(self.plan, step or self.step_id or "welcome")
+            warning = self.context.extras.get("trust_warning") if self.context is not None else None
+            self.draft.save(self.plan, step or self.step_id or "welcome", warning)
         except OSError as e:
             self.notify(f"The draft could not be saved: {e}", severity="error")
 

@@ -258,6 +258,9 @@ class StepScreen(Screen):
     def compose(self) -> ComposeResult:
         n, total = self.position
         yield Static(f" edge-installer | Step {n} of {total}: {self.TITLE}", id="step-title", markup=False)
+        warning = self.context.extras.get("trust_warning")
+        if warning:  # an unsigned or untrusted bundle accepted: said on every step, never scrolled away
+            yield Static(warning, id="trust-warning", classes="warning", markup=False)
         with StepBody(id="body"):
             yield from self.compose_body()
         yield Static(help_text(self.STEP), id="help", markup=False)

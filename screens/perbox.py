@@ -1,6 +1,13 @@
 """Step after welcome when the wizard starts from a bundle: only what must differ on this
-box (host name, static addresses) and the secrets the bundle left out. Everything else
-comes from the first box's answers; Next goes straight to the review."""
+box (host name, static addresses), the bundle's passphrase when its secrets are encrypted,
+and the secrets the bundle left out. Everything else comes from the first box's answers;
+Next goes straight to the review.
+
+A bundle is used only when it verifies and its signer is trusted on this box (the keys in
+<root>/etc/edge-installer/trusted-keys, and the wizard's --trust-key), or when the technician
+accepts it anyway (--allow-unsigned, or the welcome step's tick box): then a warning stays at
+the top of every step (StepScreen.compose reads extras["trust_warning"]).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from installer import fields
-from installer.plan import SECRET_FIELDS, Plan
+from installer.plan import SECRET_FIELDS, FieldError, Plan
 from screens.base import FieldInput, StepScreen
 
 LABELS = {
@@ -25,12 +32,64 @@ LABELS = {
 }
 # Why a secret is asked for: left out at export, or encrypted and no passphrase was given.
 LEFT_OUT = " (the bundle left it out; never shown)"
-LOCKED = " (encrypted in the bundle; or start with --passphrase-file)"
+LOCKED = " (only without the bundle's passphrase)"
+PASSPHRASE_FIELD = "bundle-passphrase"  # not a plan field: it unlocks the bundle's secrets
+PASSPHRASE_LABEL = "Bundle passphrase (unlocks the secrets it carries; not a WiFi key)"
+# The wizard's ways out of a refused bundle, in its own terms (installer.bundle.trust_verdict).
+TRUST_WORDS = {"trust_hint": "or start the wizard with --trust-key KEY.pub",
+               "opt_in": "tick \"Use it anyway\" if you know where it came from",
+               "because": "(the technician accepted it)"}
 
 
-def bundle_extras(bundle, name: str) -> dict:
+class BundleRefused(Exception):
+    """The wizard does not use this bundle; the message is one line saying why and what to do.
+    `untrusted`: it verified, but it is unsigned or its signer is not trusted (the technician may
+    accept it anyway); otherwise it is damaged, altered or unreadable (never used)."""
+
+    def __init__(self, message: str, untrusted: bool = False):
+        super().__init__(message)
+        self.untrusted = untrusted
+
+
+def open_bundle(path: str, root, trust_keys: list[str] | tuple[str, ...] = (), allow_unsigned: bool = False,
+                passphrase: str | None = None, words: dict[str, str] = TRUST_WORDS) -> tuple[object, dict]:
+    """Load and verify a bundle for the wizard: (installer.bundle.LoadedBundle, the extras this step
+    and the frame read); BundleRefused when it does not verify or its signer is not trusted."""
+    from pathlib import Path
+
+    from installer.bundle import TRUST_FILE, BundleError, KeyFileError, load_bundle, read_trusted_keys, trust_verdict
+
+    try:
+        loaded = load_bundle(path, passphrase)
+        trusted = read_trusted_keys(root, list(trust_keys))
+    except (BundleError, KeyFileError) as e:
+        raise BundleRefused(str(e)) from None
+    try:
+        line, warning = trust_verdict(loaded, trusted, allow_unsigned, str(Path(root or "/") / TRUST_FILE),
+                                      **words)
+    except BundleError as e:
+        raise BundleRefused(f"this bundle {e}", untrusted=True) from None
+    return loaded, bundle_extras(loaded, Path(path).name, line, warning)
+
+
+def bundle_extras(bundle, name: str, trust_line: str = "", warning: bool = False) -> dict:
     """What this step reads from WizardContext.extras, for a loaded bundle (installer.bundle)."""
-    return {"per_box": bundle.per_box_fields(), "bundle_name": name, "secrets_locked": bundle.secrets_locked}
+    from installer.bundle import printable
+
+    extras = {"per_box": bundle.per_box_fields(), "bundle_name": printable(name), "secrets_locked": bundle.secrets_locked,
+              "bundle": bundle, "trust_line": "" if warning else trust_line, "trust_warning": None}
+    if warning:
+        extras["trust_warning"] = f"{trust_line.replace('this bundle', printable(name), 1)}"
+    return extras
+
+
+def _halves(fingerprint: str) -> str:
+    """A long colon-grouped fingerprint as two lines at a group boundary (never broken mid-group)."""
+    groups = fingerprint.split(":")
+    if len(fingerprint) <= 60 or len(groups) < 4:
+        return fingerprint
+    half = (len(groups) + 1) // 2
+    return ":".join(groups[:half]) + ":\n" + ":".join(groups[half:])
 
 
 def _get(plan: Plan, path: str):
@@ -62,11 +121,23 @@ class PerBoxScreen(StepScreen):
     def SECTIONS(self) -> tuple[str, ...]:  # type: ignore[override]
         return tuple(self.paths)
 
+    @property
+    def locked(self) -> bool:
+        """The bundle's secrets are encrypted and not yet unlocked."""
+        return bool(self.context.extras.get("secrets_locked"))
+
     def compose_body(self) -> ComposeResult:
         source = self.context.extras.get("bundle_name", "the bundle")
         yield Static(f"Everything else comes from {source}. The values shown are its box's: change "
                      "them for this one. Next goes to the review.", classes="hint", markup=False)
-        why = LOCKED if self.context.extras.get("secrets_locked") else LEFT_OUT
+        if self.context.extras.get("trust_line"):
+            fp = self.context.extras["trust_line"].removeprefix("Signed by ")
+            yield Static(f"Signed by a key this box trusts:\n{_halves(fp)}", classes="hint", id="signed-by",
+                         markup=False)
+        if self.locked:
+            yield FieldInput(PASSPHRASE_LABEL, field=PASSPHRASE_FIELD, value=None, password=True,
+                             id=PASSPHRASE_FIELD)
+        why = LOCKED if self.locked else LEFT_OUT
         for path in self.paths:
             label, placeholder, check = LABELS[path]
             secret = path in SECRET_FIELDS
@@ -78,13 +149,45 @@ class PerBoxScreen(StepScreen):
     def read(self) -> Plan:
         plan = self.plan
         for w in self.query(FieldInput):
+            if w.field_path == PASSPHRASE_FIELD:
+                continue
             raw = w.input.value if w.field_path in SECRET_FIELDS else w.value  # secrets exactly as typed
             plan = _set(plan, w.field_path, raw or None)
         return plan
 
+    def _unlock(self, plan: Plan) -> tuple[Plan, list[FieldError]]:
+        """The plan with the bundle's encrypted secrets filled in where nothing was typed (the
+        technician's own value wins); or an error at the bundle passphrase."""
+        from installer.bundle import BundleError, merge_secrets
+
+        if not self.locked:
+            return plan, []
+        typed = self.query_one(f"#{PASSPHRASE_FIELD}", FieldInput).input.value  # exactly as typed
+        bundle = self.context.extras["bundle"]
+        if not typed:
+            still = [p for p in bundle.missing_secrets if _get(plan, p) is None]
+            if not still:
+                return plan, []
+            names = ", ".join(LABELS[p][0] for p in still if p in LABELS)
+            return plan, [FieldError(PASSPHRASE_FIELD, f"the bundle holds the {names} encrypted: give its "
+                                                      "passphrase, or type them below")]
+        try:
+            secrets = bundle.unlock(typed)
+        except BundleError as e:
+            return plan, [FieldError(PASSPHRASE_FIELD, str(e))]
+        plan = merge_secrets(plan, {p: v for p, v in secrets.items() if _get(plan, p) is None})
+        # Unlocked once: going back to this step asks only for what is still missing.
+        extras = self.context.extras
+        extras["secrets_locked"] = False
+        extras["per_box"] = [p for p in extras.get("per_box", []) if p not in secrets]
+        return plan, []
+
     def action_next(self) -> None:
         plan = self.read()
-        errors = self.errors_for_step(plan)
+        errors = [e for e in self.errors_for_step(plan) if not (self.locked and e.field in SECRET_FIELDS)]
+        if not errors:
+            plan, errors = self._unlock(plan)
+            errors += self.errors_for_step(plan) if not errors else []
         self.show_errors(errors)
         if not errors:
             self.post_message(self.Done(plan, "next", goto="review"))

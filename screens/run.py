@@ -11,6 +11,11 @@ from installer import plan as planmod
 from installer.draft import Draft, DraftError
 
 
+# A refused bundle at start-up: the ways out are the wizard's options (installer.bundle.trust_verdict).
+CLI_TRUST_WORDS = {"trust_hint": "or give --trust-key KEY.pub", "opt_in": "give --allow-unsigned to use it anyway",
+                   "because": "(--allow-unsigned)"}
+
+
 class WizardStartError(Exception):
     """The wizard cannot start; the message says why and what to do."""
 
@@ -34,23 +39,25 @@ def build_context(root: Path, plain_reason: str = ""):
                          target=target, plain_reason=plain_reason)
 
 
-def start_plan(root: Path, plan_file: str | None, resume: bool,
-               passphrase_file: str | None = None) -> tuple[planmod.Plan, str | None, dict]:
+def start_plan(root: Path, plan_file: str | None, resume: bool, passphrase_file: str | None = None,
+               trust_keys: list[str] | tuple[str, ...] = (), allow_unsigned: bool = False,
+               ) -> tuple[planmod.Plan, str | None, dict]:
     """The plan to start from, the step to start at, and what the context must know
-    (a bundle: the fields this box must give)."""
+    (a bundle: the fields this box must give, who signed it). A bundle whose signer the box
+    does not trust (root's trust file, trust_keys) is refused unless allow_unsigned."""
     from screens.app import new_plan
 
     draft = Draft(root)
     if resume:
         try:
             plan, step = draft.load()
-            return plan, step, {}
+            return plan, step, {"trust_warning": draft.warning()}  # an accepted unsigned bundle stays said
         except DraftError as e:
             raise WizardStartError(str(e)) from None
     if plan_file:
         from installer.bundle import is_bundle  # cryptography: only when there is a file to read
     if plan_file and is_bundle(plan_file):
-        from installer.bundle import BundleError, load_bundle
+        from screens.perbox import BundleRefused, open_bundle
 
         passphrase = None
         if passphrase_file:
@@ -62,12 +69,10 @@ def start_plan(root: Path, plan_file: str | None, resume: bool,
             except UsageError as e:
                 raise WizardStartError(str(e)) from None
         try:
-            loaded = load_bundle(plan_file, passphrase)
-        except BundleError as e:
+            loaded, extras = open_bundle(plan_file, root, trust_keys, allow_unsigned, passphrase, words=CLI_TRUST_WORDS)
+        except BundleRefused as e:
             raise WizardStartError(f"{plan_file}: {e}") from None
-        from screens.perbox import bundle_extras
-
-        return loaded.plan, "this-box", bundle_extras(loaded, Path(plan_file).name)
+        return loaded.plan, "this-box", extras
     if plan_file:
         try:
             return planmod.load(plan_file), "topology", {}
@@ -77,7 +82,8 @@ def start_plan(root: Path, plan_file: str | None, resume: bool,
 
 
 def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: bool | None,
-               passphrase_file: str | None = None) -> int:
+               passphrase_file: str | None = None, trust_keys: list[str] | tuple[str, ...] = (),
+               allow_unsigned: bool = False) -> int:
     """Run the wizard; the exit code for the command line."""
     from screens import terminal
 
@@ -94,9 +100,10 @@ def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: boo
     elif not use_plain:
         reason = "full display"
     terminal.prepare_environment(use_plain)
-    plan, step, extras = start_plan(root_path, plan_file, resume, passphrase_file)
+    plan, step, extras = start_plan(root_path, plan_file, resume, passphrase_file, trust_keys, allow_unsigned)
     context = build_context(root_path, reason)
     context.extras.update(extras)
+    context.extras["trust"] = (tuple(trust_keys), allow_unsigned)  # for a bundle loaded at the welcome step
     from screens.app import WizardApp
 
     app = WizardApp(plan, context, draft=Draft(root_path), start_step=step, plain=use_plain)

@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from installer import plan as planmod
 from installer.plan import FieldError
-from screens.base import FieldInput, StepScreen
+from screens.base import FieldInput, StepScreen, Toggle
 
 
 class WelcomeScreen(StepScreen):
@@ -32,20 +32,10 @@ class WelcomeScreen(StepScreen):
         if not path:
             super().action_next()
             return
-        from installer.bundle import BundleError, is_bundle, load_bundle
+        from installer.bundle import is_bundle
 
         if is_bundle(path):
-            # A bundle without its passphrase: the secrets it holds are asked on the next step.
-            try:
-                bundle = load_bundle(path, None)
-            except BundleError as e:
-                self.show_errors([FieldError("load", str(e))])
-                return
-            from screens.perbox import bundle_extras
-
-            self.context.extras.update(bundle_extras(bundle, path))
-            self.show_errors([])
-            self.post_message(self.Done(bundle.plan, "next", goto="this-box"))
+            self._open_bundle(path)
             return
         try:
             loaded = planmod.load(path)
@@ -54,3 +44,23 @@ class WelcomeScreen(StepScreen):
             return
         self.show_errors([])
         self.post_message(self.Done(loaded, "next"))
+
+    def _open_bundle(self, path: str) -> None:
+        """A bundle is verified and its signer checked here; its passphrase (when its secrets are
+        encrypted) is asked on the next step, by that name."""
+        from screens.perbox import BundleRefused, open_bundle
+
+        trust_keys, allow = self.context.extras.get("trust", ((), False))
+        accept = self.query("#accept-untrusted")
+        allow = allow or bool(accept and accept.first(Toggle).value)
+        try:
+            bundle, extras = open_bundle(path, self.context.root, trust_keys, allow)
+        except BundleRefused as e:
+            self.show_errors([FieldError("load", str(e))])
+            if not accept and e.untrusted:  # not a damaged bundle: the technician may accept it
+                self.query_one("#body").mount(Toggle("Use it anyway (I know where this bundle came from)",
+                                                     field="accept-untrusted", value=False, id="accept-untrusted"))
+            return
+        self.context.extras.update(extras)
+        self.show_errors([])
+        self.post_message(self.Done(bundle.plan, "next", goto="this-box"))

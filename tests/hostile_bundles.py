@@ -70,6 +70,56 @@ def valid_bundle(plan: P.Plan | None = None, passphrase: str | None = PASSPHRASE
                           scrypt_n=SCRYPT_N)
 
 
+def signing_key(seed: int = 1):
+    """A fixed Ed25519 key (the corpus is the same on every run)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+
+
+def signed_bundle(passphrase: str | None = PASSPHRASE, seed: int = 1) -> bytes:
+    """A valid bundle signed by signing_key(seed)."""
+    return B.build_bundle(base_plan(), passphrase, created=1_700_000_000, version="test", scrypt_n=SCRYPT_N,
+                          sign_key=signing_key(seed))
+
+
+def _signed_cases() -> list[Hostile]:
+    """A signed bundle changed as a forger would (digests recomputed, the signature kept, or its
+    public key swapped for another's): always refused, whatever the trust or the passphrase."""
+    members = members_of(signed_bundle())
+    named = dict(members)
+    other = dict(members_of(signed_bundle(seed=2)))[B.SIGNATURE_MEMBER]
+    mismatch = "the signature does not match manifest.json"
+
+    def with_signature(doc) -> bytes:
+        blob = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        return repack([(n, blob if n == B.SIGNATURE_MEMBER else d) for n, d in members])
+
+    sig = json.loads(named[B.SIGNATURE_MEMBER])
+
+    def omit(m: dict) -> None:
+        m["secrets"] = {"state": "omitted", "fields": m["secrets"]["fields"]}
+        m["members"] = [e for e in m["members"] if e["path"] != B.SECRETS_MEMBER]
+
+    return [
+        Hostile("signed-plan-digests-recomputed",
+                repack([(n, d.replace(b"proxy.plant.local", b"proxy.evil.example") if n == B.PLAN_MEMBER else d)
+                        for n, d in members], refresh=(B.PLAN_MEMBER,)), mismatch),
+        Hostile("signed-secrets-downgraded", repack([(n, d) for n, d in members if n != B.SECRETS_MEMBER],
+                                                    manifest_edit=omit), mismatch),
+        Hostile("signed-file-replaced", repack([(n, b"evil\n" if n == "files/etc/hostname" else d) for n, d in members],
+                                               refresh=("files/etc/hostname",)), mismatch),
+        Hostile("signature-of-another-bundle", with_signature(other), mismatch),
+        Hostile("signature-key-swapped", with_signature(dict(sig, public_key=json.loads(other)["public_key"])),
+                mismatch),
+        Hostile("signature-wrong-algorithm", with_signature(dict(sig, algorithm="rsa-sha256")),
+                "algorithm must be 'ed25519'"),
+        Hostile("signature-short-key", with_signature(dict(sig, public_key="AAAA")), "public_key must be 32 bytes"),
+        Hostile("signature-not-json", with_signature(b"{\"algorithm\": "), "signature.json is not valid JSON"),
+        Hostile("signature-extra-field", with_signature(dict(sig, trusted=True)), "must hold exactly"),
+    ]
+
+
 def members_of(data: bytes) -> list[tuple[str, bytes]]:
     """The members of a bundle, in archive order (the bundle must be valid)."""
     with tarfile.open(fileobj=io.BytesIO(zlib.decompress(data, 31)), mode="r:") as tf:
@@ -235,6 +285,7 @@ def corpus() -> list[Hostile]:
                                                  else d) for n, d in members], refresh=(B.PLAN_MEMBER,)),
                 "wrong passphrase, or the bundle was altered after export"),
     ]
+    cases += _signed_cases()
     for name, data in members:
         # One flipped byte in each member, re-packed with the original manifest. The manifest's
         # first byte ("{" -> "z") breaks its JSON; any other member's breaks its digest.

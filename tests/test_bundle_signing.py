@@ -80,11 +80,25 @@ def test_keygen_writes_a_0600_pem_and_a_pub_and_never_overwrites(tmp_path, capsy
 def test_sign_key_that_is_not_a_private_key_is_one_line(tmp_path, capsys):
     _, raw = keypair(tmp_path)
     (tmp_path / "plan.yaml").write_text(P.dumps(H.base_plan()))
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "shared.key").write_bytes((tmp_path / "key").read_bytes())
+    os.chmod(tmp_path / "shared.key", 0o644)
     for bad, reason in ((tmp_path / "key.pub", "is not an unencrypted PEM private key"),
-                        (tmp_path / "nope", "No such file")):
+                        (tmp_path / "nope", "does not exist"),
+                        (tmp_path / "fifo", "not a regular file"),  # refused at once, never waited on
+                        (tmp_path / "shared.key", "is readable by others (mode 0644)")):
         code, _, err = run_cli("bundle", "export", str(tmp_path / "plan.yaml"), "-o", str(tmp_path / "b"),
                                "--no-secrets", "--sign-key", str(bad), capsys=capsys)
         assert code == 2 and reason in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_report_that_is_not_a_regular_file_is_refused_at_once(tmp_path, capsys):
+    (tmp_path / "plan.yaml").write_text(P.dumps(H.base_plan()))
+    os.mkfifo(tmp_path / "report.json")
+    code, _, err = run_cli("bundle", "export", str(tmp_path / "plan.yaml"), "-o", str(tmp_path / "b"),
+                           "--no-secrets", "--report", str(tmp_path / "report.json"), capsys=capsys)
+    assert code == 2 and f"--report {tmp_path / 'report.json'}" in err and "not a regular file" in err
     assert not (tmp_path / "b").exists()
 
 

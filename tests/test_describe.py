@@ -110,6 +110,18 @@ def test_diff_never_shows_a_secret_old_or_new(tmp_path):
     assert mask_secrets("psk=abcdefgh\nid=x") == f"psk={REDACTED}\nid=x"
 
 
+def test_the_diff_masker_covers_every_secret_form_the_report_one_does():
+    """One masker (installer.redact) for diffs and reports: HTTP Basic credentials, a secret of
+    two characters where it stands alone (not inside other words), a percent-encoded one."""
+    import base64
+
+    token = base64.b64encode(b"edge:pw").decode()
+    assert mask_secrets(f"Proxy-Authorization: Basic {token}") == f"Proxy-Authorization: Basic {REDACTED}"
+    assert mask_secrets("Basic configuration") == "Basic configuration"  # a word, not credentials
+    assert mask_secrets("user ab logged in; abstract", ["ab"]) == f"user {REDACTED} logged in; abstract"
+    assert mask_secrets("http://proxy/?p=p%40ss%3Aword", ["p@ss:word"]) == f"http://proxy/?p={REDACTED}"
+
+
 def test_describe_imports_no_textual():
     code = ("import sys, installer.describe; "
             "bad = [m for m in ('textual', 'rich') if m in sys.modules]; "

@@ -11,7 +11,9 @@ test checks that this machine's cloud-init and netplan state did not change.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -25,7 +27,7 @@ import yaml
 from installer import cli
 from installer import plan as P
 from installer.bundle import build_bundle, per_box_fields, split_secrets
-from installer.fleet import MACHINES_NETPLAN_FILE, FleetError, read_devices, seed_files
+from installer.fleet import MACHINES_NETPLAN_FILE, OUTPUT_RECORD, FleetError, read_devices, seed_files
 from installer.render import Target, dropins, render
 from installer.render import netplan as netplan_renderer
 from installer.setfield import apply_sets
@@ -118,7 +120,7 @@ def test_each_box_gets_the_tree_render_would_write(fleet):
     _, boxes = fleet
     assert len(boxes) == 2 * len(cases())
     for name, plan, box in boxes:
-        assert sorted(os.listdir(box)) == ["root", "seed"]
+        assert sorted(os.listdir(box)) == [OUTPUT_RECORD, "root", "seed"]
         expected = {f.path: (f.content, f.mode) for f in render(plan, TARGET)}
         assert tree(box / "root") == expected, name
 
@@ -310,11 +312,29 @@ def test_rerun_replaces_a_box_whole_and_refuses_foreign_directories(tmp_path, ca
     argv = ["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(csv_file), "--out", str(tmp_path / "out"),
             "--passphrase-file", str(tmp_path / "pass")]
     assert cli.main(argv) == 0
-    stale = tmp_path / "out/edge-02/root/etc/stale.conf"
-    stale.write_text("from an older run")
+    box = tmp_path / "out/edge-02"
+    # What a run wrote is replaced whole, also when the new plan renders other files.
+    older = box / "root/etc/NetworkManager/system-connections/old.nmconnection"
+    older.parent.mkdir(parents=True)
+    older.write_text("[connection]\n")
+    record = json.loads((box / OUTPUT_RECORD).read_text())
+    record["files"][older.relative_to(box).as_posix()] = hashlib.sha256(older.read_bytes()).hexdigest()
+    (box / OUTPUT_RECORD).write_text(json.dumps(record))
     assert cli.main(argv) == 0
-    assert not stale.exists() and (tmp_path / "out/edge-02/root/etc/hostname").exists()
+    assert not older.exists() and (box / "root/etc/hostname").exists()
     assert sorted(os.listdir(tmp_path / "out")) == ["edge-02"]  # no partial or old directories left
+    # A file added or changed by hand inside it is never deleted: the rerun refuses, naming it.
+    for damage, words in ((lambda: (box / "root/etc/notes.txt").write_text("mine"), "root/etc/notes.txt was not written"),
+                          (lambda: (box / "root/etc/hostname").write_text("edited\n"), "root/etc/hostname was changed"),
+                          (lambda: (box / "seed/meta-data").unlink(), "seed/meta-data was removed")):
+        assert cli.main(argv) == 0
+        damage()
+        capsys.readouterr()
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 2, err  # the unsigned WARNING, then the one line
+        (box / "root/etc/notes.txt").unlink(missing_ok=True)
+        shutil.rmtree(box)
     csv_file.write_text("hostname,uplink.address\nedge-03,10.20.0.17/24\n")
     (tmp_path / "out/edge-03").mkdir()
     (tmp_path / "out/edge-03/precious.txt").write_text("not ours")

@@ -156,13 +156,12 @@ def read_passphrase(path: str, *, for_export: bool = False) -> str:
 
 
 def _read_report(path: str) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_REPORT_BYTES + 1)
-    except OSError as e:
-        raise UsageError(f"--report {path}: {e.strerror}") from None
-    if len(data) > MAX_REPORT_BYTES:
-        raise UsageError(f"--report {path}: is larger than {MAX_REPORT_BYTES} bytes; give `check --json` output")
+    from installer.yamlfile import SmallFileError, read_small
+
+    try:  # a regular file only (a FIFO would wait forever), bounded
+        data = read_small(path, MAX_REPORT_BYTES, f"--report {path}", "give `check --json` output")
+    except SmallFileError as e:
+        raise UsageError(str(e)) from None
     try:
         report = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
