@@ -88,7 +88,21 @@ def check_ssid(value: str | None) -> str | None:
     n = len(value.encode("utf-8"))
     if n > 32:
         return f"is {n} bytes; an SSID is at most 32 bytes"
+    if has_control(value):
+        return (f"{value.encode('unicode_escape').decode()!r} holds a control or text-direction character, "
+                "which would be obeyed by the terminal that shows it; an SSID here is printable text")
     return None
+
+
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def has_control(text: str) -> bool:
+    """True when text holds a C0/C1 control character (ESC, NUL, line breaks) or a bidirectional
+    override, which a terminal or an editor would obey rather than show."""
+    import unicodedata
+
+    return any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in text)
 
 
 def check_passphrase(value: str | None, security: str | None) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from installer import plan as planmod
-from installer.fields import (check_apn, check_apn_credential, check_host_address, check_host_or_ip,
+from installer.fields import (check_apn, has_control, check_apn_credential, check_host_address, check_host_or_ip,
                               check_hostname, check_ifname, check_interface_address, check_passphrase,
                               check_proxy_url, check_ssid)
 from installer.plan import FieldError, Plan
@@ -291,10 +291,11 @@ def _proxy(plan: Plan, err) -> None:
     err("proxy.url", check_proxy_url(p.url))
     if p.password is not None and p.username is None:
         err("proxy.username", "a password needs its user name; give both or neither")
-    if p.username is not None and (p.username == "" or any(c in p.username for c in "\r\n")):
-        err("proxy.username", "must be a non-empty single line")
-    if p.password is not None and any(c in p.password for c in "\r\n\x00"):
-        err("proxy.password", "must be a single line")
+    if p.username is not None and (p.username == "" or has_control(p.username)):
+        err("proxy.username", "must be one non-empty line of printable characters (no control or "
+                              "text-direction character)")
+    if p.password is not None and has_control(p.password):
+        err("proxy.password", "must be one line without NUL or other control characters (never shown)")
     for i, entry in enumerate(p.no_proxy):
         if not _no_proxy_ok(entry):
             err(f"proxy.no_proxy[{i}]", f"{entry!r} is not a host, domain (.plant.local), IP or network "

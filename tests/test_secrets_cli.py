@@ -251,3 +251,32 @@ def test_exported_bundle_report_masks_a_short_proxy_password(tmp_path):
     text = members["report.json"].decode() if "report.json" in members else next(
         v.decode() for k, v in members.items() if k.endswith(".json") and b"results" in v)
     assert "q7" not in text and token not in text
+
+
+# --- text that reaches a terminal ------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["wifi.ssid", "proxy.username", "proxy.password"])
+@pytest.mark.parametrize("bad", ["x\x1b[2Jy", "pay\u202eroll", "a\x00b", "a\nb"])
+def test_free_text_fields_refuse_control_and_direction_characters(field, bad):
+    """An SSID or a proxy user name is shown on screens and in reports; a control or bidi
+    character there would be obeyed by the terminal (a faked line, a cleared screen)."""
+    import dataclasses
+
+    from installer.validate import validate
+    from tests import hostile_bundles as H
+
+    base = H.base_plan()
+    section, key = field.split(".")
+    plan = dataclasses.replace(base, **{section: dataclasses.replace(getattr(base, section), **{key: bad})})
+    errors = [e for e in validate(plan) if e.field == field]
+    assert errors, field
+    if field == "proxy.password":
+        assert bad not in str(errors[0]) and "never shown" in str(errors[0])
+    assert "\x1b" not in str(errors[0]) and "\u202e" not in str(errors[0])
+
+
+def test_an_ssid_with_emoji_and_accents_is_still_accepted():
+    from installer.fields import check_ssid
+
+    assert check_ssid("Usine Hall \u00e9\U0001F4F6") is None
+    assert check_ssid("Caf\u00e9 \U0001F468\u200d\U0001F527") is None  # ZWJ sequence: not a direction control
