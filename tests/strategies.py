@@ -9,6 +9,7 @@ import string
 from hypothesis import strategies as st
 
 from installer import plan as P
+from installer.fields import has_control
 
 WIRED = ["eno1", "eno2", "enp2s0", "enp3s0", "eth0", "eth1", "ens18"]
 WIRELESS = ["wlan0", "wlp3s0", "wlx00c0ca123456"]
@@ -20,7 +21,7 @@ PRINTABLE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c")
 # Text that stresses every quoting layer: YAML, keyfile escapes, netplan's own parser.
 tricky_text = st.text(alphabet=PRINTABLE, min_size=1)
 ssids = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_categories=("Cs",)),
-                min_size=1, max_size=32).filter(lambda s: 1 <= len(s.encode()) <= 32)
+                min_size=1, max_size=32).filter(lambda s: 1 <= len(s.encode()) <= 32 and not has_control(s))
 passphrases = st.text(alphabet=PRINTABLE, min_size=8, max_size=63)
 
 
