@@ -46,6 +46,7 @@ class ApplyResult:
     rolled_back: bool = False
     restored: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    refused: str | None = None             # why nothing was written (an address another device holds)
 
     @property
     def ok(self) -> bool:
@@ -110,13 +111,15 @@ def stack_commands(plan: Plan, target: Target, written: list[str]) -> list[list[
 
 
 def recheck(plan: Plan, timeout: float) -> object:
-    """The link checks, the DNS checks and one cloud check, as after `netplan apply`."""
+    """The link checks, the DNS checks, the ARP probes of the static addresses and gateway
+    (installer.checks.neighbours), the WiFi signal (installer.checks.wifi) and one cloud check,
+    as after `netplan apply`."""
     from installer.checks.planner import build_context, plan_checks, remediation
     from installer.checks.runner import run_checks
 
     ctx = build_context(plan, timeout=timeout)
     checks = plan_checks(plan, ctx)
-    keep = [c for c in checks if c.id.startswith(("link-", "dns-"))]
+    keep = [c for c in checks if c.id.startswith(("link-", "dns-", "address-", "gateway-", "wifi-"))]
     cloud = next((c for c in checks if c.id == "https-ping"), None) or next(
         (c for c in checks if c.id == "tcp-connect"), None)
     if cloud is not None:
@@ -128,11 +131,22 @@ def recheck(plan: Plan, timeout: float) -> object:
 def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
                confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT_S, check_timeout: float = 3.0,
                rechecker: Callable[[Plan, float], object] | None = None,
-               progress: Progress = lambda line: None) -> ApplyResult:
+               progress: Progress = lambda line: None, force_address: bool = False,
+               prober: Callable[..., object] | None = None, how_to_change: str = "cli") -> ApplyResult:
     """Write, apply, re-check and confirm; roll back when not confirmed. Never half-applies.
-    `rechecker` defaults to recheck() (looked up at each call)."""
+    `rechecker` defaults to recheck() (looked up at each call).
+
+    First, on a live box, every static address of the plan is probed on the wire (ARP, RFC
+    5227: installer.checks.neighbours.preflight, or `prober`): when another device answers for
+    one, nothing is written and `refused` says which address, port and MAC, unless
+    `force_address` (then a WARNING line). A port that is down or without carrier cannot be
+    probed: that is said, and the apply goes on (the address is not claimed free). Under a
+    staged root nothing is probed."""
     rechecker = rechecker or recheck
     result = ApplyResult()
+    if not check_addresses(plan, system, result, progress, force_address=force_address, prober=prober,
+                           timeout=check_timeout, how_to_change=how_to_change):
+        return result
     # A change an earlier run applied and nobody confirmed (its process was killed): undone
     # first, files and running state, before anything new is written.
     for line, ran in undo_unconfirmed(system):
@@ -217,6 +231,37 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
     _rollback(plan, system, target, result, commands)
     _disarm(system, result, armed)
     return result
+
+
+def check_addresses(plan: Plan, system: System, result: ApplyResult, progress: Progress, *,
+                    force_address: bool = False, prober: Callable[..., object] | None = None,
+                    timeout: float = 3.0, how_to_change: str = "cli") -> bool:
+    """The ARP probes before apply: False (and `result.refused` set) when another device holds
+    a planned address and the apply must not go on."""
+    from installer.checks import neighbours
+
+    if not system.live:
+        result.messages.append(f"addresses not probed: staged under {system.root} (no live box to ask the wire)")
+        return True
+    prober = prober or neighbours.preflight
+    try:
+        found = prober(plan, timeout=timeout)
+    except Exception as e:  # a probe that cannot run must not stop the apply, nor claim anything
+        result.messages.append(f"addresses not probed: {type(e).__name__}: {e}")
+        return True
+    for line in found.lines:
+        progress(line)
+    if found.ok:
+        return True
+    lines = [neighbours.conflict_line(p, probe, how_to_change) for p, probe in found.conflicts]
+    if force_address:
+        for line in lines:
+            result.messages.append(f"WARNING (--force-address): {line.split('; choose')[0]}: applied anyway; "
+                                   "the two devices will cut each other off until one changes its address")
+        return True
+    result.refused = lines[0]
+    result.messages += [f"refused: {line}" for line in lines] + ["nothing was written"]
+    return False
 
 
 def _disarm(system: System, result: ApplyResult, armed: str | None) -> None:

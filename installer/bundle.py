@@ -125,15 +125,25 @@ def per_box_fields(plan: Plan, missing_secrets: list[str] | None = None) -> list
     """Field paths that must differ per box or are missing: what the wizard asks after a bundle.
 
     hostname, the machine network's address, the uplink's address and gateway when static,
-    and every missing secret (given, or when None: the WiFi passphrase a WiFi plan lacks).
+    each port bound by MAC (`ports.eno1.mac`), and every missing secret (given, or when None:
+    the WiFi passphrase a WiFi plan lacks).
     """
     fields = ["hostname"]
     if plan.machine_network is not None:
         fields.append("machine_network.address")
     if plan.uplink is not None and plan.uplink.ipv4 == "static":
         fields += ["uplink.address", "uplink.gateway"]
+    # A MAC belongs to one box: the next box's port has its own (a driver or path binding
+    # holds for the whole box model and needs nothing per box).
+    fields += [f"ports.{p.name}.mac" for p in plan.ports if p.mac is not None]
     if missing_secrets is None:
-        missing_secrets = ["wifi.passphrase"] if plan.wifi is not None and not plan.wifi.passphrase else []
+        missing_secrets = []
+        w = plan.wifi
+        if w is not None and w.security.endswith("enterprise"):
+            if w.eap_method == "peap" and not w.eap_password:
+                missing_secrets.append("wifi.eap_password")
+        elif w is not None and not w.passphrase:
+            missing_secrets.append("wifi.passphrase")
     return fields + [s for s in SECRET_FIELDS if s in missing_secrets]
 
 

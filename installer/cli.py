@@ -21,8 +21,10 @@ from installer.commands import interfaces as interfaces_cmd
 from installer.commands import recover as recover_cmd
 from installer.commands import render as render_cmd
 from installer.commands import validate as validate_cmd
+from installer.commands import wifi as wifi_cmd
 
-VERBS = (validate_cmd, render_cmd, check_cmd, firewall_cmd, apply_cmd, interfaces_cmd, bundle_cmd, recover_cmd)
+VERBS = (validate_cmd, render_cmd, check_cmd, firewall_cmd, apply_cmd, interfaces_cmd, bundle_cmd, recover_cmd,
+         wifi_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -32,7 +32,9 @@ TOPOLOGY_WORDS = {
                 "(the seed's least preferred option, at your own risk)",
 }
 SECURITY_WORDS = {"wpa2-psk": "WPA2-Personal", "wpa3-sae": "WPA3-Personal (SAE)",
-                  "wpa2-wpa3": "WPA2/WPA3 transition mode"}
+                  "wpa2-wpa3": "WPA2/WPA3 transition mode", "wpa2-enterprise": "WPA2-Enterprise (802.1X)",
+                  "wpa3-enterprise": "WPA3-Enterprise (802.1X)"}
+EAP_WORDS = {"peap": "PEAP with MSCHAPv2", "tls": "EAP-TLS"}
 MAX_DISK_BYTES = 1_000_000  # a configuration file is a few KB; compare no more than this
 
 
@@ -70,12 +72,22 @@ def describe(plan: Plan, catalog: Catalog) -> list[str]:
         else:
             source = "the cellular network" if topo == "cellular" else "the company network's DHCP"
             out.append(f"Uplink on {iface}: address from {source}.")
+    if plan.ports:
+        from installer.ports import binding_words
+
+        bound = [f"{p.name} is the port with {binding_words(p)}" for p in plan.ports if p.binding]
+        if bound:
+            out.append(f"Ports found by their hardware, whatever this box calls them: {'; '.join(bound)}.")
 
     if plan.wifi is not None:
         w = plan.wifi
         hidden = ", hidden network" if w.hidden else ""
         secret = "the passphrase is set (not shown)" if w.passphrase else "NO passphrase given yet"
-        out.append(f"WiFi network {w.ssid!r} with {SECURITY_WORDS.get(w.security, w.security)}{hidden}; {secret}.")
+        if w.eap_method or w.security in ("wpa2-enterprise", "wpa3-enterprise"):
+            secret = _eap_words(w)
+        country = f"; regulatory country {w.country}" if w.country else ""
+        out.append(f"WiFi network {w.ssid!r} with {SECURITY_WORDS.get(w.security, w.security)}{hidden}; "
+                   f"{secret}{country}.")
     if plan.cellular is not None:
         c = plan.cellular
         login = ""
@@ -180,6 +192,21 @@ def _machines_words(plan: Plan, catalog: Catalog) -> str:
 
 # ---------------------------------------------------------------------------------------
 # What writing would change.
+
+def _eap_words(w) -> str:
+    """An 802.1X login in words: method, identity, CA; secrets only said to be set."""
+    words = f"{EAP_WORDS.get(w.eap_method, w.eap_method or 'NO EAP method chosen yet')} as {w.identity or '(no identity)'}"
+    if w.anonymous_identity:
+        words += f" (outer identity {w.anonymous_identity})"
+    words += f", server checked against the CA in {w.ca_certificate}" if w.ca_certificate else ", NO CA certificate"
+    if w.eap_method == "peap":
+        words += ", the password is set (not shown)" if w.eap_password else ", NO password given yet"
+    elif w.eap_method == "tls":
+        words += f", client certificate {w.client_certificate or '(not set)'}, key {w.private_key or '(not set)'}"
+        if w.private_key_password:
+            words += " (its password is set, not shown)"
+    return words
+
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     """Text with every secret value replaced by asterisks: known secret keys, credentials in

@@ -224,6 +224,44 @@ def interface(name: str, sys_class_net: Path = Path("/sys/class/net")) -> Interf
     return _interface(name, Path(sys_class_net))
 
 
+@dataclass(frozen=True)
+class LinkStatus:
+    """What a port says now, re-read as often as a screen likes (a few small sysfs files)."""
+
+    name: str
+    present: bool  # False: the link is gone (unplugged USB adapter, renamed)
+    carrier: bool | None  # None when unknown (the interface is administratively down)
+    speed: int | None  # Mb/s; None when unknown (no link, a virtual link, a WiFi card)
+    mac: str | None
+    operstate: str | None
+
+
+def link_status(name: str, sys_class_net: Path = Path("/sys/class/net")) -> LinkStatus:
+    """Carrier, speed and MAC of one link, from sysfs only (no netifaces: cheap enough to poll)."""
+    node = Path(sys_class_net) / name
+    if not node.is_dir():
+        return LinkStatus(name, False, None, None, None, None)
+    return LinkStatus(name, True, _carrier(node), _speed(node),
+                      _mac(_read(node / "address"), _read_int(node / "addr_len")),
+                      _read(node / "operstate") or None)
+
+
+def _speed(node: Path) -> int | None:
+    # The kernel answers EINVAL while the link is down, -1 (SPEED_UNKNOWN, as 4294967295 from
+    # older drivers) when the driver does not know: both are "unknown".
+    value = _read_int(node / "speed")
+    return value if value is not None and 0 < value < 4_000_000 else None
+
+
+def speed_text(speed: int | None) -> str:
+    """A link speed as a technician reads it: "1000 Mb/s", "10 Gb/s", "-" when unknown."""
+    if speed is None:
+        return "-"
+    if speed >= 10_000 and speed % 1000 == 0:
+        return f"{speed // 1000} Gb/s"
+    return f"{speed} Mb/s"
+
+
 def _interface(name: str, sys_class_net: Path) -> Interface:
     node = sys_class_net / name
     links = _ifaddresses(name)
@@ -348,13 +386,13 @@ def _behind_modem(node: Path) -> bool:
 # ---------------------------------------------------------------- the table
 
 
-def format_table(inv: Inventory) -> str:
-    """The human table of `edge-installer interfaces`: 7-bit ASCII, at most 80 columns.
+def format_table(inv: Inventory, width: int = 80) -> str:
+    """The human table of `edge-installer interfaces`: 7-bit ASCII, at most `width` columns
+    (80 on a terminal; less inside the wizard's frame).
 
     One row per interface (name, kind, MAC, carrier, addresses; further addresses on
     continuation rows), then the default gateways and the network stack.
     """
-    width = 80
     names = [_printable(i.name) for i in inv.interfaces]
     name_w = max([4] + [len(n) for n in names if len(n) <= 15])
     columns = (name_w, 8, 17, 7)

@@ -81,6 +81,31 @@ class Draft:
             pass  # the plan is what matters; without a step, resume at the start
         return plan, step
 
+    def saved_at(self) -> float | None:
+        """When the draft was last saved (seconds since the epoch), or None."""
+        try:
+            return self.plan_path.stat().st_mtime
+        except OSError:
+            return None
+
+    def backup(self) -> Path:
+        """Keep the draft aside (draft-YYYYmmddTHHMMSS.yaml, its state next to it) before a new
+        run starts over: a saved draft is never replaced silently. The backup's path."""
+        import time
+
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.saved_at() or time.time()))
+        target = self.plan_path.with_name(f"draft-{stamp}.yaml")
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.plan_path.with_name(f"draft-{stamp}-{n}.yaml")
+        self.plan_path.rename(target)  # same directory: atomic, the mode (0600) kept
+        try:
+            self.state_path.rename(target.with_name(target.stem.replace("draft-", "draft-state-") + ".json"))
+        except FileNotFoundError:
+            pass
+        return target
+
     def clear(self) -> None:
         """Forget the draft (after the plan was written and applied)."""
         for p in (self.state_path, self.plan_path):

@@ -7,6 +7,7 @@ a value is typed. Every address rule is built on the standard library's `ipaddre
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import string
@@ -225,3 +226,194 @@ def is_ip(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+# ---------------------------------------------------------------------------------------
+# WiFi: regulatory country and WPA-Enterprise (802.1X) fields.
+
+REGULATORY_DB = "/lib/firmware/regulatory.db"  # Debian package wireless-regdb (kernel's format)
+_REGDB_MAGIC = 0x52474442  # "RGDB"
+# The countries of wireless-regdb 2026.09.03 (Debian 12's wireless-regdb, regulatory.db), read
+# from that file; used where the package is not installed. "00" is the world domain. A country
+# that wireless-regdb has no rules for cannot be set: the kernel would stay on the world domain.
+REGDB_COUNTRIES = frozenset("""
+00 AD AE AF AI AL AM AN AR AS AT AU AW AZ BA BB BD BE BF BG BH BL BM BN BO BR BS BT BW BY BZ CA CF
+CH CI CL CN CO CR CU CX CY CZ DE DK DM DO DZ EC EE EG ES ET FI FM FO FR GB GD GE GF GH GI GL GP GR GT
+GU GY HK HN HR HT HU ID IE IL IM IN IR IS IT JM JO JP KE KH KN KP KR KW KY KZ LB LC LI LK LS LT LU LV
+MA MC MD ME MF MH MK MN MO MP MQ MR MT MU MV MW MX MY NA NG NI NL NO NP NZ OM PA PE PF PG PH PK PL PM
+PR PT PW PY QA RE RO RS RU RW SA SE SG SI SK SM SN SR SV SX SY TC TD TG TH TN TR TT TW TZ UA UG US UY
+UZ VA VC VE VI VN VU WF WS YE YT ZA ZW
+""".split())
+
+
+@functools.lru_cache(maxsize=8)  # read once: validation runs on every field of every step
+def regdb_countries(path: str = REGULATORY_DB) -> frozenset[str]:
+    """The countries of the installed wireless-regdb (the kernel's regulatory.db format: "RGDB",
+    version, then 4-byte entries alpha2 + collection pointer up to a null pointer), else the
+    table above."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1_000_000)
+        magic, _version = struct.unpack(">II", data[:8])
+        if magic != _REGDB_MAGIC:
+            return REGDB_COUNTRIES
+        found = set()
+        for i in range(8, len(data) - 3, 4):
+            alpha2, pointer = data[i:i + 2], struct.unpack(">H", data[i + 2:i + 4])[0]
+            if pointer == 0:
+                break
+            found.add(alpha2.decode("ascii"))
+        return frozenset(found) or REGDB_COUNTRIES
+    except (OSError, struct.error, UnicodeDecodeError):
+        return REGDB_COUNTRIES
+
+
+def check_country(value: str | None, countries: frozenset[str] | None = None) -> str | None:
+    """The radio's regulatory domain: an upper-case ISO 3166-1 alpha-2 code wireless-regdb has
+    rules for (e.g. DE), or 00 for the world domain. None (not set) is valid."""
+    if value is None:
+        return None
+    known = countries if countries is not None else regdb_countries()
+    if value.upper() in known and value != value.upper():
+        return f"write the country code in capitals: {value.upper()}"
+    if value in known:
+        return None
+    shown = value if value.isprintable() and len(value) <= 8 else value[:8].encode("unicode_escape").decode() + "..."
+    if len(value) != 2 or not value.isalpha():
+        return (f"{shown!r} is not a country code: give the ISO 3166-1 two-letter code of the country the box "
+                "is in, e.g. DE, US or GB (00: the world domain, the most restrictive)")
+    return (f"{shown!r} has no regulatory rules in wireless-regdb, so the radio would stay on the world domain; "
+            "give the two-letter code of the country the box is in, e.g. DE, US or GB")
+
+
+def check_eap_text(value: str | None, what: str, *, required: bool = False) -> str | None:
+    """An EAP identity: one line of printable text, at most 253 characters (a NAI's limit)."""
+    if value is None:
+        return f"required: the {what}, e.g. edge-01@plant.example" if required else None
+    if value == "" or value.strip() != value:
+        return f"the {what} is one line of text without leading or trailing spaces, e.g. edge-01@plant.example"
+    if has_control(value):
+        return f"the {what} holds a control or text-direction character; it is one line of printable text"
+    if len(value) > 253:
+        return f"is {len(value)} characters; the {what} has at most 253"
+    return None
+
+
+def check_eap_secret(value: str | None, what: str, *, required: bool = False) -> str | None:
+    """An EAP password or private-key password: one line, no control character. Never repeated."""
+    if value is None or value == "":
+        return f"required: the {what} (never shown)" if required else (
+            None if value is None else f"is empty; give the {what} or remove the key")
+    if has_control(value):
+        return f"the {what} holds a line break or other control character; it is one line (never shown)"
+    if len(value) > 256:
+        return f"is {len(value)} characters; the {what} has at most 256"
+    return None
+
+
+def check_pem_path(value: str | None, what: str, *, required: bool = False) -> str | None:
+    """The absolute path of a PEM file on the box (a certificate or a private key)."""
+    if value is None or value == "":
+        return f"required: the absolute path of the {what} on the box, e.g. /etc/ssl/plant/ca.pem" if required else None
+    if has_control(value) or any(c in value for c in "\"'\\;"):
+        return (f"the path of the {what} holds a quote, backslash, ';' or control character; use a plain "
+                "absolute path such as /etc/ssl/plant/ca.pem")
+    if not value.startswith("/"):
+        return f"{value!r} is relative; give the absolute path of the {what} on the box, e.g. /etc/ssl/plant/{value}"
+    if value.endswith("/") or "/../" in value + "/" or "//" in value:
+        return f"{value!r} is not a file's path; give the absolute path of the {what}, e.g. /etc/ssl/plant/ca.pem"
+    if len(value) > 1024:
+        return f"the path of the {what} is longer than 1024 characters"
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Ports bound to the hardware (plan `ports`), and the cellular data cap.
+
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_DRIVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
+# udev's ID_PATH: a bus word, then bus addresses joined by '-' (pci-0000:02:00.0,
+# pci-0000:00:14.0-usb-0:2:1.0, platform-fe300000.ethernet).
+_ID_PATH = re.compile(r"^[a-z][a-z0-9]*-[A-Za-z0-9:._+\-]{1,200}$")
+
+
+def check_mac(value: str | None) -> str | None:
+    """A port's MAC address: six colon-separated hex bytes, unicast, not all zeros."""
+    if not value:
+        return "required: the port's MAC address, e.g. 52:54:00:12:34:56 (ip link shows it as link/ether)"
+    if not _MAC.match(value):
+        return f"{value!r} is not a MAC address: six hex bytes with colons, e.g. 52:54:00:12:34:56"
+    first = int(value[:2], 16)
+    if first & 1:
+        return f"{value} is a multicast address; a port's own MAC is unicast (its first byte is even)"
+    if value.replace(":", "").strip("0") == "":
+        return "00:00:00:00:00:00 is no port's address; give the MAC that ip link shows for the port"
+    return None
+
+
+def check_driver(value: str | None) -> str | None:
+    """A kernel driver name as udev's ID_NET_DRIVER and ethtool -i show it (igb, r8169, e1000e)."""
+    if not value:
+        return "required: the port's kernel driver, e.g. igb (ethtool -i PORT shows it)"
+    if not _DRIVER.match(value):
+        return (f"{value!r} is not a driver name: letters, digits, '_', '-' or '.', no wildcards, e.g. igb "
+                "(ethtool -i PORT shows it)")
+    return None
+
+
+def check_port_path(value: str | None) -> str | None:
+    """udev's ID_PATH of a port: the socket on this box model, e.g. pci-0000:02:00.0."""
+    if not value:
+        return ("required: the port's udev path, e.g. pci-0000:02:00.0 (udevadm info /sys/class/net/PORT "
+                "shows it as ID_PATH)")
+    if not _ID_PATH.match(value) or "*" in value or "?" in value:
+        return (f"{value!r} is not a udev ID_PATH: a bus and its addresses joined by '-', no spaces or "
+                "wildcards, e.g. pci-0000:02:00.0 (udevadm info /sys/class/net/PORT shows it as ID_PATH)")
+    return None
+
+
+def canonical_mac(value: str) -> str:
+    """A MAC address as the kernel prints it: lower case."""
+    return value.lower()
+
+
+# A data cap in the plan is in MB; a technician types what the SIM's contract says. GB and TB
+# count 1000 MB and 1000 GB: the smaller reading, so the warning comes early whichever way
+# the carrier counts.
+DATA_CAP_UNITS = {"": 1, "m": 1, "mb": 1, "g": 1000, "gb": 1000, "t": 1_000_000, "tb": 1_000_000}
+_DATA_CAP = re.compile(r"^(?P<num>-?\d{1,9}(?:[ ,_']\d{3})*(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*)$")
+DATA_CAP_HINT = "a monthly volume in MB or GB, e.g. 5000, 5000 MB or 2 GB (1 GB = 1000 MB)"
+
+
+def parse_data_cap(value: object) -> tuple[int | None, str | None]:
+    """A cellular data cap as a whole number of MB, from a number (MB) or text such as "2GB",
+    "2 GB", "2 gb", "1.5 GB", "500 MB", "5,000": (megabytes, None) or (None, what would be valid).
+    An empty value is (None, None): no cap."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, bool):
+        return None, f"got a yes/no value; give {DATA_CAP_HINT}"
+    if isinstance(value, int):
+        mb = value
+    elif isinstance(value, float):
+        return None, f"{value} MB is not a whole number of MB; give {DATA_CAP_HINT}"
+    elif isinstance(value, str):
+        m = _DATA_CAP.match(value.strip())
+        unit = m.group("unit").lower() if m else ""
+        if not m or unit not in DATA_CAP_UNITS:
+            shown = value.strip() if len(value) <= 40 and value.isprintable() else value[:40].encode("unicode_escape").decode()
+            return None, f"{shown!r} is not a data cap; give {DATA_CAP_HINT}"
+        number = float(re.sub(r"[ ,_']", "", m.group("num")))
+        exact = number * DATA_CAP_UNITS[unit]
+        if exact != int(exact):
+            return None, f"{value.strip()!r} is not a whole number of MB; give {DATA_CAP_HINT}"
+        mb = int(exact)
+    else:
+        return None, f"give {DATA_CAP_HINT}"
+    if mb <= 0:
+        return None, f"the monthly data cap must be a positive number; give {DATA_CAP_HINT}"
+    if mb > 10**12:
+        return None, f"{mb} MB is more than any data plan; give {DATA_CAP_HINT}"
+    return mb, None

@@ -25,7 +25,10 @@ MAX_PLAN_BYTES = 1_000_000  # a plan is a few KB; anything this large is not a p
 
 TOPOLOGIES = ("single", "isolated", "wifi", "wireless-bridge", "cellular")
 RENDERERS = ("netplan", "networkmanager")
-WIFI_SECURITY = ("wpa2-psk", "wpa3-sae", "wpa2-wpa3")
+WIFI_SECURITY = ("wpa2-psk", "wpa3-sae", "wpa2-wpa3", "wpa2-enterprise", "wpa3-enterprise")
+# 802.1X: the box proves who it is to the plant's RADIUS server instead of sharing a passphrase.
+WIFI_ENTERPRISE = ("wpa2-enterprise", "wpa3-enterprise")
+EAP_METHODS = ("peap", "tls")  # PEAP with MSCHAPv2 inside; EAP-TLS with a client certificate
 DNS_MODES = ("google", "dhcp", "custom")
 NTP_MODES = ("pool", "dhcp", "custom")
 IPV4_MODES = ("dhcp", "static")
@@ -34,7 +37,8 @@ IPV4_MODES = ("dhcp", "static")
 GOOGLE_DNS = ("8.8.8.8", "8.8.4.4")
 POOL_NTP = ("0.pool.ntp.org", "1.pool.ntp.org", "2.pool.ntp.org", "3.pool.ntp.org")
 
-SECRET_FIELDS = ("wifi.passphrase", "cellular.password", "proxy.password")
+SECRET_FIELDS = ("wifi.passphrase", "cellular.password", "proxy.password", "wifi.eap_password",
+                 "wifi.private_key_password")
 REDACTED = "********"
 
 
@@ -87,6 +91,17 @@ class Wifi:
     security: str = "wpa2-psk"
     passphrase: str | None = None
     hidden: bool = False
+    # The radio's regulatory domain: ISO 3166-1 alpha-2 ("DE"), or "00" for the world domain.
+    country: str | None = None
+    # WPA2/WPA3-Enterprise (802.1X) only:
+    eap_method: str | None = None          # peap | tls
+    identity: str | None = None
+    anonymous_identity: str | None = None  # the outer identity sent before the tunnel is up
+    eap_password: str | None = None        # peap
+    ca_certificate: str | None = None      # absolute paths of PEM files on the box
+    client_certificate: str | None = None  # tls
+    private_key: str | None = None         # tls
+    private_key_password: str | None = None  # tls, when the key is encrypted
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,31 @@ class Machine:
 
 
 @dataclass(frozen=True)
+class Port:
+    """How to find a port the plan names (in machine_network.interfaces or uplink.interface)
+    on any box, whatever the kernel calls it there: exactly one of its permanent MAC address
+    (this box only), its kernel driver, or its udev ID_PATH (the socket on this box model,
+    e.g. pci-0000:02:00.0). The plan's name is then given to the port found."""
+
+    name: str
+    mac: str | None = None
+    driver: str | None = None
+    path: str | None = None
+
+    @property
+    def binding(self) -> tuple[str, str] | None:
+        """(kind, value) of the one binding given: ("mac", "52:54:00:12:34:56"); None if none."""
+        for kind in PORT_BINDINGS:
+            value = getattr(self, kind)
+            if value is not None:
+                return kind, value
+        return None
+
+
+PORT_BINDINGS = ("mac", "driver", "path")
+
+
+@dataclass(frozen=True)
 class Plan:
     """A whole plan. Sections absent from the file are None (optional ones) or their defaults."""
 
@@ -161,6 +201,8 @@ class Plan:
     profiles: tuple[str, ...] = ()
     profile_params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     machines: tuple[Machine, ...] = ()
+    # Ports bound to the hardware rather than to a kernel name (absent: names are kernel names).
+    ports: tuple[Port, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as plain data in the format's key order, ready for `yaml.safe_dump`."""
@@ -169,8 +211,17 @@ class Plan:
             value = getattr(self, f.name)
             if value is None and f.name in _OPTIONAL_TOP:
                 continue
+            if f.name == "ports":
+                if value:  # a mapping in the file: {eno1: {mac: ...}}, only the binding given
+                    out["ports"] = {p.name: {k: v for k, v in _plain(p).items() if k != "name" and v is not None}
+                                    for p in value}
+                continue
             out[f.name] = _plain(value)
         return out
+
+    def port(self, name: str | None) -> "Port | None":
+        """The hardware binding of the port the plan calls `name`, or None (a kernel name)."""
+        return next((p for p in self.ports if p.name == name), None)
 
     def redacted(self) -> "Plan":
         """A copy with every secret replaced by asterisks, for logs, reports and screens."""

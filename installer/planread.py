@@ -7,10 +7,11 @@ judges whether the values make sense together. Everything here raises nothing bu
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Mapping
 
 from installer.plan import (FORMAT_VERSION, Cellular, Dns, FieldError, Machine, MachineNetwork, Ntp, Plan,
-                            PlanError, Proxy, Tls, Uplink, Wifi)
+                            PlanError, Port, Proxy, Tls, Uplink, Wifi)
 from installer.yamlfile import describe
 
 _Parser = Callable[[Any, str, list[FieldError]], Any]
@@ -87,8 +88,8 @@ def _text_list(value: Any, path: str, errors: list[FieldError]) -> Any:
 # Keys that people reach for but the format deliberately lacks, with the reason.
 _FORBIDDEN = {
     ("machine_network", "gateway"): "the machine network never has a gateway: machines have no "
-    "internet access (seed 000, isolated networks); remove this key",
-    ("machine_network", "ipv4"): "the machine network is always static (seed 000: LAN Port 1 "
+    "internet access (MachineMetrics, Network Requirements, isolated networks); remove this key",
+    ("machine_network", "ipv4"): "the machine network is always static (MachineMetrics, Network Requirements: LAN Port 1 "
     "'Static IP required'); remove this key and give machine_network.address",
 }
 
@@ -112,11 +113,15 @@ def _section(cls: type, spec: Mapping[str, _Parser], name: str) -> _Parser:
                 ok = False
             else:
                 parsed = spec[key](item, sub, errors)
+                if isinstance(parsed, _Partial):  # a nested section read in part
+                    ok, parsed = False, parsed.value
                 if parsed is _INVALID:
                     ok = False
                 elif parsed is not None or key not in _NONE_MEANS_DEFAULT:
                     kwargs[key] = parsed
-        return cls(**kwargs) if ok else _INVALID
+        # With a problem (already in `errors`) the keys that could be read still make a section:
+        # validation judges them in the same pass (from_data), so one run shows every problem.
+        return cls(**kwargs) if ok else _Partial(cls(**kwargs))
 
     return parse
 
@@ -124,6 +129,14 @@ def _section(cls: type, spec: Mapping[str, _Parser], name: str) -> _Parser:
 # In these keys `null` means "use the default" rather than "no value".
 _NONE_MEANS_DEFAULT = {"interfaces", "servers", "no_proxy", "hidden", "acknowledge_unsupported",
                        "ipv4", "security", "mode"}
+
+
+class _Partial:
+    """A section read in part (its problems are in the error list): unusable as the plan's
+    value, but what validation judges so that every problem is found in one pass."""
+
+    def __init__(self, value: Any):
+        self.value = value
 
 
 def _unknown_key(key: Any, allowed: Mapping[str, Any] | tuple[str, ...]) -> str:
@@ -143,6 +156,7 @@ def _machines(value: Any, path: str, errors: list[FieldError]) -> Any:
         return _INVALID
     out = []
     parse_one = _section(Machine, _MACHINE, "machines")
+    ok = True
     for i, item in enumerate(value):
         if item is None:
             errors.append(FieldError(f"{path}[{i}]", "is empty; give name, address and controller"))
@@ -150,8 +164,70 @@ def _machines(value: Any, path: str, errors: list[FieldError]) -> Any:
         parsed = parse_one(item, f"{path}[{i}]", errors)
         if parsed is _INVALID:
             return _INVALID
+        if isinstance(parsed, _Partial):
+            ok, parsed = False, parsed.value
         out.append(parsed)
-    return tuple(out)
+    return tuple(out) if ok else _Partial(tuple(out))
+
+
+def _mac(value: Any, path: str, errors: list[FieldError]) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        # YAML 1.1 reads an all-digit MAC such as 52:54:00:12:34:56 as a base-60 number.
+        parts = []
+        while value:
+            value, part = divmod(value, 60)
+            parts.append(f"{part:02d}")
+        shown = ":".join(reversed(parts)) or "0"
+        errors.append(FieldError(path, f"put the MAC address in quotes, mac: '{shown}' (YAML reads it as a "
+                                       "number without them)"))
+        return _INVALID
+    return _text()(value, path, errors)
+
+
+def _data_cap(value: Any, path: str, errors: list[FieldError]) -> Any:
+    """The cellular data cap: a number of MB, or text with its unit ("2 GB", "500 MB")."""
+    from installer.fields import parse_data_cap
+
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value  # a number of MB; whether it is positive is validation's to say
+    mb, problem = parse_data_cap(value)
+    if problem:
+        errors.append(FieldError(path, problem))
+        return _INVALID
+    return mb
+
+
+_PORT = {"mac": _mac, "driver": _text(), "path": _text()}
+_PORT_EXAMPLE = "{eno1: {mac: '52:54:00:12:34:56'}}"
+
+
+def _ports(value: Any, path: str, errors: list[FieldError]) -> Any:
+    """`ports`: the plan's port name -> how to find that port on any box (mac, driver or path)."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        errors.append(FieldError(path, f"must be a mapping of port name to one of mac, driver or path, e.g. "
+                                       f"{_PORT_EXAMPLE}, got {describe(value)}"))
+        return _INVALID
+    out = []
+    ok = True
+    for name, spec in value.items():
+        sub = f"{path}.{name}"
+        if not isinstance(name, str):
+            errors.append(FieldError(sub, "a port is named by text, as machine_network.interfaces and "
+                                          "uplink.interface name it, e.g. eno1"))
+            ok = False
+            continue
+        if not isinstance(spec, dict):
+            errors.append(FieldError(sub, f"must be a mapping with one of mac, driver or path, e.g. "
+                                          f"{{mac: '52:54:00:12:34:56'}}, got {describe(spec)}"))
+            ok = False
+            continue
+        parsed = _section(lambda _n=name, **kw: Port(name=_n, **kw), _PORT, "ports")(spec, sub, errors)
+        if isinstance(parsed, _Partial):
+            ok, parsed = False, parsed.value
+        out.append(parsed)
+    return tuple(out) if ok else _Partial(tuple(out))
 
 
 def _profile_params(value: Any, path: str, errors: list[FieldError]) -> Any:
@@ -197,9 +273,12 @@ def _version(value: Any, path: str, errors: list[FieldError]) -> Any:
 
 _MACHINE_NETWORK = {"interfaces": _text_list, "address": _text()}
 _UPLINK = {"interface": _text(), "ipv4": _text(), "address": _text(), "gateway": _text()}
-_WIFI = {"ssid": _text(), "security": _text(), "passphrase": _text(secret=True), "hidden": _boolean}
+_WIFI = {"ssid": _text(), "security": _text(), "passphrase": _text(secret=True), "hidden": _boolean,
+         "country": _text(), "eap_method": _text(), "identity": _text(), "anonymous_identity": _text(),
+         "eap_password": _text(secret=True), "ca_certificate": _text(), "client_certificate": _text(),
+         "private_key": _text(), "private_key_password": _text(secret=True)}
 _CELLULAR = {"apn": _text(), "username": _text(), "password": _text(secret=True),
-             "acknowledge_unsupported": _boolean, "data_cap_mb": _integer(optional=True)}
+             "acknowledge_unsupported": _boolean, "data_cap_mb": _data_cap}
 _DNS = {"mode": _text(), "servers": _text_list}
 _NTP = {"mode": _text(), "servers": _text_list}
 _PROXY = {"url": _text(), "username": _text(), "password": _text(secret=True), "no_proxy": _text_list}
@@ -222,9 +301,10 @@ _TOP: dict[str, _Parser] = {
     "profiles": _text_list,
     "profile_params": _profile_params,
     "machines": _machines,
+    "ports": _ports,
 }
 # These sections fall back to their defaults when absent or null.
-_DEFAULTED = {"dns", "ntp", "tls", "renderer", "profiles", "profile_params", "machines"}
+_DEFAULTED = {"dns", "ntp", "tls", "renderer", "profiles", "profile_params", "machines", "ports"}
 
 def from_data(data: Any, source: str = "plan") -> Plan:
     """Build a Plan from parsed YAML data; raise PlanError listing every structural problem."""
@@ -245,9 +325,40 @@ def from_data(data: Any, source: str = "plan") -> Plan:
         parsed = _TOP[key](value, key, errors)
         if parsed is _INVALID:
             continue
+        if isinstance(parsed, _Partial):
+            parsed = parsed.value
         if parsed is None and key in _DEFAULTED:
             continue
         kwargs[key] = parsed
     if errors:
-        raise PlanError(source, errors)
+        raise PlanError(source, errors + _judged_in_part(Plan(**kwargs), errors))
     return Plan(**kwargs)
+
+
+_DID_YOU_MEAN = re.compile(r"did you mean '([^']+)'")
+
+
+def _judged_in_part(partial: Plan, shape: list[FieldError]) -> list[FieldError]:
+    """What validation finds in the parts of a plan that could be read, less what the shape
+    problems already say: `validate` then reports every problem in one pass instead of
+    stopping at a misspelt key. A field that has a shape problem (or that a misspelt key's
+    suggestion names) is left to that problem's line."""
+    from installer.validate import validate
+
+    covered = set()
+    for e in shape:
+        covered.add(e.field)
+        m = _DID_YOU_MEAN.search(e.message)
+        if m:
+            parent = e.field.rpartition(".")[0] if "." in e.field else ""
+            covered.add(f"{parent}.{m.group(1)}" if parent else m.group(1))
+
+    def shadowed(name: str) -> bool:
+        return any(name == c or name.startswith((c + ".", c + "[")) or c.startswith((name + ".", name + "["))
+                   for c in covered)
+
+    try:
+        found = validate(partial)
+    except Exception:  # noqa: BLE001 - a partial plan may be odder than any validated one: shape first
+        return []
+    return [e for e in found if not shadowed(e.field)]

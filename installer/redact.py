@@ -17,7 +17,7 @@ from urllib.parse import quote
 from installer.plan import REDACTED
 
 _SECRET_LINE = re.compile(r"^(\s*[\"']?(?:password|passphrase|psk|pin|wep-key\d|private-key-password|"
-                          r"[a-z-]*-password)[\"']?\s*[:=]\s*).+$", re.I | re.M)
+                          r"[a-z_-]*[-_]password)[\"']?\s*[:=]\s*).+$", re.I | re.M)
 _URL_CREDENTIALS = re.compile(r"(://[^\s:/@\"']*:)[^\s@\"']+@")
 _BASIC_AUTH = re.compile(r"(\bBasic\s+)([A-Za-z0-9+/_-]{4,}=*)", re.I)
 

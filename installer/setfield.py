@@ -117,6 +117,7 @@ def settable_keys() -> list[str]:
         keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
     keys += [f"machines[N].{name}" for name in planmod.SECTION_KEYS["machines"]]
     keys.append("profile_params.PROFILE.PARAMETER")
+    keys += [f"ports.PORT.{kind}" for kind in planmod.PORT_BINDINGS]
     return keys
 
 
@@ -210,6 +211,8 @@ def _set_one(plan: Plan, key: str, value: str) -> Plan:
         return _set_machine(plan, index, rest, value)
     if head == "profile_params":
         return _set_profile_param(plan, index, rest, value)
+    if head == "ports":
+        return _set_port(plan, index, rest, value)
     if head in _SECTIONS:
         _no_index(head, index)
         cls = _SECTIONS[head]
@@ -225,7 +228,7 @@ def _set_one(plan: Plan, key: str, value: str) -> Plan:
         current = getattr(section, name)
         new_value = _typed(cls, name, current, f"{head}.{name}", sub_index, value)
         return dataclasses.replace(plan, **{head: dataclasses.replace(section, **{name: new_value})})
-    raise _unknown(head, list(_TOP_TEXT) + ["profiles", "machines[N]", "profile_params"] + list(_SECTIONS))
+    raise _unknown(head, list(_TOP_TEXT) + ["profiles", "machines[N]", "profile_params", "ports"] + list(_SECTIONS))
 
 
 def _no_index(name: str, index: int | None) -> None:
@@ -254,6 +257,13 @@ def _typed(cls: type, name: str, current: Any, path: str, index: int | None, val
         if word in _FALSE:
             return False
         raise _Bad(f"must be true or false, got {value!r}")
+    if path == "cellular.data_cap_mb":
+        from installer.fields import parse_data_cap
+
+        mb, problem = parse_data_cap(value)
+        if problem:
+            raise _Bad(problem)
+        return mb
     if kind.startswith("int"):
         text = value.strip()
         if not re.fullmatch(r"-?[0-9]{1,12}", text):
@@ -291,6 +301,27 @@ def _set_machine(plan: Plan, index: int | None, rest: list, value: str) -> Plan:
         raise _unknown(f"machines[{index}].{name}", [f"machines[{index}].{n}" for n in names])
     machine = dataclasses.replace(plan.machines[index], **{name: value if value != "" else None})
     return dataclasses.replace(plan, machines=plan.machines[:index] + (machine,) + plan.machines[index + 1:])
+
+
+def _set_port(plan: Plan, index: int | None, rest: list, value: str) -> Plan:
+    """`ports.PORT.mac|driver|path=VALUE`: bind the port the plan calls PORT to that hardware
+    (replacing its earlier binding: a port has one); an empty VALUE removes the binding."""
+    kinds = planmod.PORT_BINDINGS
+    if index is not None or len(rest) != 2 or any(i is not None for _, i in rest):
+        raise _BadKey("give ports.PORT.mac, ports.PORT.driver or ports.PORT.path, e.g. ports.eno1.mac")
+    (name, _), (kind, _) = rest
+    if kind not in kinds:
+        raise _unknown(f"ports.{name}.{kind}", [f"ports.{name}.{k}" for k in kinds])
+    ports = [p for p in plan.ports if p.name != name]
+    current = plan.port(name)
+    if value.strip() == "":
+        if current is not None and getattr(current, kind) is None:
+            ports.append(current)  # clearing a binding the port does not have changes nothing
+    else:
+        ports.append(planmod.Port(name=name, **{kind: value.strip()}))
+    order = [p.name for p in plan.ports]
+    ports.sort(key=lambda p: order.index(p.name) if p.name in order else len(order))
+    return dataclasses.replace(plan, ports=tuple(ports))
 
 
 def _set_profile_param(plan: Plan, index: int | None, rest: list, value: str) -> Plan:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from installer import plan as planmod
-from installer.fields import (check_apn, has_control, check_apn_credential, check_host_address, check_host_or_ip,
-                              check_hostname, check_ifname, check_interface_address, check_passphrase,
-                              check_proxy_url, check_ssid)
+from installer.fields import (check_apn, has_control, check_apn_credential, check_driver, check_host_address,
+                              check_host_or_ip, check_hostname, check_ifname, check_interface_address, check_mac,
+                              check_passphrase, check_port_path, check_proxy_url, check_ssid)
+from installer.fields import check_country, check_eap_secret, check_eap_text, check_pem_path
 from installer.plan import FieldError, Plan
 
 IPv4Interface = ipaddress.IPv4Interface
@@ -95,10 +96,12 @@ def validate(plan: Plan, ctx: Context | None = None) -> list[FieldError]:
     if topo is None:
         err("topology", f"required: one of {', '.join(planmod.TOPOLOGIES)}")
     elif topo not in planmod.TOPOLOGIES:
-        err("topology", f"{topo!r} is not a topology; use one of {', '.join(planmod.TOPOLOGIES)}")
+        err("topology", f"{topo!r} is not a topology{suggest(topo, planmod.TOPOLOGIES)}; use one of "
+                        f"{', '.join(planmod.TOPOLOGIES)}")
         topo = None
     if plan.renderer not in planmod.RENDERERS:
-        err("renderer", f"{plan.renderer!r} is not a renderer; use netplan or networkmanager")
+        err("renderer", f"{plan.renderer!r} is not a renderer{suggest(plan.renderer, planmod.RENDERERS)}; use netplan "
+                        "or networkmanager")
     err("hostname", check_hostname(plan.hostname))
 
     machine_net = _machine_network(plan, topo, ctx, err)
@@ -110,6 +113,7 @@ def validate(plan: Plan, ctx: Context | None = None) -> list[FieldError]:
     if plan.tls.extra_ca_file is not None and not plan.tls.extra_ca_file.startswith("/"):
         err("tls.extra_ca_file", "give an absolute path to a PEM file of CA certificates, e.g. /etc/ssl/plant-ca.pem")
     _profiles(plan, ctx, err)
+    _ports(plan, topo, err)
     _machines(plan, ctx, err, machine_net if machine_net is not None else (uplink_net if topo == "single" else None),
               own=_own_addresses(plan))
     if ctx.target is not None and topo is not None:
@@ -176,7 +180,7 @@ def _uplink(plan: Plan, topo: str | None, ctx: Context, err, machine_net):
             err("uplink.interface", f"{up.interface} is already the machine network's port; an interface "
                                     "has one role: give the uplink a different interface")
     if up.ipv4 not in planmod.IPV4_MODES:
-        err("uplink.ipv4", f"{up.ipv4!r} is not a mode; use dhcp or static")
+        err("uplink.ipv4", f"{up.ipv4!r} is not a mode{suggest(up.ipv4, planmod.IPV4_MODES)}; use dhcp or static")
         return None
     if up.ipv4 == "dhcp":
         if up.address is not None:
@@ -220,14 +224,67 @@ def _wifi(plan: Plan, topo: str | None, err) -> None:
         err("wifi", "required: the WiFi network to join, e.g. {ssid: Plant-Floor, security: wpa2-psk, passphrase: ...}")
         return
     err("wifi.ssid", check_ssid(w.ssid))
+    err("wifi.country", check_country(w.country))
+    choices = ", ".join(planmod.WIFI_SECURITY)
     if w.security in ("none", "open", "wep", "wep-open", "wep-shared", "owe"):
-        err("wifi.security", f"{w.security} networks are refused: the seed requires a WPA2/WPA3 encrypted "
-                             "network (seed 000); use wpa2-psk, wpa3-sae or wpa2-wpa3")
+        from installer.sources import TITLES
+
+        err("wifi.security", f"{w.security} networks are refused: {TITLES['000']} requires a WPA2/WPA3 "
+                             f"encrypted network; use one of {choices}")
         return
     if w.security not in planmod.WIFI_SECURITY:
-        err("wifi.security", f"{w.security!r} is not supported; use wpa2-psk, wpa3-sae or wpa2-wpa3")
+        err("wifi.security", f"{w.security!r} is not supported; use one of {choices}")
+        return
+    if w.security in planmod.WIFI_ENTERPRISE:
+        _wifi_enterprise(w, err)
         return
     err("wifi.passphrase", check_passphrase(w.passphrase, w.security))
+    for key in _EAP_KEYS:
+        if getattr(w, key) is not None:
+            err(f"wifi.{key}", f"only for wpa2-enterprise or wpa3-enterprise (802.1X); {w.security} uses the "
+                               "passphrase: remove it, or choose an enterprise security")
+
+
+_EAP_KEYS = ("eap_method", "identity", "anonymous_identity", "eap_password", "ca_certificate",
+             "client_certificate", "private_key", "private_key_password")
+_PEAP_ONLY = ("eap_password",)
+_TLS_ONLY = ("client_certificate", "private_key", "private_key_password")
+
+
+def _wifi_enterprise(w, err) -> None:
+    """WPA2/WPA3-Enterprise: PEAP (MSCHAPv2 inside) or EAP-TLS, always against the plant's CA."""
+    if w.passphrase is not None:
+        err("wifi.passphrase", f"{w.security} authenticates the box with 802.1X (an identity and a password or "
+                               "certificate), not a shared passphrase: remove it, or choose wpa2-psk, wpa3-sae "
+                               "or wpa2-wpa3")
+    if w.eap_method is None:
+        err("wifi.eap_method", "required for an enterprise network: peap (user name and password) or tls "
+                               "(a client certificate)")
+    elif w.eap_method not in planmod.EAP_METHODS:
+        err("wifi.eap_method", f"{w.eap_method!r} is not supported; use peap (PEAP with MSCHAPv2) or tls (EAP-TLS)")
+    err("wifi.identity", check_eap_text(w.identity, "identity (user name) the plant's RADIUS server knows the "
+                                                    "box by", required=True))
+    err("wifi.anonymous_identity", check_eap_text(w.anonymous_identity, "anonymous (outer) identity"))
+    if w.ca_certificate is None:
+        err("wifi.ca_certificate", "required: the plant's CA certificate (PEM) that signed the RADIUS server's "
+                                   "certificate, e.g. /etc/ssl/plant/radius-ca.pem; without it the box would send "
+                                   "its credentials to any access point that claims the network's name")
+    else:
+        err("wifi.ca_certificate", check_pem_path(w.ca_certificate, "CA certificate"))
+    if w.eap_method == "peap":
+        err("wifi.eap_password", check_eap_secret(w.eap_password, "EAP password", required=True))
+        for key in _TLS_ONLY:
+            if getattr(w, key) is not None:
+                err(f"wifi.{key}", "only for eap_method tls (EAP-TLS); PEAP uses the identity and eap_password: "
+                                   "remove it, or set eap_method: tls")
+    elif w.eap_method == "tls":
+        err("wifi.client_certificate", check_pem_path(w.client_certificate, "client certificate", required=True))
+        err("wifi.private_key", check_pem_path(w.private_key, "client's private key", required=True))
+        err("wifi.private_key_password", check_eap_secret(w.private_key_password, "private key's password"))
+        for key in _PEAP_ONLY:
+            if getattr(w, key) is not None:
+                err(f"wifi.{key}", "only for eap_method peap; EAP-TLS proves the box by its certificate: remove "
+                                   "it, or set eap_method: peap")
 
 
 def _cellular(plan: Plan, topo: str | None, ctx: Context, err) -> None:
@@ -244,19 +301,21 @@ def _cellular(plan: Plan, topo: str | None, ctx: Context, err) -> None:
     if c.acknowledge_unsupported is not True:
         err("cellular.acknowledge_unsupported",
             "must be true: cellular is 'use at your own risk' and not supported by MachineMetrics "
-            "(seed 000, Option 5); set it to true only once the plant accepts that")
+            "(MachineMetrics, Network Requirements, Option 5); set it to true only once the plant accepts that")
     err("cellular.apn", check_apn(c.apn))
     err("cellular.username", check_apn_credential(c.username, "user name"))
     err("cellular.password", check_apn_credential(c.password, "password", secret=True))
     if c.password is not None and c.username is None:
         err("cellular.username", "a password needs its user name; give both or neither")
     if c.data_cap_mb is not None and c.data_cap_mb <= 0:
-        err("cellular.data_cap_mb", "the monthly data cap in MB must be a positive number, e.g. 5000")
+        err("cellular.data_cap_mb", "the monthly data cap must be positive: a number of MB, e.g. 5000, or text "
+                                    "with its unit, e.g. '2 GB' (1 GB = 1000 MB)")
 
 
 def _dns_ntp(plan: Plan, err) -> None:
     if plan.dns.mode not in planmod.DNS_MODES:
-        err("dns.mode", f"{plan.dns.mode!r} is not a mode; use google, dhcp or custom")
+        err("dns.mode", f"{plan.dns.mode!r} is not a mode{suggest(plan.dns.mode, planmod.DNS_MODES)}; use google, "
+                        "dhcp or custom")
     elif plan.dns.mode == "custom" and not plan.dns.servers:
         err("dns.servers", "mode custom needs at least one server address, e.g. [10.20.0.53]")
     elif plan.dns.mode != "custom" and plan.dns.servers:
@@ -275,7 +334,8 @@ def _dns_ntp(plan: Plan, err) -> None:
         except ValueError:
             err(f"dns.servers[{i}]", f"{s!r} is not an IP address; a resolver is given by address, e.g. 10.20.0.53")
     if plan.ntp.mode not in planmod.NTP_MODES:
-        err("ntp.mode", f"{plan.ntp.mode!r} is not a mode; use pool, dhcp or custom")
+        err("ntp.mode", f"{plan.ntp.mode!r} is not a mode{suggest(plan.ntp.mode, planmod.NTP_MODES)}; use pool, "
+                        "dhcp or custom")
     elif plan.ntp.mode == "custom" and not plan.ntp.servers:
         err("ntp.servers", "mode custom needs at least one server, e.g. [ntp.plant.local]")
     elif plan.ntp.mode != "custom" and plan.ntp.servers:
@@ -326,7 +386,7 @@ def _profiles(plan: Plan, ctx: Context, err) -> None:
     seen: set[str] = set()
     for i, pid in enumerate(plan.profiles):
         if pid not in known:
-            err(f"profiles[{i}]", f"{pid!r} is not a profile; use {', '.join(sorted(known))}")
+            err(f"profiles[{i}]", f"{pid!r} is not a profile{suggest(pid, known)}; use {', '.join(sorted(known))}")
             continue
         if pid in seen:
             err(f"profiles[{i}]", f"{pid} is listed twice")
@@ -343,12 +403,74 @@ def _profiles(plan: Plan, ctx: Context, err) -> None:
             continue
         for name, value in params.items():
             if name not in known[pid]:
-                err(f"profile_params.{pid}.{name}", f"profile {pid} has no parameter {name!r}; it takes "
+                err(f"profile_params.{pid}.{name}", f"profile {pid} has no parameter {name!r}"
+                                                    f"{suggest(name, known[pid])}; it takes "
                                                     f"{', '.join(known[pid]) or 'none'}")
             elif kinds.get(pid, {}).get(name, "host") != "host":
                 err(f"profile_params.{pid}.{name}", param_error(kinds[pid][name], value))
             else:
                 err(f"profile_params.{pid}.{name}", check_host_or_ip(value, what="host"))
+
+
+def suggest(value: Any, choices: Iterable[str]) -> str:
+    """"; did you mean 'isolated'?" for a misspelt value close to one of `choices`, else ""."""
+    import difflib
+
+    if not isinstance(value, str) or not value:
+        return ""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    if not close:
+        # A prefix typed short ("machinemetric") or long ("isolated-network") of one choice.
+        close = [c for c in choices if len(value) >= 3 and (c.startswith(value) or value.startswith(c))][:1]
+    return f" (did you mean {close[0]!r}?)" if close and close[0] != value else ""
+
+
+def _ports(plan: Plan, topo: str | None, err) -> None:
+    """`ports`: each names a port the plan uses and binds it to exactly one of mac, driver or path;
+    no two bind the same hardware, and none can be ambiguous by construction."""
+    used = list(plan.machine_network.interfaces) if plan.machine_network else []
+    if plan.uplink is not None and plan.uplink.interface:
+        used.append(plan.uplink.interface)
+    seen: dict[tuple[str, str], str] = {}
+    for port in plan.ports:
+        path = f"ports.{port.name}"
+        problem = check_ifname(port.name)
+        if problem:
+            err(path, problem)
+            continue
+        if "." in port.name:
+            err(path, f"{port.name} is a VLAN on a port: it follows its parent port; bind that port instead")
+            continue
+        if port.name not in used:
+            err(path, f"the plan uses no port called {port.name}{suggest(port.name, used)}; a binding names a "
+                      f"port of machine_network.interfaces or uplink.interface ({', '.join(used) or 'none yet'})")
+            continue
+        given = [k for k in planmod.PORT_BINDINGS if getattr(port, k) is not None]
+        if not given:
+            err(path, "give one of mac, driver or path, e.g. {mac: '52:54:00:12:34:56'}")
+            continue
+        if len(given) > 1:
+            err(path, f"gives {' and '.join(given)}; give exactly one of mac, driver or path")
+            continue
+        kind = given[0]
+        value = getattr(port, kind)
+        problem = {"mac": check_mac, "driver": check_driver, "path": check_port_path}[kind](value)
+        if problem:
+            err(f"{path}.{kind}", problem)
+            continue
+        if topo == "cellular" and plan.uplink is not None and port.name == plan.uplink.interface:
+            err(path, "a modem is found by ModemManager, not by a port binding; bind Ethernet and WiFi ports only")
+            continue
+        key = (kind, value.lower())
+        if key in seen:
+            if kind == "driver":
+                err(f"{path}.driver", f"ports.{seen[key]} is bound to driver {value} too: a driver finds one port, "
+                                      "so two ports of one driver cannot be told apart; bind them by path (the "
+                                      "socket on this box model) or by MAC")
+            else:
+                err(f"{path}.{kind}", f"ports.{seen[key]} has the same {kind}; each port is different hardware")
+            continue
+        seen[key] = port.name
 
 
 def _own_addresses(plan: Plan) -> set[ipaddress.IPv4Address]:
@@ -383,7 +505,8 @@ def _machines(plan: Plan, ctx: Context, err, net, own) -> None:
         if not m.controller:
             err(f"{path}.controller", f"required: one of {', '.join(sorted(controllers))}")
         elif m.controller not in controllers:
-            err(f"{path}.controller", f"{m.controller!r} is not a known controller; use one of "
+            err(f"{path}.controller", f"{m.controller!r} is not a known controller"
+                                      f"{suggest(m.controller, controllers)}; use one of "
                                       f"{', '.join(sorted(controllers))}")
         elif m.address and (m.address, m.controller) in pairs:
             err(path, f"{m.address} with {m.controller} is listed twice")

@@ -1,6 +1,6 @@
 """Step 4, addressing: the machine network's static address, the uplink's DHCP or static.
 
-Seed 000: LAN Port 1 (machine network) "must use a static IP address", machines have no
+MachineMetrics, Network Requirements: LAN Port 1 (machine network) "must use a static IP address", machines have no
 internet access, so it never gets a gateway; LAN Port 2 "can use DHCP" or static.
 """
 
@@ -14,12 +14,14 @@ from textual.app import ComposeResult
 from textual.containers import VerticalGroup
 from textual.widgets import Static
 
+from installer.sources import cite
 from installer.fields import check_host_address, check_interface_address
 from installer.plan import MachineNetwork, Plan, Uplink
 from screens.base import Choice, FieldInput, StepScreen
 
 MACHINE_TEXT = ("Machine network on {ports}: always a static address and no gateway, so the "
-                "machines have no internet access (seed 000, isolated networks).")
+                "machines have no internet access ("
+                + cite("000_d0122341ad91427d.txt#Option 2: Isolated Networks").replace("{", "{{") + ").")
 CELLULAR_TEXT = ("Uplink {port}: DHCP only. A modem gets its address from the cellular network; "
                  "there is no static address to give.")
 

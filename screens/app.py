@@ -13,12 +13,15 @@ import asyncio
 from collections import deque
 
 from textual import events, on
+from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Button, Input, Static
 
-from installer.draft import Draft
+from installer.draft import Draft, DraftError
 from installer.plan import Plan
-from screens.base import ASSETS, StepScreen, WizardContext
+from screens.base import ASSETS, Prose, StepScreen, WizardContext, any_case
 from screens.terminal import PlainModeMixin
 
 
@@ -68,6 +71,48 @@ def step_classes(plan: Plan, context: WizardContext | None = None) -> list[type[
     return [step_class(s) for s in step_ids(plan, context)]
 
 
+class DraftOffer(Screen[str]):
+    """Shown before the first step when a draft was saved and the wizard was started without
+    --resume: resume it, or start over with the draft kept aside (never replaced silently)."""
+
+    AUTO_FOCUS = "#resume"
+    BINDINGS = any_case([Binding("r", "choose('resume')", "Resume"),
+                         Binding("s", "choose('new')", "Start over"),
+                         Binding("left,right,up,down", "app.focus_next", show=False)])
+    DEFAULT_CSS = """
+    DraftOffer { layout: vertical; }
+    DraftOffer Prose { padding: 0 1; margin-top: 1; }
+    DraftOffer #offer-buttons { height: 1; margin-top: 1; padding: 0 1; }
+    DraftOffer Button { margin-right: 2; }
+    """
+
+    def __init__(self, draft: Draft, step: str | None):
+        super().__init__()
+        self.draft = draft
+        self.step = step
+
+    def compose(self) -> ComposeResult:
+        import time
+
+        saved = self.draft.saved_at()
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved)) if saved else "an unknown time"
+        where = f" at the {self.step} step" if self.step else ""
+        yield Static(" edge-installer | A draft was saved", id="step-title", markup=False)
+        yield Prose(f"A draft of this box's plan was saved on {when}{where}: {self.draft.plan_path}")
+        yield Prose("R resumes it. S starts over; the draft is then kept as a backup next to it "
+                    "(draft-<time>.yaml), never replaced.", classes="hint")
+        with Horizontal(id="offer-buttons"):
+            yield Button("Resume (R)", id="resume", compact=True, variant="primary")
+            yield Button("Start over (S)", id="new", compact=True)
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss("resume" if event.button.id == "resume" else "new")
+
+
 class WizardApp(PlainModeMixin):
     """The edge-installer wizard (plain ASCII mode for the Linux console and serial lines,
     F4 to switch; see screens/terminal.py)."""
@@ -84,8 +129,10 @@ class WizardApp(PlainModeMixin):
                 Binding("enter", "field_done", "Next field", priority=True, show=False)]
 
     def __init__(self, plan: Plan, context: WizardContext, *, draft: Draft | None = None,
-                 start_step: str | None = None, **kwargs):
+                 start_step: str | None = None, offer_draft: bool = False, **kwargs):
         super().__init__(**kwargs)
+        # A draft saved by an earlier run, and this one started without --resume: offered first.
+        self.offer_draft = bool(offer_draft and draft is not None and draft.exists())
         self.plan = plan
         self.context = context
         self.draft = draft
@@ -97,8 +144,43 @@ class WizardApp(PlainModeMixin):
         self._switching = None
 
     def on_mount(self) -> None:
+        if self.offer_draft:
+            try:
+                _, step = self.draft.load()
+            except DraftError:
+                step = None
+            self.push_screen(DraftOffer(self.draft, step), callback=self._draft_chosen)
+            return
+        self._first_step()
+
+    def _first_step(self) -> None:
         ids = step_ids(self.plan, self.context)
         self.show(self.start_step if self.start_step in ids else ids[0], first=True)
+
+    def _draft_chosen(self, choice: str | None) -> None:
+        self.offer_draft = False
+        if choice == "resume":
+            try:
+                plan, step = self.draft.load()
+            except DraftError as e:
+                self.notify(f"The draft cannot be resumed: {e}", severity="error")
+            else:
+                self.plan, self.start_step = plan, step
+                warning = self.draft.warning()
+                if warning:
+                    self.context.extras["trust_warning"] = warning
+                self._first_step()
+                return
+        try:
+            backup = self.draft.backup()
+        except OSError as e:
+            self.notify(f"The draft could not be kept aside ({e}); it is not replaced: Ctrl+Q leaves.",
+                        severity="error")
+            self.draft = None  # nothing is saved over it in this run
+        else:
+            self.context.extras["draft_backup"] = str(backup)
+            self.notify(f"The earlier draft is kept as {backup}.")
+        self._first_step()
 
     # --- keys typed ahead --------------------------------------------------------------------
     # Over a serial line (or on a busy box) keys arrive in bursts: "/etx<BS>c<Tab>eth1<Ctrl+N>"
@@ -195,7 +277,7 @@ class WizardApp(PlainModeMixin):
 
     def save_draft(self, step: str | None = None) -> None:
         """Save the plan and the step to resume at (never raises into the UI)."""
-        if self.draft is None:
+        if self.draft is None or self.offer_draft:  # not over a draft still offered
             return
         try:
             warning = self.context.extras.get("trust_warning") if self.context is not None else None

@@ -133,6 +133,21 @@ class HighlightsToReverse(LineFilter):
         return out
 
 
+class PlainHighlights(LineFilter):
+    """Plain mode, colours kept: a cell with a background colour (the block cursor on the
+    focused choice, a focused button, the title bar) is drawn in reverse video on the
+    terminal's own colours, as a monochrome VT100 can show it: bold and reverse, no colour.
+    (Textual drops a CSS `reverse` from widgets' visual styles; see HighlightsToReverse.)"""
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        out = []
+        for text, style, control in segments:
+            if style is not None and style.bgcolor is not None and not style.bgcolor.is_default:
+                style = style.without_color + _REVERSE
+            out.append(Segment(text, style, control))
+        return out
+
+
 class PlainScrollBarRender(ScrollBarRender):
     """Scrollbars drawn with spaces only: the thumb shows in reverse video."""
 
@@ -196,6 +211,8 @@ PLAIN_THEME = Theme(
     variables={
         "ansi-background": "ansi_default", "ansi-foreground": "ansi_default",
         "border": "ansi_cyan", "border-blurred": "ansi_default",
+        # The block cursor (the focused choice, checkbox, list item, button) has a background
+        # colour here only to be found by PlainHighlights, which draws it in reverse video.
         "block-cursor-foreground": "ansi_black", "block-cursor-background": "ansi_white",
         "block-cursor-text-style": "bold",
         "block-cursor-blurred-foreground": "ansi_default",

@@ -9,6 +9,8 @@ plan (attributes down, messages up).
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, Iterable
@@ -27,6 +29,113 @@ from installer.validate import Context as ValidationContext
 from installer.validate import validate
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def any_case(bindings: Iterable) -> list:
+    """Bindings whose letter keys answer in both cases: the hints show capitals, and Shift or
+    Caps Lock must not turn a hotkey into nothing ("s" also binds "S")."""
+    out = []
+    for binding in bindings:
+        if isinstance(binding, Binding):
+            keys = [k.strip() for k in binding.key.split(",")]
+            extra = [k.upper() for k in keys if len(k) == 1 and k.isalpha() and k.islower() and k.upper() not in keys]
+            if extra:
+                binding = dataclasses.replace(binding, key=",".join(keys + extra))
+        out.append(binding)
+    return out
+
+
+_BREAK_AT = (re.compile(r"(?<=[/\\,;=])"),  # between the names of a path, the items of a list
+             re.compile(r"(?<=[-_.:])(?=[^-_.:])"))  # inside a name longer than the line, only then
+
+
+def _pieces(token: str, width: int, level: int = 0) -> list[str]:
+    """A token too long for a line, cut after a "/" (or ",", ";", "="); a single name still
+    longer than the line after a "-", "_", "." or ":"; cut hard only where nothing else fits."""
+    if len(token) <= width:
+        return [token]
+    if level >= len(_BREAK_AT):
+        return [token[i:i + width] for i in range(0, len(token), width)]
+    out: list[str] = []
+    line = ""
+    for part in (p for p in _BREAK_AT[level].split(token) if p):
+        if len(line) + len(part) <= width:
+            line += part
+            continue
+        if line:
+            out.append(line)
+        pieces = _pieces(part, width, level + 1)
+        out.extend(pieces[:-1])
+        line = pieces[-1]
+    if line:
+        out.append(line)
+    return out
+
+
+def wrap_words(text: str, width: int) -> str:
+    """Text wrapped to `width` at spaces, and long tokens (paths, URLs) at "/" and the like:
+    never a word broken mid-way where a break between names is possible. A line's leading
+    spaces indent its continuation lines."""
+    if width < 8:
+        return text
+    lines: list[str] = []
+    for raw in text.split("\n"):
+        if len(raw) <= width:  # fits: kept as written (a table's columns, an indented list)
+            lines.append(raw)
+            continue
+        indent = raw[: len(raw) - len(raw.lstrip(" "))]
+        words = raw.split()
+        if not words:
+            lines.append(raw.rstrip())
+            continue
+        room = max(8, width - len(indent))
+        line = ""
+        for word in words:
+            if line and len(line) + 1 + len(word) <= room:
+                line += " " + word
+                continue
+            if line:
+                lines.append(indent + line)
+                line = ""
+            if len(word) <= room:
+                line = word
+                continue
+            pieces = _pieces(word, room)
+            lines.extend(indent + p for p in pieces[:-1])
+            line = pieces[-1]
+        lines.append(indent + line)
+    return "\n".join(lines)
+
+
+class Prose(Static):
+    """A Static of plain text (markup off) that wraps at spaces and, inside paths and other
+    long tokens, after a "/": Textual's own wrapping cuts such a token at the screen edge."""
+
+    def __init__(self, text: str = "", **kwargs):
+        kwargs.setdefault("markup", False)
+        super().__init__(text, **kwargs)
+        self._text = text
+
+    def update(self, content="", *, layout: bool = True) -> None:
+        self._text = str(content)
+        super().update(content, layout=layout)
+
+    @property
+    def text(self) -> str:
+        """The text as given (unwrapped)."""
+        return self._text
+
+    def _wrap_width(self, width: int | None = None) -> int:
+        return width if width is not None else self.content_region.width or self.size.width
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(wrap_words(self._text, width).split("\n")) if self._text else 0
+
+    def render(self):
+        from textual.content import Content
+
+        width = self._wrap_width()
+        return Content(wrap_words(self._text, width) if width else self._text)
 
 
 @dataclass
@@ -89,8 +198,16 @@ class FieldInput(Vertical):
         """The Input widget itself."""
         return self._input
 
+    _core_error: str | None = None  # the step's (installer.validate) message, until re-checked
+    _own_error: str | None = None   # the field's validator, as of its last blur or Enter
+
     def set_error(self, message: str | None) -> None:
         """Show (or clear) the core's message for this field."""
+        self._core_error = message
+        self._show_error()
+
+    def _show_error(self) -> None:
+        message = self._own_error or self._core_error
         self._error.update(message or "")
         self._error.set_class(not message, "-empty")
         self._input.set_class(bool(message), "-invalid")
@@ -100,7 +217,10 @@ class FieldInput(Vertical):
     def _show_validation(self, event: Input.Blurred | Input.Submitted) -> None:
         result = event.validation_result
         if result is not None:
-            self.set_error(None if result.is_valid else "; ".join(result.failure_descriptions))
+            self._own_error = None if result.is_valid else "; ".join(result.failure_descriptions)
+            if self._own_error is None:
+                self._core_error = None  # fixed: the step re-checks what is left (StepScreen._recheck)
+            self._show_error()
 
 
 class Choice(Vertical):
@@ -189,6 +309,18 @@ class Toggle(Checkbox):
         self.set_class(bool(message), "-invalid")
 
 
+class HelpPanel(VerticalScroll):
+    """The step's help (F1): shown below the body, focused while shown so the arrows, Page
+    Up/Down, Home and End scroll it; F1 or Esc hides it and gives the focus back."""
+
+    BINDINGS = [Binding("escape", "close", "Close help", show=False)]
+
+    def action_close(self) -> None:
+        screen = self.screen
+        if isinstance(screen, StepScreen):
+            screen.action_toggle_help()
+
+
 class StepBody(VerticalScroll):
     """The step's body: focusable only when it has something to scroll (a Tab landing on a
     body that cannot move is a focus the technician cannot see, and repaints it all)."""
@@ -226,6 +358,13 @@ class StepScreen(Screen):
         Binding("f1", "toggle_help", "Help"),
     ]
 
+    def __init_subclass__(cls, **kwargs):
+        # Letter hotkeys of every step (R, O, S, F on the checks, W and K on the write step)
+        # answer with Shift or Caps Lock too; before Textual merges the bindings.
+        if "BINDINGS" in cls.__dict__:
+            cls.BINDINGS = any_case(cls.__dict__["BINDINGS"])
+        super().__init_subclass__(**kwargs)
+
     class Done(Message):
         """The step is finished: go `direction` ("next" or "back") with this plan."""
 
@@ -254,6 +393,10 @@ class StepScreen(Screen):
         """Step-specific rules beyond installer.validate (e.g. an unticked acknowledgement)."""
         return []
 
+    def compose_status(self) -> ComposeResult:
+        """Lines of the step that must stay in sight below the body (a "saved" confirmation)."""
+        yield from ()
+
     # --- the frame -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         n, total = self.position
@@ -263,8 +406,10 @@ class StepScreen(Screen):
             yield Static(warning, id="trust-warning", classes="warning", markup=False)
         with StepBody(id="body"):
             yield from self.compose_body()
-        yield Static(help_text(self.STEP), id="help", markup=False)
-        yield Static("", id="step-errors", markup=False)
+        yield from self.compose_status()
+        with HelpPanel(id="help"):
+            yield Prose(help_text(self.STEP), id="help-text")
+        yield Prose("", id="step-errors")
         with Horizontal(id="nav"):
             yield Button("< Back", id="back", compact=True, disabled=n == 1)
             yield Button(self.NEXT_LABEL, id="next", compact=True, variant="primary")
@@ -272,15 +417,20 @@ class StepScreen(Screen):
 
     def errors_for_step(self, plan: Plan) -> list[FieldError]:
         """The validation errors this step must fix before Next."""
-        errors = [e for e in validate(plan, self.context.validation) if self.owns(e.field)]
-        seen = {e.field for e in errors}
-        return errors + [e for e in self.extra_errors(plan) if e.field not in seen]
+        # The step's own message for a field wins over the core's: it speaks in the wizard's
+        # terms (a tick box), the core's in the plan file's (a key set to true).
+        own = self.extra_errors(plan)
+        worded = {e.field for e in own}
+        return [e for e in validate(plan, self.context.validation)
+                if self.owns(e.field) and e.field not in worded] + own
 
     def owns(self, path: str) -> bool:
         """Does this step edit the field at `path`?"""
         return any(path == s or path.startswith(s + ".") or path.startswith(s + "[") for s in self.SECTIONS)
 
-    def show_errors(self, errors: list[FieldError]) -> None:
+    _showing_errors = False  # the error line holds show_errors' count (not some other message)
+
+    def show_errors(self, errors: list[FieldError], *, move_focus: bool = True) -> None:
         """Each message at its field; the rest (and a count) on the step's error line."""
         widgets = {getattr(w, "field_path", None): w for w in self.query("FieldInput, Choice, Toggle")}
         for w in widgets.values():
@@ -301,7 +451,8 @@ class StepScreen(Screen):
         if errors:
             head = f"{len(errors)} problem{'s' if len(errors) > 1 else ''} to fix before Next."
             self.say(" ".join([head] + unplaced))
-            if first is not None:
+            self._showing_errors = True
+            if first is not None and move_focus:
                 if isinstance(first, FieldInput):
                     first.input.focus()
                 elif isinstance(first, Choice):
@@ -313,9 +464,28 @@ class StepScreen(Screen):
 
     def say(self, message: str) -> None:
         """Show (or clear, with "") a message on the step's error line."""
+        self._showing_errors = False
         line = self.query_one("#step-errors", Static)
         line.update(message)
         line.set_class(bool(message), "-shown")
+
+    def _recheck(self) -> None:
+        """After a refused Next, a field left (or a choice made) checks the step again: what
+        was fixed loses its message, at the field and on the error line; nothing new is shown
+        and the focus stays where the technician is."""
+        if not self._showing_errors:
+            return
+        try:
+            errors = self.errors_for_step(self.read())
+        except Exception:  # a half-filled step: the next Next says what is wrong
+            return
+        self.show_errors(errors, move_focus=False)
+
+    @on(Input.Blurred)
+    @on(Choice.Chosen)
+    @on(Checkbox.Changed)
+    def _field_changed(self, event) -> None:
+        self.call_later(self._recheck)  # after the field itself has shown its own verdict
 
     # --- actions ---------------------------------------------------------------------------
     def action_next(self) -> None:
@@ -330,8 +500,22 @@ class StepScreen(Screen):
             # Back keeps what was typed on this step, valid or not.
             self.post_message(self.Done(self.read(), "back"))
 
+    _focus_before_help = None
+
     def action_toggle_help(self) -> None:
-        self.query_one("#help").toggle_class("-shown")
+        panel = self.query_one("#help", HelpPanel)
+        panel.toggle_class("-shown")
+        if panel.has_class("-shown"):
+            self._focus_before_help = self.focused
+            panel.scroll_home(animate=False)
+            panel.focus()
+        else:
+            back = self._focus_before_help
+            self._focus_before_help = None
+            if back is not None and back.is_attached and back.focusable:
+                back.focus()
+            elif self.focused is panel:
+                self.focus_next()
 
     @on(Button.Pressed, "#next")
     def _next_pressed(self) -> None:

@@ -27,7 +27,7 @@ from installer.checks.findings import Finding
 from installer.checks.runner import Report, run_checks
 from installer.plan import Plan
 from installer.writer import atomic_write, box_path
-from screens.base import StepScreen
+from screens.base import Prose, StepScreen
 from screens.cloud import catalog_of
 
 STATE_DIR = "/var/lib/edge-installer"
@@ -103,7 +103,8 @@ class ChecksScreen(StepScreen):
     DEFAULT_CSS = """
     ChecksScreen #results { height: auto; max-height: 9; }
     ChecksScreen #detail { height: auto; margin-top: 1; }
-    ChecksScreen #saved { height: auto; color: $success; }
+    ChecksScreen #saved { height: auto; max-height: 3; color: $success; padding: 0 1; }
+    ChecksScreen #saved.-empty { display: none; }
     """
 
     def __init__(self, *args, **kwargs):
@@ -125,8 +126,11 @@ class ChecksScreen(StepScreen):
         yield Static("", id="progress", markup=False)
         yield OptionList(markup=False, compact=True, id="results")
         yield Label("Details (Enter on a result)")
-        yield Static("", id="detail", markup=False)
-        yield Static("", id="saved", markup=False)
+        yield Prose("", id="detail")
+
+    def compose_status(self) -> ComposeResult:
+        # Below the body, in sight whatever the list and the details scrolled to.
+        yield Prose("", id="saved", classes="-empty")
 
     def on_mount(self) -> None:
         if self.report is not None and not self.report.cancelled:
@@ -300,7 +304,9 @@ class ChecksScreen(StepScreen):
 
     def _saved(self, saved: dict, message: str) -> None:
         self.context.extras.setdefault("saved", {}).update(saved)
-        self.query_one("#saved", Static).update(message)
+        saved = self.query_one("#saved", Static)
+        saved.update(message)
+        saved.set_class(not message, "-empty")
 
     # --- leaving -----------------------------------------------------------------------------
     def _stop(self) -> None:

@@ -1,7 +1,8 @@
 """Step: cloud and machines. Which vendor profiles to verify (with their parameters, such as
 the Siemens IEM's address), and the machines to reach on the machine network (optional):
 a list the technician adds to and removes from by keyboard, each with its controller's port
-from seed 000's protocol table."""
+from MachineMetrics, Network Requirements: "Machine Protocol Ports".
+"""
 
 from __future__ import annotations
 
@@ -239,8 +240,8 @@ class CloudScreen(StepScreen):
         return dataclasses.replace(self.plan, profiles=tuple(profiles), profile_params=params,
                                    machines=tuple(machines))
 
-    def show_errors(self, errors: list[FieldError]) -> None:
-        super().show_errors(errors)
+    def show_errors(self, errors: list[FieldError], *, move_focus: bool = True) -> None:
+        super().show_errors(errors, move_focus=move_focus)
         n = len(self.machines)
         listed = [e for e in errors if e.field.startswith("machines[") and not e.field.startswith(f"machines[{n}]")]
         line = self.query_one("#machines-error", Static)

@@ -14,7 +14,7 @@ from installer import plan as planmod
 from installer.checks.runner import Report
 from installer.describe import describe
 from installer.writer import WriteResult, atomic_write, box_path
-from screens.base import StepScreen, words
+from screens.base import Prose, StepScreen, words
 from screens.checks import STATE_DIR, save_firewall_request, save_report
 from screens.cloud import catalog_of
 from screens.write import result_lines
@@ -48,22 +48,22 @@ class DoneScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Label("Saved for later")
-        yield Static("Saving...", id="saved", markup=False)
+        yield Prose("Saving...", id="saved")
         yield Label("Files")
         written = self.context.extras.get("write_result")
         if isinstance(written, WriteResult):
             text = "\n".join(result_lines(written))
         else:
             text = "The configuration files were NOT written (Esc goes back to the write step)."
-        yield Static(text, id="written", markup=False)
+        yield Prose(text, id="written")
         applied = self.context.extras.get("apply_result")
         if applied is not None and getattr(applied, "commands", None) and all(c.ran for c in applied.commands):
             state = "Applied and confirmed on this box."
         else:
             state = "Staged under the root, not applied: on the box, `edge-installer apply` does it."
-        yield Static(f"{state} Finish (Ctrl+N) ends the wizard.", classes="hint", markup=False)
+        yield Prose(f"{state} Finish (Ctrl+N) ends the wizard.", classes="hint")
         yield Label("This box is set up as follows")
-        yield Static("\n".join(f"- {s}" for s in describe(self.plan, self.catalog)), id="summary", markup=False)
+        yield Prose("\n".join(f"- {s}" for s in describe(self.plan, self.catalog)), id="summary")
 
     def on_mount(self) -> None:
         self.saving = True

@@ -27,6 +27,8 @@ LABELS = {
     "uplink.address": ("Uplink address/prefix of this box", "e.g. 10.20.0.16/24", fields.check_interface_address),
     "uplink.gateway": ("Uplink gateway", "e.g. 10.20.0.1", lambda v: fields.check_host_address(v, what="gateway")),
     "wifi.passphrase": ("WiFi passphrase", "", None),
+    "wifi.eap_password": ("WiFi 802.1X (EAP) password", "", None),
+    "wifi.private_key_password": ("WiFi client key's password (EAP-TLS)", "", None),
     "cellular.password": ("APN password", "", None),
     "proxy.password": ("Proxy password", "", None),
 }

@@ -36,7 +36,8 @@ def build_context(root: Path, plain_reason: str = ""):
     # The review refuses what this box cannot run, as validate, render and apply do.
     validation = default_context(kinds, target)
     return WizardContext(root=root, inventory=inventory, validation=validation, catalog=load_catalog(),
-                         target=target, plain_reason=plain_reason)
+                         target=target, plain_reason=plain_reason,
+                         extras={"sys_class_net": "/sys/class/net"})  # this box's ports, read live
 
 
 def start_plan(root: Path, plan_file: str | None, resume: bool, passphrase_file: str | None = None,
@@ -106,7 +107,9 @@ def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: boo
     context.extras["trust"] = (tuple(trust_keys), allow_unsigned)  # for a bundle loaded at the welcome step
     from screens.app import WizardApp
 
-    app = WizardApp(plan, context, draft=Draft(root_path), start_step=step, plain=use_plain)
+    # A draft from an earlier run is offered (resume or start over) unless --resume took it.
+    app = WizardApp(plan, context, draft=Draft(root_path), start_step=step, plain=use_plain,
+                    offer_draft=not resume)
     result = app.run(mouse=False)
     if app.finished and result is not None:
         print("Done. The plan, the report and the firewall request are under "

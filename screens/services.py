@@ -1,6 +1,6 @@
 """Step 6, services: DNS, NTP and the plant's proxy.
 
-Seed 000: "The Edge device uses Google DNS by default" (8.8.8.8, 8.8.4.4) and falls back to
+MachineMetrics, Network Requirements: "The Edge device uses Google DNS by default" (8.8.8.8, 8.8.4.4) and falls back to
 configured servers; time comes from the pool.ntp.org fleet, internal NTP servers via DHCP;
 "The Edge supports HTTP/HTTPS proxy with optional authentication".
 """

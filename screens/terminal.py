@@ -46,7 +46,7 @@ from textual.filter import LineFilter, NoColor
 from textual.screen import Screen
 from textual.timer import Timer
 
-from screens.ascii import PLAIN_KEYS, PLAIN_THEME, AsciiFilter, HighlightsToReverse, is_plain
+from screens.ascii import PLAIN_KEYS, PLAIN_THEME, AsciiFilter, HighlightsToReverse, PlainHighlights, is_plain
 from screens.cells import CHANGED_CELLS_VERSIONS, ShadowScreen, _ShadowUpdate
 
 PLAIN_TCSS = Path(__file__).resolve().parent.parent / "assets" / "plain.tcss"
@@ -374,6 +374,7 @@ class PlainModeMixin(App):
         self._edge_unblinked: weakref.WeakSet = weakref.WeakSet()
         self._edge_ascii_filter = AsciiFilter()
         self._edge_highlights = HighlightsToReverse()
+        self._edge_plain_highlights = PlainHighlights()
         self._edge_forced: str | None = None
         self._edge_coalesce = coalesce_frames
         self._edge_pending: list[tuple[Screen, Any]] = []
@@ -393,11 +394,15 @@ class PlainModeMixin(App):
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         filters = list(super().get_line_filters())
+        no_color = False
         for index, line_filter in enumerate(filters):
             if isinstance(line_filter, NoColor):  # NO_COLOR: highlights become reverse video
                 filters.insert(index, self._edge_highlights)
+                no_color = True
                 break
         if self._edge_plain:
+            if not no_color:  # a monochrome VT100 shows bold and reverse only: focus in reverse
+                filters.append(self._edge_plain_highlights)
             filters.append(self._edge_ascii_filter)
         return filters
 

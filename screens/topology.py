@@ -1,5 +1,5 @@
-"""Step 2, topology: the five options of seed 000 with a diagram and their "best for" text.
-Cellular shows the seed's warning and cannot be chosen without the acknowledgement."""
+"""Step 2, topology: the five options of the MachineMetrics network requirements with a diagram and their "best for" text.
+Cellular shows the vendor's warning and cannot be chosen without the acknowledgement."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from installer.sources import cite
 from installer.plan import Cellular, FieldError, Plan
 from screens.base import Choice, StepScreen, Toggle
 
-# (value, label, diagram, best for) - the texts of seed 000, "Network Architecture Options".
+# (value, label, diagram, best for) - the texts of MachineMetrics, Network Requirements: "Network Architecture Options".
 OPTIONS = [
     ("isolated", "Isolated networks, two ports (recommended)",
      " [machines]--[switch]--eno1 [EDGE BOX] enp2s0--[company network]--internet\n"
@@ -42,7 +43,8 @@ CELLULAR_WARNING = (
     "Use at your own risk - least preferred option. Cellular connectivity is not officially "
     "supported by MachineMetrics; connectivity issues related to cellular networks are the "
     "customer's responsibility. Expect higher latency, variable bandwidth, data caps and "
-    "overage charges, and data gaps when the signal drops. (seed 000, Option 5)")
+    "overage charges, and data gaps when the signal drops. ("
+    + cite("000_d0122341ad91427d.txt#Option 5: Cellular Network") + ")")
 
 
 class TopologyScreen(StepScreen):
@@ -95,6 +97,6 @@ class TopologyScreen(StepScreen):
     def extra_errors(self, plan: Plan) -> list[FieldError]:
         if plan.topology == "cellular" and not (plan.cellular and plan.cellular.acknowledge_unsupported):
             return [FieldError("cellular.acknowledge_unsupported",
-                               "cellular cannot be chosen without accepting the seed's warning: tick the box "
+                               "cellular cannot be chosen without accepting the warning above: tick the box "
                                "(Space) or choose another topology")]
         return []

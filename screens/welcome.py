@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from installer import plan as planmod
 from installer.plan import FieldError
-from screens.base import FieldInput, StepScreen, Toggle
+from screens.base import FieldInput, Prose, StepScreen, Toggle
 
 
 class WelcomeScreen(StepScreen):
@@ -19,9 +19,10 @@ class WelcomeScreen(StepScreen):
         from installer.discover import format_table
 
         inventory = self.context.inventory
-        table = format_table(inventory) if inventory is not None else "No interfaces detected."
+        # 76: inside the body's padding and scroll bar at 80 columns, so no row wraps twice.
+        table = format_table(inventory, width=76) if inventory is not None else "No interfaces detected."
         yield Static("This box has:", classes="hint")
-        yield Static(table, id="interfaces", markup=False)
+        yield Prose(table, id="interfaces")
         mode = self.context.plain_reason or "full display"
         yield Static(f"Display: {mode}. F4 switches.", classes="hint", markup=False)
         yield FieldInput("Start from a plan file or a bundle (optional; leave empty for a new plan)",

@@ -4,7 +4,9 @@ with backups and applies them (installer.apply: `netplan apply` or nmcli on the 
 a staging --root the commands are only shown). On the box the link, DNS and the cloud are
 re-checked and the change is kept only when the technician presses K before the countdown
 ends; otherwise every file is restored and the old state applied again (`netplan try`,
-done so it works inside the wizard)."""
+done so it works inside the wizard). Before anything is written on the box, every static
+address of the plan is probed on the wire (ARP, installer.checks.neighbours): when another
+device holds one, nothing is written and the line names the address, the port and the MAC."""
 
 from __future__ import annotations
 
@@ -162,9 +164,11 @@ class WriteScreen(StepScreen):
         kwargs = {}
         if "rechecker" in self.context.extras:
             kwargs["rechecker"] = self.context.extras["rechecker"]
+        if "address_prober" in self.context.extras:  # tests: what the ARP probes found
+            kwargs["prober"] = self.context.extras["address_prober"]
         try:
             outcome = apply_plan(self.plan, self.system, self.target, confirm=self._confirm_in_thread,
-                                 confirm_timeout=timeout, progress=progress, **kwargs)
+                                 confirm_timeout=timeout, progress=progress, how_to_change="wizard", **kwargs)
             self._from_thread(self._written, outcome, None)
         except Exception as e:  # told in words, never a traceback
             self._from_thread(self._written, None, words(e))
@@ -204,9 +208,9 @@ class WriteScreen(StepScreen):
         if report is not None:
             bad = [r for r in report.results if r.status == "fail"]
             first = f" First failure: {bad[0].id} {bad[0].target}: {bad[0].diagnosis}." if bad else ""
-            self._recheck = f"Re-check after applying: {summary_line(report)}.{first}"
+            self._recheck_line = f"Re-check after applying: {summary_line(report)}.{first}"
         else:
-            self._recheck = "The re-check could not run."
+            self._recheck_line = "The re-check could not run."
         self._tick()
         self._countdown = self.set_interval(1.0, self._tick)
 
@@ -214,7 +218,7 @@ class WriteScreen(StepScreen):
         if self._asking_until is None:
             return
         left = max(0, int(self._asking_until - time.monotonic() + 0.999))
-        self.say(f"{self._recheck} Press K to KEEP this network configuration; otherwise it is "
+        self.say(f"{self._recheck_line} Press K to KEEP this network configuration; otherwise it is "
                   f"reverted in {left} s.")
 
     def _stop_asking(self) -> None:
@@ -231,6 +235,13 @@ class WriteScreen(StepScreen):
     def _written(self, outcome: ApplyResult | None, error: str | None) -> None:
         self.writing = False
         out = self.query_one("#result", Static)
+        if outcome is not None and outcome.refused:
+            # Another device answers for a planned address: nothing was written.
+            out.update("NOT written: " + outcome.refused + "\n" + "\n".join(
+                m for m in outcome.messages if not m.startswith("refused: ")))
+            self.query_one("#confirm", Toggle).value = False
+            self.say(f"Address in use: {outcome.refused.split(';')[0]}. Go back (Escape) and choose another.")
+            return
         if error is not None or outcome is None or outcome.written is None:
             out.update(f"NOT written: {error}\nWhat was written before the error is listed in the backup "
                        f"manifest under {self.root}/var/lib/edge-installer/backups.")

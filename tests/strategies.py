@@ -3,8 +3,10 @@ plan-shaped garbage (that must never make loading or validation raise)."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import string
+from pathlib import Path
 
 from hypothesis import strategies as st
 
@@ -43,6 +45,26 @@ def subnet(draw, *, avoid: ipaddress.IPv4Network | None = None):
     return net, host
 
 
+# Real PEM files (tests/pki): libnm's keyfile reader checks that the files a keyfile names exist.
+PKI = Path(__file__).resolve().parent / "pki"
+
+
+@st.composite
+def enterprise(draw, wifi: P.Wifi):
+    """An 802.1X login for an enterprise WiFi: PEAP or EAP-TLS, with the CA always given."""
+    identities = tricky_text.filter(lambda s: s.strip() == s and len(s) <= 253)
+    common = dict(passphrase=None, identity=draw(identities), ca_certificate=str(PKI / "radius-ca.pem"),
+                  anonymous_identity=draw(st.none() | identities),
+                  country=draw(st.none() | st.sampled_from(["DE", "US", "GB", "00"])))
+    if draw(st.booleans()):
+        return dataclasses.replace(wifi, eap_method="peap", eap_password=draw(tricky_text.filter(lambda s: len(s) <= 256)),
+                                   **common)
+    return dataclasses.replace(wifi, eap_method="tls", client_certificate=str(PKI / "edge.pem"),
+                               private_key=str(PKI / "edge.key"),
+                               private_key_password=draw(st.none() | tricky_text.filter(lambda s: len(s) <= 256)),
+                               **common)
+
+
 @st.composite
 def valid_plans(draw):
     """A plan that validate() must accept and the renderers must turn into accepted files."""
@@ -70,6 +92,8 @@ def valid_plans(draw):
         if security != "wpa3-sae" and draw(st.integers(0, 9)) == 0:
             pw = draw(st.text(alphabet="0123456789abcdefABCDEF", min_size=64, max_size=64))
         wifi = P.Wifi(draw(ssids), security, pw, draw(st.booleans()))
+        if security in P.WIFI_ENTERPRISE:
+            wifi = draw(enterprise(wifi))
     if topology == "cellular":
         user = draw(st.none() | tricky_text.filter(lambda s: s.strip() == s))
         cellular = P.Cellular(draw(st.sampled_from(["internet", "m2m.example.com", "broadband"])), user,

@@ -32,6 +32,8 @@ reaches the plant machine on eno1 through the box's bridge.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import socket
 import tempfile
@@ -273,3 +275,122 @@ def test_wireless_bridge_bridges_the_machine_ports_and_reaches_the_cloud_over_wi
         netns.delete(m2)
         lab.down()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- scanning and the signal (edge-installer wifi scan, the wifi-signal check) -------------
+
+SCANNED = [W.AccessPoint("Plant-WPA2", "wpa2-psk", PASSPHRASE, channel=1),
+           W.AccessPoint("Plant-WPA3", "wpa3-sae", PASSPHRASE, channel=6),
+           W.AccessPoint("Plant Mixed", "wpa2-wpa3", PASSPHRASE, channel=11),
+           W.AccessPoint("Plant-Hidden", "wpa2-psk", PASSPHRASE, hidden=True, channel=36)]
+SCAN_SECURITY = {"wpa2-psk": "wpa2", "wpa3-sae": "wpa3", "wpa2-wpa3": "wpa2-wpa3"}
+
+
+@pytest.mark.parametrize("variant", ["nm", "networkd"])
+def test_wifi_scan_lists_the_access_points_in_the_air(installed, variant):
+    """`edge-installer wifi scan --json`, as installed on the box, hears four access points:
+    WPA2-PSK, WPA3-SAE and transition on 2.4 GHz channels 1, 6, 11, and a hidden WPA2 network
+    on 5 GHz channel 36, each with its BSSID, security, band, channel and frequency. On the
+    "nm" box NetworkManager holds the radio (its own scans make iw's busy); on the networkd box
+    nothing has brought wlan0 up, and the scan does."""
+    clock = Clock()
+    box = installed(variant)
+    clock("restored")
+    bssids = W.air(box, SCANNED)
+    was_up = _admin_up(box)
+    clock("access points")
+    # A hidden access point answers no wildcard probe: only its beacons (every 102 ms) show it,
+    # and an active scan dwells ~30 ms per channel, so one scan may miss it (as on real radios);
+    # the kernel keeps what it heard for 30 s, so a second scan lists it. At most three.
+    for scans in range(1, 4):
+        done = box.exec([P.BIN, "wifi", "scan", "--json"], timeout=120)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{W.diagnostics(box)}"
+        doc = json.loads(done.stdout)
+        if set(bssids.values()) <= {n["bssid"] for n in doc["networks"]}:
+            break
+    clock(f"{scans} scan(s)")
+    assert doc["interface"] == W.STATION
+    nets = doc["networks"]
+    seen = {n["bssid"]: n for n in nets}
+    for ap in SCANNED:
+        n = seen.get(bssids[ap.ssid])
+        assert n is not None, f"{ap.ssid} ({bssids[ap.ssid]}) not heard: {nets}\n{W.diagnostics(box)}"
+        freq = 5000 + 5 * ap.channel if ap.channel > 14 else 2407 + 5 * ap.channel
+        assert (n["security"], n["channel"], n["frequency"], n["band"]) == (
+            SCAN_SECURITY[ap.security], ap.channel, freq, "5 GHz" if ap.channel > 14 else "2.4 GHz"), n
+        assert n["hidden"] is ap.hidden and n["ssid"] == ("" if ap.hidden else ap.ssid), n
+        assert -90 < n["signal_dbm"] < 0 and 0 <= n["bars"] <= 4, n
+    assert [n["signal_dbm"] for n in nets] == sorted((n["signal_dbm"] for n in nets), reverse=True)
+    # hwsim without a medium: the received signal is the access point's transmit power - 50 dBm.
+    assert {seen[bssids[ap.ssid]]["signal_dbm"] for ap in SCANNED[:3]} == {-30.0}, nets
+    table = box.exec([P.BIN, "wifi", "scan"], timeout=120)
+    assert table.returncode == 0, table.stderr
+    assert "Plant Mixed" in table.stdout and "(hidden network)" in table.stdout, table.stdout
+    assert all(32 <= ord(c) < 127 for c in table.stdout.replace("\n", "")), table.stdout
+    if variant == "networkd":  # nothing had brought wlan0 up: the scan did (and left it up, as nmcli does)
+        assert not was_up and _admin_up(box)
+    clock("table")
+    print(f"\n{variant}: {len(nets)} networks: " + "; ".join(
+        f"{n['ssid'] or '(hidden)'} {n['security']} {n['band']} ch {n['channel']} {n['signal_dbm']:g} dBm"
+        for n in nets) + f"; all heard after {scans} scan(s); {clock}")
+
+
+def _admin_up(box) -> bool:
+    """wlan0 is administratively up (IFF_UP), whatever its carrier."""
+    return bool(int(box.read_file(f"/sys/class/net/{W.STATION}/flags").decode().strip(), 16) & 1)
+
+
+def _signal_check(box) -> tuple[dict, dict, int]:
+    """`edge-installer check --plan PLAN --json` on the box: its wifi-signal entry, the
+    finding it belongs to (or {}), and the exit code."""
+    done = box.exec(["sh", "-c", f"{P.BIN} check --plan {P.PLAN} --json --timeout 3 </dev/null"], timeout=240)
+    assert "Traceback" not in done.stderr, done.stderr
+    doc = json.loads(done.stdout)
+    (entry,) = [c for c in doc["checks"] if c["id"] == "wifi-signal"]
+    finding = next((f for f in doc["findings"] if f["id"] == entry["finding"]), {})
+    return entry, finding, done.returncode
+
+
+def test_wifi_signal_reads_the_joined_access_point_and_judges_it(installed):
+    """The box joins a WPA2 access point (apply: netplan for NetworkManager), with the lab's
+    medium (tests/box/hwsim_medium.py) setting the signal its radio receives: at -40 dBm the
+    wifi-signal check passes, at -71 dBm it warns (wifi-signal-weak), at -82 dBm it fails
+    (wifi-signal-poor), each read by `edge-installer check` from the radio itself, and grouped
+    as a finding quoting the vendor's document (its own, or the poor link's it explains)."""
+    clock = Clock()
+    box = installed("nm")
+    clock("restored")
+    ap = W.AccessPoint("Plant-Floor", "wpa2-psk", PASSPHRASE)
+    W.access_point(box, ap, wired=T.UPLINK_IF)
+    W.medium(box, -40)
+    clock("access point and medium")
+    P.put_plan(box, wifi_plan(box.lab, ap, renderer="netplan", uplink="dhcp"))
+    done = P.apply(box, P.PLAN, "--no-confirm")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{W.diagnostics(box)}"
+    expect_joined(box, ap, "dhcp", "signal", "WPA-PSK")
+    clock("joined")
+    seen = {}
+    for dbm, status, diagnosis in ((-40, "pass", "ok"), (-71, "warn", "wifi-signal-weak"),
+                                   (-82, "fail", "wifi-signal-poor")):
+        W.set_signal(box, dbm)
+        radio = W.wait_signal(box, dbm)
+        entry, finding, code = _signal_check(box)
+        assert (entry["status"], entry["diagnosis"]) == (status, diagnosis), entry
+        assert f"last {dbm:g} dBm" in entry["evidence"] and '"Plant-Floor"' in entry["evidence"], entry
+        avg = float(re.search(r"signal (-?\d+) dBm average", entry["evidence"]).group(1))
+        assert abs(avg - radio["signal avg"]) <= 1, (entry, radio)
+        if status == "pass":
+            assert entry["finding"] is None, entry
+        else:
+            # Its own finding; or, when link-quality found the link poor too (the supplicant's
+            # background scans below -70 dBm cost packets), that poor link's, naming the signal.
+            assert "wifi-signal:wlan0" in finding["checks"] and finding["status"] == status, finding
+            assert finding["cause"] == "wifi-signal" or (
+                finding["cause"] == "poor-link"
+                and f"the WiFi signal of wlan0 is {diagnosis.rsplit('-', 1)[1]}" in finding["title"]), finding
+            assert '"Strong WiFi signal at Edge location"' in finding["remediation"], finding
+            assert code >= (1 if status == "warn" else 2), code
+        seen[dbm] = entry["evidence"] + (f" [finding: {finding['cause']}: {finding['title']}]" if finding else "")
+        clock(f"check at {dbm} dBm")
+    assert W.link(box).get("SSID") == ap.ssid  # still associated at -82 dBm
+    print("\nwifi-signal: " + "; ".join(f"{d} dBm -> {e}" for d, e in seen.items()) + f"; {clock}")

@@ -128,3 +128,9 @@ def test_describe_imports_no_textual():
             "print(*bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_plan_secret_keys_with_underscores_are_masked_without_knowing_the_value():
+    text = "wifi:\n  eap_password: hunter2-x\n  private_key_password: k3y-pass\n  identity: edge-01\n"
+    masked = mask_secrets(text)
+    assert "hunter2-x" not in masked and "k3y-pass" not in masked and "identity: edge-01" in masked

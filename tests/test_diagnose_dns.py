@@ -56,13 +56,13 @@ def test_address_classes(address, kind):
 
 # --- healthy ----------------------------------------------------------------------------------
 
-def test_healthy_izuma_run_judges_the_ttl_and_stays_fast(healthy_lab, tmp_path):
+def test_healthy_izuma_run_judges_the_ttl(healthy_lab, tmp_path):
+    # Its speed is bench/checks.py's figure (healthy: well under 0.5 s), not a timed assertion.
     rc, doc, _ = check(healthy_lab, tmp_path, profiles=IZUMA)
     assert problems(doc) == [] and rc == 0
     ttl = one(doc, "dns-ttl", BOOT)
     assert "TTL 30 s" in ttl["evidence"] or "within the 30 s" in ttl["evidence"], ttl
     assert T.DNS_AUTH in ttl["evidence"]
-    assert doc["duration_s"] < 0.5, doc["duration_s"]
     # No TTL probe without a profile whose vendor asks for it.
     rc, doc, _ = check(healthy_lab, tmp_path)
     assert not [c for c in doc["checks"] if c["id"] == "dns-ttl"]

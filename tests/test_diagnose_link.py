@@ -165,7 +165,7 @@ def test_dtls_healthy_passes_with_the_bootstrap_issuer(healthy_lab, tmp_path):
     assert "ARM Bootstrap CA" in dtls[BOOTSTRAP_UDP]["evidence"] and "DTLS" in dtls[BOOTSTRAP_UDP]["evidence"]
     # Each UDP-only host is resolved first (udp-lwm2m has no TCP endpoint).
     assert one(doc, "dns-resolve", "udp-lwm2m.us-east-1.mbedcloud.com")["status"] == "pass"
-    assert rc == 0 and doc["duration_s"] < 1.0
+    assert rc == 0 and doc["duration_s"] < 3.0  # no check waited for its 3 s timeout (speed: bench/checks.py)
 
 
 @pytest.mark.parametrize("action, diagnosis", [("drop", "dtls-timeout"), ("reject", "dtls-unreachable")])
@@ -205,7 +205,7 @@ def test_link_quality_healthy_is_brief_and_passes(healthy_lab, tmp_path):
     c = one(doc, "link-quality")
     assert (c["kind"], c["status"], c["diagnosis"]) == ("link", "pass", "ok"), c
     assert "203.0.113.1" in c["evidence"] and "20/20 answered" in c["evidence"]
-    assert c["duration_s"] < 0.6, c  # ~0.2 s: one series, no waiting (a loaded machine adds some)
+    assert c["duration_s"] < 1.5, c  # ~0.2 s: one series, no waiting (a loaded machine adds some)
     assert rc == 0
 
 

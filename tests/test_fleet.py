@@ -65,6 +65,8 @@ def devices_csv(plan: P.Plan, boxes: int = 2) -> tuple[str, list[P.Plan]]:
                 values.append(f"{plan.topology}-{n + 1:02d}")
             elif key == "uplink.gateway":
                 values.append(plan.uplink.gateway)
+            elif key.startswith("ports.") and key.endswith(".mac"):  # each box's own port (issue 12)
+                values.append(f"52:54:00:00:{n // 256:02x}:{n % 256 + 1:02x}")
             else:
                 iface = ipaddress.IPv4Interface(flat_get(plan, key))
                 values.append(f"{iface.network.network_address + 100 + n}/{iface.network.prefixlen}")

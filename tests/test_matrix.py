@@ -15,6 +15,7 @@ from installer.render import Target, netplan_backend, render
 from installer.validate import validate
 from installer.writer import write_files
 from tests.judges import judge_trees, require_tools
+from tests.strategies import PKI
 
 RENDERERS = {
     "netplan-networkd": ("netplan", Target(networkmanager=False)),
@@ -29,7 +30,8 @@ def matrix():
     """Every legal cell as (name, plan, target)."""
     cells = []
     wifi_turn = itertools.cycle([("wpa2-psk", False), ("wpa3-sae", True), ("wpa2-wpa3", False),
-                                 ("wpa2-psk", True), ("wpa3-sae", False), ("wpa2-wpa3", True)])
+                                 ("wpa2-enterprise", False), ("wpa2-psk", True), ("wpa3-sae", False),
+                                 ("wpa2-wpa3", True), ("wpa3-enterprise", True)])
     for topology, addressing, renderer, dns, ntp, proxy in itertools.product(
             P.TOPOLOGIES, ("dhcp", "static"), RENDERERS, P.DNS_MODES, P.NTP_MODES, (False, True)):
         if topology == "cellular" and addressing == "static":
@@ -48,6 +50,14 @@ def matrix():
         if topology in ("wifi", "wireless-bridge"):
             security, hidden = next(wifi_turn)
             wifi = P.Wifi("Plant Floor", security, "correct horse #;= battery", hidden)
+            if security in P.WIFI_ENTERPRISE:  # PEAP and EAP-TLS in turn, with the test PKI's real files
+                tls = security == "wpa3-enterprise"
+                wifi = P.Wifi("Plant Floor", security, None, hidden, country="DE", eap_method="tls" if tls else "peap",
+                              identity="edge-01@plant.example", eap_password=None if tls else "rad #;= secret",
+                              ca_certificate=str(PKI / "radius-ca.pem"),
+                              client_certificate=str(PKI / "edge.pem") if tls else None,
+                              private_key=str(PKI / "edge.key") if tls else None,
+                              private_key_password="test key password" if tls else None)
         cellular = P.Cellular("internet", "plant", "apn:secret", True, 5000) if topology == "cellular" else None
         plan = P.Plan(
             topology=topology, renderer=renderer_name, machine_network=mn, uplink=uplink, wifi=wifi,

@@ -66,7 +66,9 @@ async def test_interfaces_defaults_and_detected_list(tmp_path):
     app = wizard(tmp_path, Plan(topology="isolated"), "interfaces")
     async with app.run_test(size=(80, 24)) as pilot:
         text = screen_text(app)
-        assert "eno1" in text and "00:30:18:aa:00:02" in text and "docker0" not in text
+        rows = "\n".join(r.text for r in app.screen.query("#detected PortRow"))
+        assert "eno1" in rows and "00:30:18:aa:00:02" in rows and "docker0" not in rows
+        assert "(not listed: lo, docker0)" in text
         assert field(app, "machine").value == "eno1" and field(app, "uplink").value == "enp2s0"
         assert_fits(app)
         # The machine network's address belongs to the next step: it does not block this one.
@@ -84,15 +86,15 @@ async def test_interfaces_lists_a_virtual_link_the_plan_names(tmp_path):
         for i in INVENTORY.interfaces), default_gateways=INVENTORY.default_gateways, stack=INVENTORY.stack)
     app = wizard(tmp_path, ISOLATED, "interfaces", inventory=box)
     async with app.run_test(size=(80, 24)):
-        detected = str(app.screen.query_one("#detected").render())
+        detected = "\n".join(r.text for r in app.screen.query("#detected PortRow"))
         assert "eno1" in detected and "enp2s0" in detected and "virtual" in detected
         assert "docker0" not in detected and "wlan0" in detected
-        assert "(2 virtual/loopback not shown)" in screen_text(app)  # lo, docker0
+        assert "(not listed: lo, docker0)" in screen_text(app)  # named: the count cannot disagree
         assert_fits(app)
     # A new plan: the seed's default names, there as virtual links, are listed too.
     app = wizard(tmp_path, Plan(topology="isolated"), "interfaces", inventory=box)
     async with app.run_test(size=(80, 24)):
-        detected = str(app.screen.query_one("#detected").render())
+        detected = "\n".join(r.text for r in app.screen.query("#detected PortRow"))
         assert "eno1" in detected and "enp2s0" in detected
         assert field(app, "machine").value == "eno1" and field(app, "uplink").value == "enp2s0"
 
@@ -132,9 +134,15 @@ async def test_interfaces_wireless_bridge_ticks_wired_ports(tmp_path):
         assert_fits(app)
         await pilot.press("tab", "space", "tab")    # untick enp2s0, go to "other ports"
         await type_text(pilot, "eth5")
+        # A port this box does not have is refused at its field, with the names it has.
+        await pilot.press("ctrl+n")
+        assert app.step_id == "interfaces"
+        assert error_at(app, "machine") == ("eth5: this box has no interface by that name; "
+                                            "it has eno1, enp2s0, wlan0, wwan0, docker0")
+        await replace_text(pilot, "")
         await pilot.press("ctrl+n")
         assert app.step_id == "addressing"
-    assert app.plan.machine_network.interfaces == ("eno1", "eth5")
+    assert app.plan.machine_network.interfaces == ("eno1",)
     assert app.plan.uplink.interface == "wlan0"
 
 
@@ -310,10 +318,10 @@ async def test_cellular_cap_must_be_a_number_and_password_needs_a_user(tmp_path)
         await pilot.press("tab", "tab")
         await type_text(pilot, "apn-pa55")
         await pilot.press("tab")
-        await type_text(pilot, "5 GB")
+        await type_text(pilot, "lots")
         await pilot.press("ctrl+n")
         assert app.step_id == "cellular"
-        assert "not a number of MB" in error_at(app, "cap")
+        assert "'lots' is not a data cap" in error_at(app, "cap") and "2 GB" in error_at(app, "cap")
         assert error_at(app, "username") == "a password needs its user name; give both or neither"
         assert app.focused is field(app, "username").input  # the first problem gets the cursor
         await type_text(pilot, "edge")
@@ -324,7 +332,8 @@ async def test_cellular_cap_must_be_a_number_and_password_needs_a_user(tmp_path)
 
 
 def test_parse_mb():
-    assert [parse_mb(t) for t in ("5000", "5,000", "5 000", "", "5 GB", "1e3")] == [5000, 5000, 5000, None, None, None]
+    assert [parse_mb(t) for t in ("5000", "5,000", "5 000", "", "5 GB", "2GB", "500 MB", "1e3", "lots")] == [
+        5000, 5000, 5000, None, 5000, 2000, 500, None, None]
 
 
 # --------------------------------------------------------------------------- services

@@ -132,8 +132,9 @@ def test_bool_and_number_fields(wifi):
     assert errors_of(wifi, "wifi.hidden=maybe") == ["wifi.hidden: must be true or false, got 'maybe'"]
     cell = P.load(REPO / "examples/cellular.yaml")
     assert apply_sets(cell, ["cellular.data_cap_mb=7000"]).cellular.data_cap_mb == 7000
-    assert errors_of(cell, "cellular.data_cap_mb=lots") == ["cellular.data_cap_mb: must be a whole number, e.g. 5000, "
-                                                            "got 'lots'"]
+    assert errors_of(cell, "cellular.data_cap_mb=lots") == ["cellular.data_cap_mb: 'lots' is not a data cap; give a "
+                                                            "monthly volume in MB or GB, e.g. 5000, 5000 MB or 2 GB "
+                                                            "(1 GB = 1000 MB)"]
     assert any("positive number" in e for e in errors_of(cell, "cellular.data_cap_mb=-5"))
 
 

@@ -21,6 +21,7 @@ import pytest
 from installer.existing import find_conflicts, move_aside_paths
 from installer.plan import Cellular, Dns, Machine, MachineNetwork, Ntp, Plan, Uplink, Wifi
 from installer.render import Target, render
+from installer.wifi import Network
 from installer.writer import write_files
 from screens import app as wizard
 from tests.wizard_helpers import REPORT, SIZE, context, no_blink, safe, until
@@ -36,6 +37,10 @@ WIFI = dataclasses.replace(PLAN, topology="wifi", uplink=Uplink("wlan0", "dhcp")
 CELLULAR = dataclasses.replace(PLAN, topology="cellular", uplink=Uplink("wwan0", "dhcp"),
                                cellular=Cellular("internet", "edge", "apn-pa55", True, 5000))
 CHECKED = safe(PLAN)  # the fixed report (wizard_helpers.REPORT) is this plan's
+# The networks the wireless step's radio hears (installer.wifi.Network).
+AIR = [Network("Plant-Floor", "aa:00:00:00:00:01", -58.0, "wpa2", "5 GHz", 36, 5180, False),
+       Network("Plant-Secure", "aa:00:00:00:00:02", -66.0, "wpa2-enterprise", "5 GHz", 44, 5220, False),
+       Network("Guest", "aa:00:00:00:00:03", -71.0, "open", "2.4 GHz", 6, 2437, False)]
 
 
 def written(root: Path, plan: Plan):
@@ -83,12 +88,16 @@ def test_step(snap_compare, box, step, mode):
         ctx.extras["report_plan"] = plan
     if step == "done":
         ctx.extras["write_result"] = written(box, plan)
+    if step == "wireless":  # what the radio hears is fixed (a scan runs in a worker)
+        ctx.extras["wifi_scanner"] = lambda interface: AIR
     app = wizard.WizardApp(plan, ctx, start_step=step, plain=plain)
 
     async def run_before(pilot) -> None:
         assert app.step_id == step and app.plain_mode is plain
         if step == "done":
             await until(pilot, lambda: not app.screen.saving)
+        if step == "wireless":
+            await until(pilot, lambda: "strongest first" in str(app.screen.query_one("#scan-status").content))
         no_blink(app)
 
     assert snap_compare(app, press=press, terminal_size=SIZE, run_before=run_before)

@@ -33,7 +33,14 @@ _PORT_BLOCKED = frozenset({"tcp-refused", "tcp-timeout", "tcp-unreachable", "dtl
 _PROXY = frozenset({"proxy-denied", "proxy-auth-required", "proxy-unreachable", "proxy-timeout"})
 # Results about the whole path rather than one destination (the portal probe, the link).
 _NO_DEST = frozenset({"captive-portal", "link-quality", "nat-detect", "icmp-reference"})
+# The WiFi uplink's signal (installer.checks.wifi): a weak one is what makes a wireless link poor.
+_WIFI_SIGNAL = frozenset({"wifi-signal-weak", "wifi-signal-poor"})
 _RANK = {"fail": 0, "warn": 1, "skip": 2, "pass": 3}
+# Diagnoses of the ARP probes and their causes: one finding per held address, per absent
+# gateway; every absent machine in one; every probe that could not go out in one.
+_NEIGHBOURS = {"address-conflict": "address-conflict", "gateway-absent": "gateway-absent",
+               "machine-absent": "machine-absent", "address-unchecked": "neighbours-unchecked",
+               "gateway-unchecked": "neighbours-unchecked"}
 _HOST_PORT = re.compile(r"^(?:https?://)?\[?([^\]/:\s]+)\]?(?::(\d+))?")
 _MACHINE = re.compile(r"\(([\d.]+):(\d+)\)$|//([\d.]+):(\d+)/")
 
@@ -113,9 +120,17 @@ def classify(result: Result, world: _World) -> tuple[str, str]:
     """(cause, group key) of one problem result."""
     d = result.diagnosis
     host, port = host_port(result)
+    if d in _NEIGHBOURS:  # ARP probes (installer.checks.neighbours): on the wire, not a firewall's
+        return _NEIGHBOURS[d], host if d in ("address-conflict", "gateway-absent") else d
+    if result.kind == "machine" and d == "machine-port-filtered":
+        return "machine-unreachable", f"{d}:{port}"
     # A stalled handshake that a second try completed is a path-MTU black hole on a sound
     # link, and luck on a lossy one.
     silent = d in TIMEOUTS or d == "path-mtu-blackhole" or _fact(result, "session") == "silent"
+    if d in _WIFI_SIGNAL:  # with a poor link, the signal is its cause: one finding
+        return ("poor-link", "poor-link") if world.poor_link is not None else ("wifi-signal", "wifi-signal")
+    if d == "wifi-not-associated":  # the same cause as the uplink's missing carrier
+        return "link", f"link-down:{host}"
     if d == "poor-link" or (world.poor_link is not None and silent):
         return "poor-link", "poor-link"
     if d == "captive-portal" or (world.portal is not None and (d in _FOREIGN_CERT or d in _CUT
@@ -194,7 +209,9 @@ def group(results: Iterable[Result]) -> tuple[list[Finding], dict[str, str]]:
 _ORDER = {"link": 0, "poor-link": 1, "captive-portal": 2, "path-mtu": 3, "proxy": 4, "resolver": 5,
           "dns-filter": 6, "dns-tcp-blocked": 6, "wrong-server": 7, "tls-inspection": 8, "vpn-blocking": 9,
           "tls-cut": 10, "sni-filter": 11, "nats-session-cut": 11, "port-blocked": 12, "dns-names": 13, "time": 14,
-          "behind-nat": 20, "dns-ttl": 21}
+          "behind-nat": 20, "dns-ttl": 21, "address-conflict": 0, "gateway-absent": 1, "machine-absent": 12,
+          "neighbours-unchecked": 15}
+_ORDER["wifi-signal"] = 0  # a weak signal explains the link's other troubles
 
 
 def _plural(n: int, word: str) -> str:
@@ -231,11 +248,18 @@ def _finding(cause: str, members: list[Result], world: _World) -> Finding:
                       f"median {_fact(link, 'rtt_median_ms', '?')} ms, max {_fact(link, 'rtt_max_ms', '?')} ms")
         elif link is not None:
             title += f": {link.evidence}"
-        others = [r for r in members if r is not link]
+        wifi = next((r for r in members if r.diagnosis in _WIFI_SIGNAL), None)
+        if wifi is not None:
+            title += (f"; the WiFi signal of {wifi.target} is {wifi.diagnosis.rsplit('-', 1)[1]} "
+                      f"({_fact(wifi, 'signal_dbm', '?')} dBm)")
+        others = [r for r in members if r is not link and r is not wifi]
         if others:
             title += f"; {_plural(len(others), 'timeout')} on it ({_list([_dest(r) for r in others], 5)}) are " \
                      "blamed on the link, not on a firewall"
         lead = link.remediation if link is not None and link.remediation else ""
+    elif cause == "wifi-signal":
+        word = "Poor" if first.diagnosis == "wifi-signal-poor" else "Weak"
+        title = f"{word} WiFi signal on the uplink {first.target}: {first.evidence}"
     elif cause == "captive-portal":
         portal = world.portal
         redirect = str(_fact(portal, "redirect", "") or "") if portal is not None else ""
@@ -304,6 +328,24 @@ def _finding(cause: str, members: list[Result], world: _World) -> Finding:
         title = f"The pinned certificate does not match: {_list(dests)}"
     elif first.diagnosis in ("behind-nat", "icmp-blocked"):
         title = first.evidence
+    elif cause == "address-conflict":
+        macs = _fact(first, "macs") or ["?"]
+        title = (f"The address {hosts[0] if hosts else '?'} is already held by another device (MAC "
+                 f"{', '.join(macs)})")
+    elif cause == "gateway-absent":
+        title = first.evidence[:1].upper() + first.evidence[1:]
+    elif cause == "machine-absent":
+        names = list(OrderedDict.fromkeys(r.target.split(" (")[0] for r in members))
+        title = (f"{_plural(len(hosts), 'machine')} absent from the machine network (no ARP answer): "
+                 f"{_list([f'{nm} ({h})' for nm, h in zip(names, hosts)] if len(names) == len(hosts) else hosts)}")
+    elif cause == "neighbours-unchecked":
+        title = (f"{len(members)} address{'es' if len(members) != 1 else ''} could not be checked on the wire: "
+                 f"{first.evidence}")
+    elif cause == "machine-unreachable" and first.diagnosis in ("machine-port-filtered", "tcp-refused"):
+        how = ("filtered (it answers ARP; a firewall drops TCP)" if first.diagnosis == "machine-port-filtered"
+               else "closed (TCP reset: nothing listens, or a firewall rejects it)")
+        title = (f"{_plural(n, 'machine')} present but port {ports[0] if ports else '?'} {how}: "
+                 f"{_list([r.target for r in members])}")
     elif cause == "machine-unreachable":
         title = f"{_plural(n, 'machine')} cannot be reached on port {ports[0] if ports else '?'} " \
                 f"({first.diagnosis}): {_list([r.target for r in members])}"

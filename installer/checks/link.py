@@ -14,6 +14,8 @@ import ipaddress
 from pathlib import Path
 
 from installer.checks.base import Context, Outcome
+from installer.plan import Port
+from installer.ports import Found, resolve
 from installer.render import MACHINE_BRIDGE
 
 
@@ -30,9 +32,25 @@ def _has_address(addresses: tuple[str, ...], planned: str | None) -> bool:
     return any(":" not in a and ipaddress.IPv4Interface(a) == want for a in addresses)
 
 
+def _find(ctx: Context, port: Port) -> Found:
+    return resolve(port, Path(ctx.sys_class_net))
+
+
 async def link_state(ctx: Context, prereqs, *, interface: str, role: str, address: str | None,
-                     expect_applied: bool = True) -> Outcome:
-    """Does `interface` exist, have carrier, and carry `address` (or any IPv4 address)?"""
+                     expect_applied: bool = True, port: Port | None = None) -> Outcome:
+    """Does `interface` exist, have carrier, and carry `address` (or any IPv4 address)?
+
+    With `port` (the plan binds `interface` to a MAC, driver or path) the port is first found
+    by that binding, so the check reports the right port on a box that names it otherwise."""
+    shown_as = interface
+    if port is not None and port.binding is not None:
+        found = await asyncio.to_thread(_find, ctx, port)
+        if not found.ok:
+            return Outcome("fail", f"port-{found.problem}", f"{interface} ({role}): {found.evidence}",
+                           remediation="Check that this box has the port the plan binds (see `edge-installer "
+                                       "interfaces`), or set the binding for this box, e.g. --set "
+                                       f"ports.{interface}.mac=... (a MAC belongs to one box).")
+        interface, shown_as = found.interface, found.evidence
     inventory = await asyncio.to_thread(_inventory, ctx)
     iface = inventory.get(interface)
     if iface is None:
@@ -40,12 +58,12 @@ async def link_state(ctx: Context, prereqs, *, interface: str, role: str, addres
             return Outcome("pass", "ok", f"{interface}: the modem's control port is present; NetworkManager "
                                          "brings its data link up")
         names = ", ".join(i.name for i in inventory.interfaces if i.kind != "loopback") or "none"
-        return Outcome("fail", "link-missing", f"{interface} ({role}) does not exist on this box; it has: {names}",
+        return Outcome("fail", "link-missing", f"{shown_as} ({role}) does not exist on this box; it has: {names}",
                        remediation="Choose the box's real interface for this role (see `edge-installer "
                                    "interfaces`), or check that the adapter is detected.")
     if iface.carrier is False or (iface.carrier is None and iface.operstate == "down" and expect_applied):
         state = "no carrier" if iface.carrier is False else "the link is down"
-        return Outcome("fail", "link-down", f"{interface} ({role}): {state} (operstate {iface.operstate})",
+        return Outcome("fail", "link-down", f"{shown_as} ({role}): {state} (operstate {iface.operstate})",
                        remediation="Check the cable and the switch port (or the WiFi association) for this "
                                    "interface; MachineMetrics' Network Requirements: verify local network connectivity and VLAN/switch "
                                    "configuration.")
@@ -53,20 +71,27 @@ async def link_state(ctx: Context, prereqs, *, interface: str, role: str, addres
     if not _has_address(iface.addresses, address):
         want = address or "an IPv4 address (DHCP)"
         status = "fail" if expect_applied else "warn"
-        words = f"{interface} ({role}) has {shown}, not {want}"
+        words = f"{shown_as} ({role}) has {shown}, not {want}"
         if not expect_applied:
             words += "; writing the configuration sets it"
         return Outcome(status, "address-missing", words,
                        remediation=("No DHCP lease: check that the plant's DHCP serves this port." if address is None
                                     else "Apply the plan (write step), or check that nothing else manages "
                                          "this interface (`edge-installer render` lists conflicting files)."))
-    return Outcome("pass", "ok", f"{interface} ({role}): carrier, {shown}")
+    return Outcome("pass", "ok", f"{shown_as} ({role}): carrier, {shown}")
 
 
-async def link_isolation(ctx: Context, prereqs, *, interfaces: tuple[str, ...], expect_applied: bool = True) -> Outcome:
-    """The machine network has no default route and IPv4 forwarding is off."""
+async def link_isolation(ctx: Context, prereqs, *, interfaces: tuple[str, ...], expect_applied: bool = True,
+                         ports: tuple[Port, ...] = ()) -> Outcome:
+    """The machine network has no default route and IPv4 forwarding is off. A port the plan
+    binds to the hardware (`ports`) counts under the kernel's name for it as well."""
     inventory = await asyncio.to_thread(_inventory, ctx)
     machine_side = set(interfaces) | ({MACHINE_BRIDGE} if len(interfaces) > 1 else set())
+    for port in ports:
+        if port.name in interfaces:
+            found = await asyncio.to_thread(_find, ctx, port)
+            if found.ok:
+                machine_side.add(found.interface)
     problems = []
     for gateway, iface in inventory.default_gateways:
         if iface in machine_side:

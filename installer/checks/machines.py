@@ -44,18 +44,31 @@ async def _connect(ctx: Context, machine: Machine, controller: Controller) -> St
 
 
 async def machine_port(ctx: Context, prereqs: Mapping[str, Result], *, machine: Machine,
-                       controller: Controller) -> Outcome:
+                       controller: Controller, presence: bool = False) -> Outcome:
     """TCP connect to the machine's protocol port (machine.address:controller.port), directly.
 
     Diagnoses: ok; tcp-refused (nothing listens, or a REJECT rule); tcp-timeout (no answer: a
     DROP rule, a machine that is off or on another VLAN); tcp-unreachable (no route, or no
     device answers at that address); tcp-reset / tcp-error (anything else net.py names);
     machine-no-address (the plan gives none). Failures carry their own remediation.
+
+    With `presence` (the planner sets it), a failed connection is followed by an ARP probe for
+    the machine's address from the machine port (installer.checks.neighbours.presence; 0.2 s,
+    nothing when the port opens), and the failure says which of three it is: machine-absent
+    (no ARP answer, no TCP answer), machine-port-filtered (it answers ARP, TCP times out: a
+    firewall drops the port) or, keeping the SPEC's stable code, tcp-refused with evidence that
+    says "present, port closed" (a TCP reset: it is there, nothing listens on the port or a
+    firewall rejects it). A probe that could not go out (no carrier) is said in the evidence.
     """
     who = _who(machine, controller)
     stream = await _connect(ctx, machine, controller)
     if isinstance(stream, Outcome):
-        return stream
+        if not presence:
+            return stream
+        from installer.checks import neighbours
+
+        found = await neighbours.presence(ctx, machine.address)
+        return _with_presence(stream, found, machine, controller) if found is not None else stream
     await stream.close()
     return Outcome("pass", "ok", f"{who}: port {controller.port}/tcp open, {stream.describe()}",
                    {"connect_s": stream.connect_s})
@@ -297,6 +310,47 @@ def _connect_failed(e: NetError, machine: Machine, controller: Controller) -> Ou
         text = (f"The connection to {address}:{port} failed. Check local connectivity between the Edge and "
                 f"the machine, that {address} is its IP address, and that {allow}; see also {_NOT_REPORTING}.")
     return Outcome("fail", e.diagnosis, f"{_who(machine, controller)}: {e.evidence}", remediation=text)
+
+
+def _with_presence(failed: Outcome, presence: Mapping, machine: Machine, controller: Controller) -> Outcome:
+    """A failed connection read together with the ARP probe for the machine's address."""
+    from dataclasses import replace
+
+    from installer.checks import neighbours
+
+    state = presence.get("state")
+    macs = list(presence.get("macs") or [])
+    address, port = machine.address, controller.port
+    who = _who(machine, controller)
+    allow = (f"any firewall between the Edge and the machines allows outbound TCP {port} from the Edge "
+             f"({_PORTS})")
+    facts = {**failed.facts, "presence": state, "macs": macs}
+    if failed.diagnosis == "tcp-refused" and state in ("present", "absent"):
+        mac = f" (MAC {macs[0]})" if macs else ""
+        return Outcome("fail", "tcp-refused",
+                       f"{who}: present{mac}, port {port} closed: the connection was refused (TCP reset)", facts,
+                       remediation=(f"The machine is on the network but nothing accepts TCP {port}: enable the "
+                                    f"controller's {controller.label} interface on port {port} (the controller's "
+                                    f"network or option settings), or a firewall on the way rejects it: check that "
+                                    f"{allow}; see also {_NOT_REPORTING}."))
+    if state == "present" and failed.diagnosis == "tcp-timeout":
+        mac = f" (MAC {macs[0]})" if macs else ""
+        return Outcome("fail", "machine-port-filtered",
+                       f"{who}: present{mac}, it answers ARP, but port {port} is filtered: no answer to TCP "
+                       f"within the timeout", facts,
+                       remediation=(f"The machine answers on the machine network, so the cable, VLAN and address "
+                                    f"are right, but TCP {port} gets no answer at all: a firewall drops it (the "
+                                    f"machine's own firewall, or one between the Edge and the machines). Check "
+                                    f"that {allow}; see also {_NOT_REPORTING}."))
+    if state == "absent" and failed.diagnosis in ("tcp-timeout", "tcp-unreachable"):
+        where = ", ".join(presence.get("interfaces") or []) or "the machine network"
+        return Outcome("fail", "machine-absent",
+                       f"{who}: absent, no device answers ARP for {address} on {where}, and TCP {port} got no "
+                       f"answer", facts, remediation=neighbours.absent_remediation(address, where))
+    if state == "unchecked":
+        return replace(failed, evidence=f"{failed.evidence} (presence not probed: {presence.get('words')})",
+                       facts=facts)
+    return failed
 
 
 def _not_agent(evidence: str, machine: Machine, controller: Controller) -> Outcome:

@@ -15,6 +15,7 @@ from typing import Callable
 
 from installer.checks import bandwidth, coap, dns, https, link, machines, nat, nats, ntp, openvpn, tcp, tls
 from installer.checks import dtls, icmp
+from installer.checks import neighbours
 from installer.checks.base import DEFAULT_TIMEOUT_S, Check, Context, Outcome
 from installer.checks.net import Dest, bypasses_proxy, proxy_from_plan
 from installer.fields import is_ip
@@ -58,7 +59,9 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
     """Every check for the plan, in the order a report lists them."""
     out = _Plan()
     _links(plan, out, expect_applied)
+    neighbours.plan_checks(plan, out.add, sys_class_net=ctx.sys_class_net)  # ARP: addresses, gateway
     _plan_link_quality(plan, ctx, out)
+    _plan_wifi_signal(plan, out, expect_applied)
 
     # DNS: the resolvers, then every name (profile hosts and NTP server names).
     hosts: list[tuple[str, str | None]] = []  # (host, profile)
@@ -137,8 +140,10 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
         if controller is None or not m.address:
             continue
         target = f"{m.name} ({m.address}:{controller.port})"
+        # presence: a failed port is followed by an ARP probe (absent / filtered / closed).
         port_key = out.add(Check("machine-port", "machine", target, functools.partial(
-            machines.machine_port, machine=m, controller=controller), timeout_diagnosis="tcp-timeout"))
+            machines.machine_port, machine=m, controller=controller, presence=True),
+            timeout_diagnosis="tcp-timeout"))
         if controller.probe == "mtconnect-probe":
             out.add(Check("mtconnect-probe", "machine", f"{m.name} (http://{m.address}:{controller.port}/probe)",
                           functools.partial(machines.mtconnect_probe, machine=m, controller=controller),
@@ -245,6 +250,19 @@ def _plan_link_quality(plan: Plan, ctx: Context, out: _Plan) -> None:
         timeout_diagnosis="poor-link"))
 
 
+def _plan_wifi_signal(plan: Plan, out: _Plan, expect_applied: bool = True) -> None:
+    """`wifi-signal` (installer.checks.wifi): the signal of the access point the uplink joined,
+    when the uplink is WiFi (topologies wifi and wireless-bridge)."""
+    from installer.checks import wifi
+
+    up = plan.uplink
+    if plan.topology not in ("wifi", "wireless-bridge") or up is None or not up.interface:
+        return
+    out.add(Check("wifi-signal", "link", up.interface, functools.partial(
+        wifi.wifi_signal, interface=up.interface, ssid=plan.wifi.ssid if plan.wifi is not None else None,
+        expect_applied=expect_applied)))
+
+
 def _plan_icmp_reference(plan: Plan, out: _Plan) -> None:
     """MachineMetrics' diagnostic step 4 (ping 8.8.8.8 beside a failing host): after every
     connection, TLS and HTTPS check of a cloud host (not a host the technician names, such
@@ -268,27 +286,29 @@ def _links(plan: Plan, out: _Plan, expect_applied: bool) -> None:
             # Bridged ports carry no address of their own; the bridge does.
             for name in mn.interfaces:
                 out.add(Check("link-state", "link", name, functools.partial(
-                    _port_state, interface=name, expect_applied=expect_applied)))
+                    _port_state, interface=name, expect_applied=expect_applied, port=plan.port(name))))
             out.add(Check("link-state", "link", MACHINE_BRIDGE, functools.partial(
                 link.link_state, interface=MACHINE_BRIDGE, role="machine network bridge", address=mn.address,
                 expect_applied=expect_applied)))
         else:
             out.add(Check("link-state", "link", mn.interfaces[0], functools.partial(
                 link.link_state, interface=mn.interfaces[0], role="machine network", address=mn.address,
-                expect_applied=expect_applied)))
+                expect_applied=expect_applied, port=plan.port(mn.interfaces[0]))))
         out.add(Check("link-isolation", "link", "machine network", functools.partial(
-            link.link_isolation, interfaces=tuple(mn.interfaces), expect_applied=expect_applied)))
+            link.link_isolation, interfaces=tuple(mn.interfaces), expect_applied=expect_applied,
+            ports=plan.ports)))
     up = plan.uplink
     if up is not None and up.interface:
         out.add(Check("link-state", "link", up.interface, functools.partial(
             link.link_state, interface=up.interface, role="uplink",
-            address=up.address if up.ipv4 == "static" else None, expect_applied=expect_applied)))
+            address=up.address if up.ipv4 == "static" else None, expect_applied=expect_applied,
+            port=plan.port(up.interface))))
 
 
-async def _port_state(ctx: Context, prereqs, *, interface: str, expect_applied: bool) -> Outcome:
+async def _port_state(ctx: Context, prereqs, *, interface: str, expect_applied: bool, port=None) -> Outcome:
     """A bridge port: it must exist and have carrier; its address lives on the bridge."""
     outcome = await link.link_state(ctx, prereqs, interface=interface, role="machine network port",
-                                    address=None, expect_applied=expect_applied)
+                                    address=None, expect_applied=expect_applied, port=port)
     if outcome.diagnosis == "address-missing":
         return Outcome("pass", "ok", outcome.evidence.split(" has ")[0] + ": carrier (a bridge port has no address)")
     return outcome

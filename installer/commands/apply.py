@@ -1,5 +1,7 @@
 """`edge-installer apply PLAN|BUNDLE [--root DIR] [--set KEY=VALUE ...] [--confirm-timeout S]
-[--no-confirm]`: write, apply, re-check, and keep the change only when confirmed in time."""
+[--no-confirm] [--force-address]`: probe the plan's static addresses on the wire (refused, exit
+1, when another device holds one), write, apply, re-check, and keep the change only when
+confirmed in time."""
 
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confirm-timeout", type=confirm_seconds, default=120.0, metavar="S",
                    help=f"seconds to confirm before reverting (default 120; {MIN_CONFIRM_S:g} to {MAX_CONFIRM_S:g})")
     p.add_argument("--no-confirm", action="store_true", help="keep the change without asking (headless)")
+    p.add_argument("--force-address", action="store_true",
+                   help="apply even when another device answers ARP for a planned static address (e.g. a "
+                        "router doing proxy ARP, or the old box about to be removed); a WARNING is printed")
     from installer.commands.bundle import add_trust_arguments
     from installer.commands.render import add_target_arguments
 
@@ -211,13 +216,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _signals_interrupt():
             result = apply_plan(plan, system, target, confirm=confirm, confirm_timeout=args.confirm_timeout,
-                                progress=_say)
+                                progress=_say, force_address=args.force_address)
     except Interrupted as e:
         # apply_plan has restored the previous configuration before this arrives here.
         _say(f"\n{e.name}: not confirmed; the previous configuration was restored")
         return 128 + e.signum
     for message in result.messages:
         _say(message)
+    if result.refused:
+        return 1  # another device holds a planned address: nothing was written
     if result.rolled_back:
         _say("Restored: " + (", ".join(result.restored) or "nothing needed restoring"))
         return 1

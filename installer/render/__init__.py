@@ -97,6 +97,10 @@ def needs_networkmanager(plan: Plan, target: Target) -> bool:
         return True
     if plan.wifi is not None and plan.wifi.security == "wpa3-sae" and target.netplan_version < (0, 107):
         return True
+    if plan.wifi is not None and plan.wifi.security == "wpa3-enterprise":
+        # WPA3-Enterprise needs management-frame protection required (pmf=3), which netplan
+        # carries only to NetworkManager (passthrough); its networkd side writes plain WPA-EAP.
+        return True
     return False
 
 
@@ -129,6 +133,11 @@ def unmet_needs(plan: Plan, target: Target) -> list[tuple[str, str]]:
             problems.append(("topology", "cellular needs NetworkManager to drive the modem, and this box has "
                                          "none (Debian package network-manager): install it or choose another "
                                          "topology"))
+        elif wifi and needs_networkmanager(plan, target) and plan.wifi.security == "wpa3-enterprise":
+            problems.append(("wifi.security", "WPA3-Enterprise needs NetworkManager (netplan's systemd-networkd "
+                                              "side cannot require management-frame protection), which this box "
+                                              "does not have (Debian package network-manager): install it, or "
+                                              "choose wpa2-enterprise"))
         elif wifi and needs_networkmanager(plan, target):
             version = ".".join(str(x) for x in target.netplan_version)
             problems.append(("wifi.security", f"WPA3-SAE needs netplan 0.107 or later with systemd-networkd "

@@ -36,6 +36,8 @@ NM_UNMANAGED_FILE = "/etc/NetworkManager/conf.d/60-edge-installer-unmanaged.conf
 SYSCTL_FILE = "/etc/sysctl.d/60-edge-installer-isolation.conf"
 CLOUD_INIT_FILE = "/etc/cloud/cloud.cfg.d/99-edge-installer-disable-network-config.cfg"
 HOSTNAME_FILE = "/etc/hostname"
+LINK_DIR = "/etc/systemd/network"  # udev's .link files: which name a port gets when it appears
+REGDOM_FILE = "/etc/modprobe.d/60-edge-installer-regdom.conf"
 
 _HEADER = "# Written by edge-installer from the plan; the next run replaces this file.\n"
 
@@ -55,6 +57,10 @@ def render(plan: Plan, target: Target) -> list[RenderedFile]:
         files += _proxy(plan)
     if plan.machine_network is not None:
         files.append(_sysctl())
+    if plan.renderer == "netplan":
+        files += [_port_link(port) for port in plan.ports if port.path is not None]
+    if plan.wifi is not None and plan.wifi.country and plan.topology in ("wifi", "wireless-bridge"):
+        files.append(_regdom(plan.wifi.country))
     if (target.networkmanager_installed and plan.renderer == "netplan"
             and netplan_backend(plan, target) == "networkd"):
         files.append(_nm_unmanaged(plan))
@@ -74,7 +80,7 @@ def _resolved(plan: Plan) -> RenderedFile:
     lines = [_HEADER.rstrip("\n"), "[Resolve]"]
     if mode == "google":
         lines.insert(1, "# Google DNS first; the resolvers the plant's DHCP hands out stay configured on the\n"
-                        "# uplink and answer when Google DNS is blocked (seed 000, DNS Configuration).")
+                        "# uplink and answer when Google DNS is blocked (MachineMetrics, Network Requirements, 'DNS Configuration').")
         lines.append("DNS=" + " ".join(GOOGLE_DNS))
     elif mode == "custom":
         lines.insert(1, "# The plant's own resolvers, for every name.")
@@ -88,8 +94,9 @@ def _resolved(plan: Plan) -> RenderedFile:
 
 def _resolv_conf(plan: Plan) -> RenderedFile:
     servers = GOOGLE_DNS if plan.dns.mode == "google" else plan.dns.servers
-    note = ("# Google DNS (seed 000, DNS Configuration). This box has no systemd-resolved, so the\n"
-            "# plant's DHCP resolvers cannot be added as the fallback: install systemd-resolved for it.\n"
+    note = ("# Google DNS (MachineMetrics, Network Requirements, 'DNS Configuration').\n"
+            "# This box has no systemd-resolved, so the plant's DHCP resolvers cannot be added as\n"
+            "# the fallback: install systemd-resolved for it.\n"
             if plan.dns.mode == "google" else "# The plant's own resolvers.\n")
     # resolv.conf reads at most three nameservers (resolv.conf(5), MAXNS).
     text = (_HEADER + "# This box has neither systemd-resolved nor NetworkManager to set its resolvers.\n" + note
@@ -100,13 +107,13 @@ def _resolv_conf(plan: Plan) -> RenderedFile:
 def _chrony(plan: Plan) -> RenderedFile:
     mode = plan.ntp.mode
     if mode == "pool":
-        sources = ["# The public pool.ntp.org fleet (seed 000, NTP Configuration)."] + [
+        sources = ["# The public pool.ntp.org fleet (MachineMetrics, Network Requirements, 'NTP Configuration')."] + [
             f"pool {p} iburst" for p in POOL_NTP]
     elif mode == "custom":
         sources = ["# The plant's internal time servers only: plants that name their own usually block",
                    "# the public pool."] + [f"server {s} iburst" for s in plan.ntp.servers]
     else:
-        sources = ["# The servers the plant's DHCP hands out (seed 000: 'Internal NTP servers can be",
+        sources = ["# The servers the plant's DHCP hands out (MachineMetrics, Network Requirements: 'Internal NTP servers can be",
                    "# specified via DHCP'), which Debian's DHCP hooks write to /run/chrony-dhcp.",
                    "sourcedir /run/chrony-dhcp"]
     # Debian's own chrony.conf, less its pool line, which would add servers the plan did not name.
@@ -134,14 +141,14 @@ def _timesyncd(plan: Plan) -> RenderedFile:
     mode = plan.ntp.mode
     lines = [_HEADER.rstrip("\n")]
     if mode == "pool":
-        lines += ["# The public pool.ntp.org fleet (seed 000, NTP Configuration).", "[Time]",
+        lines += ["# The public pool.ntp.org fleet (MachineMetrics, Network Requirements, 'NTP Configuration').", "[Time]",
                   "NTP=" + " ".join(POOL_NTP)]
     elif mode == "custom":
         # Internal servers only: plants that name their own usually block the public pool.
         lines += ["# The plant's internal time servers.", "[Time]",
                   "NTP=" + " ".join(plan.ntp.servers), "FallbackNTP="]
     else:
-        lines += ["# The servers the plant's DHCP hands out (seed 000: 'Internal NTP servers can be",
+        lines += ["# The servers the plant's DHCP hands out (MachineMetrics, Network Requirements: 'Internal NTP servers can be",
                   "# specified via DHCP'); the pool only when DHCP gives none.", "[Time]", "NTP=",
                   "FallbackNTP=" + " ".join(POOL_NTP)]
     return RenderedFile(TIMESYNCD_FILE, ("\n".join(lines) + "\n").encode(), 0o644, f"time servers ({mode})")
@@ -193,7 +200,7 @@ def _proxy(plan: Plan) -> list[RenderedFile]:
     lines = [f"{name}={_env_value(url)}" for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")]
     lines += [f"{name}={_env_value(no_proxy)}" for name in ("no_proxy", "NO_PROXY")]
     secret = plan.proxy is not None and plan.proxy.password is not None
-    env = RenderedFile(PROXY_ENV_FILE, (_HEADER + "# The plant's proxy (seed 000, Proxy Configuration), read by "
+    env = RenderedFile(PROXY_ENV_FILE, (_HEADER + "# The plant's proxy (MachineMetrics, Network Requirements, 'Proxy Configuration'), read by "
                                         "systemd for every service;\n# readable by root only: it may hold the "
                                         "proxy's password.\n" + "\n".join(lines) + "\n").encode(),
                        0o600, "the proxy for system services (root only)", secret=secret)
@@ -207,9 +214,36 @@ def _proxy(plan: Plan) -> list[RenderedFile]:
     return [dropin, env]
 
 
+def _regdom(country: str) -> RenderedFile:
+    """The WiFi regulatory country for the kernel (cfg80211), which NetworkManager has no setting
+    for: read when cfg80211 loads, i.e. at the next boot, before any driver scans. netplan's own
+    `regulatory-domain` (iw reg set) adds the change at apply time where netplan renders."""
+    text = (_HEADER + "# The WiFi regulatory domain of the country the box is in: which channels and transmit\n"
+            "# power the radio may use (needs the Debian package wireless-regdb; takes effect when\n"
+            "# cfg80211 loads, at the next boot).\n"
+            f"options cfg80211 ieee80211_regdom={country}\n")
+    return RenderedFile(REGDOM_FILE, text.encode(), 0o644, f"WiFi regulatory country {country}")
+
+
+def port_link_path(name: str) -> str:
+    """Where the .link file naming the port `name` lives (before 99-default.link, which it replaces)."""
+    return f"{LINK_DIR}/10-edge-installer-{name}.link"
+
+
+def _port_link(port) -> RenderedFile:
+    """A port the plan binds to its socket (plan `ports`, `path`): netplan cannot match udev's
+    ID_PATH, so udev itself names the port, by a systemd .link file (systemd.link(5)), as netplan
+    does for its own set-name. Read when the port appears: at boot (and in the initramfs once
+    update-initramfs has copied it), or when the adapter is plugged in."""
+    text = (_HEADER + f"# The port in socket {port.path} is called {port.name} on every box of this model.\n"
+            f"[Match]\nPath={port.path}\n\n[Link]\nName={port.name}\n")
+    return RenderedFile(port_link_path(port.name), text.encode(), 0o644,
+                        f"names the port at {port.path} {port.name}")
+
+
 def _sysctl() -> RenderedFile:
     text = (_HEADER + "# The machine network stays isolated: the box never routes between it and the\n"
-            "# uplink, so machines have no internet access (seed 000, isolated networks).\n"
+            "# uplink, so machines have no internet access (MachineMetrics, Network Requirements, isolated networks).\n"
             "net.ipv4.ip_forward = 0\n"
             "net.ipv4.conf.all.forwarding = 0\n"
             "net.ipv6.conf.all.forwarding = 0\n")

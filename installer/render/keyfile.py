@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from installer.fields import canonical_mac
 from installer.plan import GOOGLE_DNS, Plan
 from installer.render import (
     CONN_MACHINES,
@@ -81,7 +82,8 @@ def _machine_network(plan: Plan) -> list[RenderedFile]:
             ("ipv4", ipv4),
             ("ipv6", ipv6),
         ]
-        return [_file(CONN_MACHINES, sections, f"NetworkManager connection of the machine network on {ifname}")]
+        return [_file(CONN_MACHINES, _bound(plan, ifname, sections),
+                      f"NetworkManager connection of the machine network on {_port_words(plan, ifname)}")]
 
     bridge_uuid = connection_uuid(CONN_MACHINES)
     bridge = [
@@ -108,8 +110,42 @@ def _machine_network(plan: Plan) -> list[RenderedFile]:
             ("ethernet", []),
             ("bridge-port", []),  # verify() requires it on a bridge port
         ]  # a port carries no IP settings: the bridge does
-        files.append(_file(conn_id, sections, f"NetworkManager port {ifname} of bridge {MACHINE_BRIDGE}"))
+        files.append(_file(conn_id, _bound(plan, ifname, sections),
+                           f"NetworkManager port {_port_words(plan, ifname)} of bridge {MACHINE_BRIDGE}"))
     return files
+
+
+def _bound(plan: Plan, ifname: str, sections: list[Section]) -> list[Section]:
+    """The connection bound by NetworkManager's own matching when the plan binds the port to the
+    hardware (plan `ports`): `mac-address` of [ethernet]/[wifi], or [match] driver= / path=
+    (NetworkManager 1.26 and later), in place of interface-name.
+
+    NetworkManager does not rename a port, so on this renderer the plan's name is the plan's
+    label for the port, not the kernel's: the profile follows the hardware at once, with no
+    reboot for a udev rename to happen, and the bridge takes its ports by connection, not by
+    name. `check` finds the port by the same binding (installer.ports)."""
+    port = plan.port(ifname)
+    if port is None or port.binding is None:
+        return sections
+    kind, value = port.binding
+    out: list[Section] = []
+    for name, keys in sections:
+        if name == "connection":
+            keys = [(k, v) for k, v in keys if k != "interface-name"]
+        elif kind == "mac" and name in ("ethernet", "wifi"):
+            keys = keys + [("mac-address", canonical_mac(value).upper())]
+        out.append((name, keys))
+        if name == "connection" and kind != "mac":
+            out.append(("match", [(kind, value)]))
+    return out
+
+
+def _port_words(plan: Plan, ifname: str) -> str:
+    port = plan.port(ifname)
+    if port is None or port.binding is None:
+        return ifname
+    kind, value = port.binding
+    return f"{ifname} (the port with {'MAC' if kind == 'mac' else kind} {value})"
 
 
 def _static_no_gateway(address: str) -> list[tuple[str, str]]:
@@ -128,7 +164,9 @@ def _uplink(plan: Plan) -> RenderedFile:
         kind, body, secret = "gsm", _gsm(plan), bool(plan.cellular and plan.cellular.password)
         what = f"the cellular modem {up.interface}"
     elif plan.wifi is not None:
-        kind, body, secret = "wifi", _wifi(plan), True
+        w = plan.wifi
+        kind, body = "wifi", _wifi(plan)
+        secret = bool(w.eap_password or w.private_key_password) if w.eap_method else True
         what = f"the WiFi network on {up.interface}"
     else:
         kind, body, secret = "ethernet", [("ethernet", [])], False
@@ -139,15 +177,20 @@ def _uplink(plan: Plan) -> RenderedFile:
     keys.append(("autoconnect-retries", "0"))
     ipv4, ipv6 = _uplink_ip(plan)
     sections = [("connection", keys), *body, ("ipv4", ipv4), ("ipv6", ipv6)]
+    if kind != "gsm":  # a modem is ModemManager's to find, never bound by the plan's `ports`
+        sections = _bound(plan, up.interface, sections)
     return _file(CONN_UPLINK, sections, f"NetworkManager connection of the uplink: {what}", secret=secret)
 
 
 def _wifi(plan: Plan) -> list[Section]:
     w = plan.wifi
-    assert w is not None and w.ssid is not None and w.passphrase is not None
+    assert w is not None and w.ssid is not None
     wifi = [("mode", "infrastructure"), ("ssid", ssid_value(w.ssid))]
     if w.hidden:
         wifi.append(("hidden", "true"))  # probe for it by name: it is not in any beacon
+    if w.security in ("wpa2-enterprise", "wpa3-enterprise"):
+        return [("wifi", wifi), *_enterprise(w)]
+    assert w.passphrase is not None
     if w.security == "wpa3-sae":
         security = [("key-mgmt", "sae")]
     elif w.security == "wpa2-wpa3":
@@ -158,6 +201,32 @@ def _wifi(plan: Plan) -> list[Section]:
     # on an unattended box to be asked for it).
     security += [("psk", w.passphrase), ("psk-flags", "0")]
     return [("wifi", wifi), ("wifi-security", security)]
+
+
+# wifi-security.pmf: 3 = required. WPA3-Enterprise (the non-192-bit mode) is WPA-EAP with protected
+# management frames required; NetworkManager then also offers WPA-EAP-SHA256. key-mgmt
+# wpa-eap-suite-b-192 is the separate 192-bit mode (GCMP-256, EAP-TLS with Suite B ciphers only),
+# which a plant network would name as such: not what "WPA3-Enterprise" means here.
+_PMF_REQUIRED = "3"
+
+
+def _enterprise(w) -> list[Section]:
+    """[wifi-security] and [802-1x] for PEAP (MSCHAPv2 inside) or EAP-TLS. The *-flags=0 keep the
+    secrets in this root-only file: no secret agent runs on an unattended box to be asked."""
+    security = [("key-mgmt", "wpa-eap")]
+    if w.security == "wpa3-enterprise":
+        security.append(("pmf", _PMF_REQUIRED))
+    dot1x = [("eap", f"{w.eap_method};"), ("identity", w.identity)]
+    if w.anonymous_identity:
+        dot1x.append(("anonymous-identity", w.anonymous_identity))
+    dot1x.append(("ca-cert", w.ca_certificate))
+    if w.eap_method == "peap":
+        dot1x += [("phase2-auth", "mschapv2"), ("password", w.eap_password), ("password-flags", "0")]
+    else:
+        dot1x += [("client-cert", w.client_certificate), ("private-key", w.private_key)]
+        if w.private_key_password:
+            dot1x += [("private-key-password", w.private_key_password), ("private-key-password-flags", "0")]
+    return [("wifi-security", security), ("802-1x", dot1x)]
 
 
 def _gsm(plan: Plan) -> list[Section]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from installer.fields import canonical_mac
 from installer.plan import GOOGLE_DNS, Plan
 from installer.render import MACHINE_BRIDGE, NETPLAN_FILE, RenderedFile, Target, netplan_backend
 
@@ -54,19 +55,42 @@ def render(plan: Plan, target: Target) -> list[RenderedFile]:
             modem["password"] = cell.password
         modems[up.interface] = {**modem, **link}
     elif plan.wifi is not None and plan.topology in ("wifi", "wireless-bridge"):
-        wifis[up.interface] = {**link, "access-points": {plan.wifi.ssid: _access_point(plan, target, backend)}}
+        radio = dict(link)
+        if plan.wifi.country and target.netplan_version >= REGDOM_NETPLAN:
+            # netplan writes `iw reg set` (netplan-regdom.service, both backends) and, for networkd,
+            # wpa_supplicant's country=; installer.render.dropins adds the boot-time setting.
+            radio["regulatory-domain"] = plan.wifi.country
+        wifis[up.interface] = {**radio, "access-points": {plan.wifi.ssid: _access_point(plan, target, backend)}}
     else:
         ethernets[up.interface] = link
 
+    for section in (ethernets, wifis):
+        for name in section:
+            section[name] = {**_match(plan, name), **section[name]}
     for key, section in (("ethernets", ethernets), ("bridges", bridges), ("wifis", wifis), ("modems", modems)):
         if section:
             network[key] = section
     text = HEADER + yaml.safe_dump({"network": network}, sort_keys=False, default_flow_style=False,
                                    allow_unicode=True, width=1000)
-    secret = bool(plan.wifi and plan.wifi.passphrase and wifis) or bool(
-        plan.cellular and plan.cellular.password and modems)
+    secret = bool(plan.wifi and (plan.wifi.passphrase or plan.wifi.eap_password or plan.wifi.private_key_password)
+                  and wifis) or bool(plan.cellular and plan.cellular.password and modems)
     return [RenderedFile(NETPLAN_FILE, text.encode("utf-8"), 0o600,
                          f"netplan configuration ({backend} backend)", secret=secret)]
+
+
+def _match(plan: Plan, name: str) -> dict[str, Any]:
+    """`match` and `set-name` for a port the plan binds to its MAC or driver (plan `ports`): udev
+    then gives the port the plan's name on whatever box, and both backends configure it by
+    that name. A port bound by path has no netplan match (netplan has none for ID_PATH): the
+    systemd .link file of installer.render.dropins renames it, and netplan finds it by name."""
+    port = plan.port(name)
+    if port is None or port.path is not None:
+        return {}
+    if port.mac is not None:
+        return {"match": {"macaddress": canonical_mac(port.mac)}, "set-name": name}
+    # With two ports of this driver, udev renames the first one only (netplan(5), set-name);
+    # `check` refuses the ambiguity on the box (installer.ports).
+    return {"match": {"driver": port.driver}, "set-name": name}
 
 
 def _uplink_addressing(plan: Plan, backend: str) -> dict[str, Any]:
@@ -110,7 +134,15 @@ def _access_point(plan: Plan, target: Target, backend: str) -> dict[str, Any]:
     wifi = plan.wifi
     assert wifi is not None
     ap: dict[str, Any] = {}
-    if wifi.security == "wpa3-sae":
+    if wifi.security in ("wpa2-enterprise", "wpa3-enterprise"):
+        ap["auth"] = _eap_auth(plan, backend)
+        if wifi.security == "wpa3-enterprise":
+            # WPA3-Enterprise: WPA-EAP with management-frame protection required (pmf=3); NetworkManager
+            # then offers WPA-EAP-SHA256 too. netplan 0.106 has no key for it: passthrough, on the
+            # NetworkManager backend that netplan_backend() chose for it.
+            assert backend == "NetworkManager"
+            ap["networkmanager"] = {"passthrough": {"wifi-security.pmf": "3"}}
+    elif wifi.security == "wpa3-sae":
         if target.netplan_version >= (0, 107):
             ap["auth"] = {"key-management": "sae", "password": wifi.passphrase}
         else:
@@ -126,3 +158,28 @@ def _access_point(plan: Plan, target: Target, backend: str) -> dict[str, Any]:
     if wifi.hidden:
         ap["hidden"] = True
     return ap
+
+
+# netplan learned `regulatory-domain` in 0.105 (canonical/netplan pull 281, 2022).
+REGDOM_NETPLAN = (0, 105)
+
+
+def _eap_auth(plan: Plan, backend: str) -> dict[str, Any]:
+    """netplan's `auth` block for 802.1X: PEAP with MSCHAPv2 inside, or EAP-TLS."""
+    wifi = plan.wifi
+    assert wifi is not None
+    auth: dict[str, Any] = {"key-management": "eap", "method": wifi.eap_method, "identity": wifi.identity}
+    if wifi.anonymous_identity:
+        auth["anonymous-identity"] = wifi.anonymous_identity
+    auth["ca-certificate"] = wifi.ca_certificate
+    if wifi.eap_method == "peap":
+        auth["password"] = wifi.eap_password
+        # netplan copies the value as it is: wpa_supplicant (networkd) knows the method only as
+        # "MSCHAPV2" (it compares case-sensitively), NetworkManager's keyfile only as "mschapv2".
+        auth["phase2-auth"] = "mschapv2" if backend == "NetworkManager" else "MSCHAPV2"
+    else:
+        auth["client-certificate"] = wifi.client_certificate
+        auth["client-key"] = wifi.private_key
+        if wifi.private_key_password:
+            auth["client-key-password"] = wifi.private_key_password
+    return auth

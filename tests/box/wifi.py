@@ -6,6 +6,15 @@ namespace, and what the box's station did, read from both ends of the air.
     ... edge-installer apply ...
     wifi.wait_associated(box, "Plant-Floor")
     wifi.stations(box)                      # hostapd's view: who joined, with which AKM
+    wifi.medium(box, -40)                   # a medium: the station hears -40 dBm ...
+    wifi.set_signal(box, -71)               # ... then -71 (wait_signal: until the average follows)
+    bssids = wifi.air(box, [ap1, ap2, ...]) # several access points to scan (2.4 and 5 GHz), no bridge
+
+hwsim alone gives a received signal of (the transmitter's txpower - 50) dBm, and mac80211
+takes only 0..20 dBm of fixed txpower (`iw set txpower fixed -1000` is refused, EOPNOTSUPP):
+-50..-30 dBm, never weak. The medium (hwsim_medium.py, wmediumd's job; Debian 12 has no
+wmediumd) delivers every frame itself with the signal it is told, which iw reads back as from
+a real driver.
 
 The access point lives in the guest's network namespace `ap`, so every frame between the
 station (wlan0, the box's uplink) and the AP really crosses the simulated air. The AP is a
@@ -17,6 +26,7 @@ network. Nothing here leaves the VM except through its taps, which live in lab n
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -29,6 +39,9 @@ AP_IF = "wlan1"
 HOSTAPD_CONF = "/run/ap-hostapd.conf"
 HOSTAPD_LOG = "/run/ap-hostapd.log"
 HOSTAPD_CTRL = "/run/ap-hostapd"
+MEDIUM = "/run/hwsim-medium.py"
+MEDIUM_CONF = "/run/hwsim-medium.json"
+MEDIUM_LOG = "/run/hwsim-medium.log"
 # hostapd's AKM suite selectors (IEEE 802.11 Table 9-151): what the station negotiated.
 AKM_NAMES = {"000fac-2": "WPA-PSK", "000fac-6": "WPA-PSK-SHA256", "000fac-8": "SAE"}
 
@@ -45,7 +58,8 @@ class AccessPoint:
 
     def hostapd_conf(self, interface: str = AP_IF, bridge: str | None = AP_BRIDGE) -> str:
         lines = [f"interface={interface}", "driver=nl80211", f"ctrl_interface={HOSTAPD_CTRL}",
-                 f"ssid={self.ssid}", "hw_mode=g", f"channel={self.channel}", "wpa=2",
+                 f"ssid={self.ssid}", f"hw_mode={'a' if self.channel > 14 else 'g'}", f"channel={self.channel}",
+                 "wpa=2",
                  f"wpa_passphrase={self.passphrase}", "rsn_pairwise=CCMP"]
         if bridge:
             lines.append(f"bridge={bridge}")
@@ -183,3 +197,89 @@ def diagnostics(box, lines: int = 60) -> str:
             out = f"({type(exc).__name__}: {exc})"
         parts.append(f"--- {title}:\n{out.rstrip()}")
     return "\n".join(parts)
+
+
+# --- several access points, and a medium that sets the received signal -------------------
+
+def air(box, aps: list[AccessPoint], timeout: float = 60) -> dict[str, str]:
+    """Several access points at once, for scans: len(aps) + 1 simulated radios (wlan0 stays
+    the box's), each access point's radio in namespace `ap`, one hostapd serving them all
+    (none bridged: a scan needs only their beacons and probe responses). The radios follow
+    hwsim's custom world regulatory domain (regtest=5), which lets an access point beacon on
+    5 GHz channels (36-48, 149-165) as well as 2.4 GHz 1-11. Returns SSID -> BSSID."""
+    confs = []
+    for i, ap in enumerate(aps, 1):
+        text = ap.hostapd_conf(interface=f"wlan{i}", bridge=None).replace(
+            f"ctrl_interface={HOSTAPD_CTRL}", f"ctrl_interface={HOSTAPD_CTRL}-{i}")
+        box.write_file(f"/run/ap-hostapd-{i}.conf", text, 0o600)
+        confs.append(f"/run/ap-hostapd-{i}.conf")
+    moves = "\n".join(f'iw phy "$(cat /sys/class/net/wlan{i}/phy80211/name)" set netns name {AP_NS}'
+                      for i in range(1, len(aps) + 1))
+    script = f"""
+        wait_for() {{
+            i=0
+            until eval "$1"; do
+                i=$((i+1))
+                [ $i -lt {int(timeout * 5)} ] || {{ echo "not within {timeout:g} s: $1" >&2; exit 1; }}
+                sleep 0.2
+            done
+        }}
+        modprobe mac80211_hwsim radios={len(aps) + 1} regtest=5
+        wait_for 'test -e /sys/class/net/wlan{len(aps)}/phy80211'
+        ip netns add {AP_NS}
+        {moves}
+        wait_for 'ip -n {AP_NS} link show wlan{len(aps)} >/dev/null 2>&1'
+        rm -f {HOSTAPD_LOG}
+        ip netns exec {AP_NS} hostapd -B -t -P /run/ap-hostapd.pid -f {HOSTAPD_LOG} {' '.join(confs)}
+        wait_for 'test "$(grep -c AP-ENABLED {HOSTAPD_LOG})" -ge {len(aps)}'
+        for i in $(seq 1 {len(aps)}); do ip netns exec {AP_NS} cat /sys/class/net/wlan$i/address; done
+        """
+    done = box.exec(["sh", "-ec", script], timeout=timeout * 3)
+    if done.returncode != 0:
+        raise AssertionError(f"access points did not start: {done.stderr.strip()}\n" + diagnostics(box))
+    return dict(zip((ap.ssid for ap in aps), done.stdout.split()))
+
+
+def medium(box, signal_dbm: int) -> None:
+    """Start the wireless medium (tests/box/hwsim_medium.py) for the box's hwsim radios, every
+    frame heard at `signal_dbm`: from then on the station reads that signal (hwsim alone gives
+    only -50..-30 dBm). Call after the radios exist; set_signal() changes it."""
+    from pathlib import Path
+
+    box.write_file(MEDIUM, (Path(__file__).parent / "hwsim_medium.py").read_bytes(), 0o700)
+    set_signal(box, signal_dbm)
+    box.sh(f"radios=$(cat /sys/module/mac80211_hwsim/parameters/radios); "
+           f"setsid -f sh -c \"echo \\$\\$ >/run/hwsim-medium.pid; exec python3 {MEDIUM} {MEDIUM_CONF} "
+           f"$radios >{MEDIUM_LOG} 2>&1\"; i=0; until grep -q registered {MEDIUM_LOG} 2>/dev/null; do "
+           f"i=$((i+1)); [ $i -lt 100 ] || {{ cat {MEDIUM_LOG} >&2; exit 1; }}; sleep 0.2; done")
+
+
+def set_signal(box, signal_dbm: int) -> None:
+    """Every radio's frames are heard at `signal_dbm` from now on (the medium re-reads it)."""
+    box.write_file(MEDIUM_CONF + ".new", json.dumps({"default": int(signal_dbm)}))
+    box.exec(["mv", MEDIUM_CONF + ".new", MEDIUM_CONF], check=True)
+
+
+def station_signal(box) -> dict[str, float]:
+    """`iw dev wlan0 station dump`'s signal and signal avg (dBm) for the access point."""
+    out = box.exec(["iw", "dev", STATION, "station", "dump"]).stdout
+    found = {}
+    for key in ("signal", "signal avg"):
+        m = re.search(rf"^\s*{key}:\s*(-?\d+)", out, re.M)
+        if m:
+            found[key] = float(m.group(1))
+    return found
+
+
+def wait_signal(box, signal_dbm: int, timeout: float = 60) -> dict[str, float]:
+    """Once the station's running average has come to within 1 dB of `signal_dbm` (mac80211's
+    average settles 1 dB short of a steady signal)."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        seen = station_signal(box)
+        if seen.get("signal") == signal_dbm and abs(seen.get("signal avg", 0) - signal_dbm) <= 1:
+            return seen
+        time.sleep(1)
+    raise AssertionError(f"the station's signal did not settle at {signal_dbm} dBm in {timeout:g} s: {seen}\n"
+                         + box.exec(["tail", "-n", "20", MEDIUM_LOG]).stdout)

@@ -65,6 +65,10 @@ Faults and what a client in the edge sees (each undone by `reset()`):
 - proxy_auth(False): the proxy lets anyone through.
 - unplug(interface): the edge interface loses carrier.
 
+For the ARP probes (installer/checks/neighbours.py): tests/lab/neighbours.py gives the plant or
+the cloud namespace an address the edge holds too (`holding`), and builds a switched segment
+where the box has two ports (`Segment`); tests/lab/arprun.py runs a probe or apply in a namespace.
+
 By hand: `sudo tests/lab/up` and `sudo tests/lab/down` (or `python -m tests.lab up|down|status`).
 """
 
