@@ -81,6 +81,13 @@ class AccessPoint:
                 "hidden": self.hidden}
 
 
+def _wait_for(timeout: float) -> str:
+    """A shell function `wait_for CONDITION`: poll every 0.2 s, fail after `timeout` seconds."""
+    return (f'wait_for() {{ i=0; until eval "$1"; do i=$((i+1)); '
+            f'[ $i -lt {int(timeout * 5)} ] || {{ echo "not within {timeout:g} s: $1" >&2; exit 1; }}; '
+            f'sleep 0.2; done; }}')
+
+
 def access_point(box, ap: AccessPoint, wired: str | None = None, timeout: float = 30) -> None:
     """The whole access point in one go: two simulated radios, the one that is not wlan0 moved
     into namespace `ap` (wlan0 stays the box's), the guest's wired NIC `wired` (if given) moved
@@ -94,14 +101,7 @@ def access_point(box, ap: AccessPoint, wired: str | None = None, timeout: float 
             f"ip -n {AP_NS} link set {wired} up\n"
             f"ip -n {AP_NS} link set {AP_BRIDGE} up\n") if wired else ""
     script = f"""
-        wait_for() {{
-            i=0
-            until eval "$1"; do
-                i=$((i+1))
-                [ $i -lt {int(timeout * 5)} ] || {{ echo "not within {timeout:g} s: $1" >&2; exit 1; }}
-                sleep 0.2
-            done
-        }}
+        {_wait_for(timeout)}
         modprobe mac80211_hwsim radios=2
         wait_for 'test -e /sys/class/net/{STATION}/phy80211 && test -e /sys/class/net/{AP_IF}/phy80211'
         ip netns add {AP_NS}
@@ -216,14 +216,7 @@ def air(box, aps: list[AccessPoint], timeout: float = 60) -> dict[str, str]:
     moves = "\n".join(f'iw phy "$(cat /sys/class/net/wlan{i}/phy80211/name)" set netns name {AP_NS}'
                       for i in range(1, len(aps) + 1))
     script = f"""
-        wait_for() {{
-            i=0
-            until eval "$1"; do
-                i=$((i+1))
-                [ $i -lt {int(timeout * 5)} ] || {{ echo "not within {timeout:g} s: $1" >&2; exit 1; }}
-                sleep 0.2
-            done
-        }}
+        {_wait_for(timeout)}
         modprobe mac80211_hwsim radios={len(aps) + 1} regtest=5
         wait_for 'test -e /sys/class/net/wlan{len(aps)}/phy80211'
         ip netns add {AP_NS}
