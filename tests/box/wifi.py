@@ -43,7 +43,23 @@ MEDIUM = "/run/hwsim-medium.py"
 MEDIUM_CONF = "/run/hwsim-medium.json"
 MEDIUM_LOG = "/run/hwsim-medium.log"
 # hostapd's AKM suite selectors (IEEE 802.11 Table 9-151): what the station negotiated.
-AKM_NAMES = {"000fac-2": "WPA-PSK", "000fac-6": "WPA-PSK-SHA256", "000fac-8": "SAE"}
+AKM_NAMES = {"000fac-1": "WPA-EAP", "000fac-2": "WPA-PSK", "000fac-5": "WPA-EAP-SHA256",
+             "000fac-6": "WPA-PSK-SHA256", "000fac-8": "SAE"}
+# 802.1X (security wpa2-enterprise): hostapd's own EAP server, its certificates and its users.
+EAP_USERS = "/run/ap-eap-users"
+AP_PKI = "/run/ap-pki"
+
+
+@dataclass(frozen=True)
+class Eap:
+    """hostapd's internal EAP server (an access point and RADIUS server in one): the CA it
+    checks client certificates against, its own certificate and key (PEM), and the lines of its
+    eap_user file (phase 1 `* PEAP`, phase 2 `"user" MSCHAPV2 "password" [2]`, or `"user" TLS`)."""
+
+    users: tuple[str, ...]
+    ca_cert: bytes
+    server_cert: bytes
+    server_key: bytes
 
 
 @dataclass(frozen=True)
@@ -55,16 +71,22 @@ class AccessPoint:
     passphrase: str
     hidden: bool = False
     channel: int = 6
+    eap: Eap | None = None  # security "wpa2-enterprise": the EAP server (passphrase unused)
 
     def hostapd_conf(self, interface: str = AP_IF, bridge: str | None = AP_BRIDGE) -> str:
         lines = [f"interface={interface}", "driver=nl80211", f"ctrl_interface={HOSTAPD_CTRL}",
                  f"ssid={self.ssid}", f"hw_mode={'a' if self.channel > 14 else 'g'}", f"channel={self.channel}",
-                 "wpa=2",
-                 f"wpa_passphrase={self.passphrase}", "rsn_pairwise=CCMP"]
+                 "wpa=2", "rsn_pairwise=CCMP"]
         if bridge:
             lines.append(f"bridge={bridge}")
+        if self.security != "wpa2-enterprise":
+            lines.append(f"wpa_passphrase={self.passphrase}")
         if self.security == "wpa2-psk":
             lines.append("wpa_key_mgmt=WPA-PSK")
+        elif self.security == "wpa2-enterprise" and self.eap:
+            lines += ["wpa_key_mgmt=WPA-EAP", "ieee8021x=1", "eap_server=1", f"eap_user_file={EAP_USERS}",
+                      f"ca_cert={AP_PKI}/ca.pem", f"server_cert={AP_PKI}/server.pem",
+                      f"private_key={AP_PKI}/server.key"]
         elif self.security == "wpa3-sae":
             lines += ["wpa_key_mgmt=SAE", "ieee80211w=2", "sae_pwe=2"]
         elif self.security == "wpa2-wpa3":
@@ -94,6 +116,12 @@ def access_point(box, ap: AccessPoint, wired: str | None = None, timeout: float 
     there too and bridged with the radio as br-ap, and hostapd for `ap` running there. Returns
     once hostapd says AP-ENABLED (beaconing, or answering probes for its name when hidden)."""
     box.write_file(HOSTAPD_CONF, ap.hostapd_conf(bridge=AP_BRIDGE if wired else None), 0o600)
+    if ap.eap:
+        box.exec(["mkdir", "-p", "-m", "0700", AP_PKI], check=True)
+        box.write_file(EAP_USERS, "\n".join(ap.eap.users) + "\n", 0o600)
+        for name, data in (("ca.pem", ap.eap.ca_cert), ("server.pem", ap.eap.server_cert),
+                           ("server.key", ap.eap.server_key)):
+            box.write_file(f"{AP_PKI}/{name}", data, 0o600)
     wire = (f"ip link set {wired} netns {AP_NS}\n"
             f"ip -n {AP_NS} link add {AP_BRIDGE} type bridge forward_delay 0 stp_state 0\n"
             f"ip -n {AP_NS} addr flush dev {wired}\n"
