@@ -411,14 +411,28 @@ class InterfacesScreen(StepScreen):
             pass
 
     def stop_identify(self) -> None:
-        """Stop a blinking LED (ethtool restores it on SIGINT)."""
+        """Stop a blinking LED: SIGINT as a person's Ctrl+C would (any signal that ends ethtool
+        interrupts its request, and the driver puts the LED back); SIGTERM half a second later
+        if it is still there (a wizard started with SIGINT ignored, as background jobs are,
+        hands that to its children)."""
         with self._identify_lock:
             proc = self._identifying
         if proc is not None and proc.poll() is None:
             try:
                 proc.send_signal(signal.SIGINT)
             except OSError:
-                pass
+                return
+
+            def insist() -> None:
+                if proc.poll() is None:
+                    try:
+                        proc.terminate()
+                    except OSError:
+                        pass
+
+            timer = threading.Timer(0.5, insist)
+            timer.daemon = True
+            timer.start()
 
     # --- find a port by its cable ----------------------------------------------------------
     def action_plug(self) -> None:

@@ -252,6 +252,16 @@ def test_busy_then_free_scans_fresh(wlan0):
     assert "iw dev wlan0 scan dump" not in fake.calls
 
 
+def test_enobufs_is_passed_like_a_busy_radio(wlan0):
+    """ENOBUFS, iw's netlink socket overflowing while the kernel hands over the results (seen
+    in a box under load, with NetworkManager scanning too), is tried again, then the cache."""
+    enobufs = (234, "", "command failed: No buffer space available (-105)\n")
+    fake = FakeIw([("iw dev wlan0 scan", ([enobufs, (0, SCAN, "")], None, None))])
+    assert len(wifi.scan("wlan0", run=fake, sys_class_net=wlan0, busy_retry_s=5)) == 4
+    fake = FakeIw([("iw dev wlan0 scan dump", (0, SCAN, "")), ("iw dev wlan0 scan", enobufs)])
+    assert len(wifi.scan("wlan0", run=fake, sys_class_net=wlan0, busy_retry_s=0.6)) == 4
+
+
 def test_a_scan_that_never_ends_is_read_from_the_cache_or_tried_again(wlan0):
     def hang(argv):
         if argv[-1] == "scan":

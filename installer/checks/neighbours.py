@@ -97,6 +97,7 @@ class Probe:
 # controller's stack within tens). Before apply, where a wrong "free" would put two devices on
 # one address, 2 s with three probes spread over it, as RFC 5227 spreads its three.
 CHECK_WINDOW_S = 0.2
+PRESENCE_WINDOW_S = 1.0
 PREFLIGHT_WINDOW_S = 2
 
 
@@ -104,6 +105,14 @@ def probe_window(timeout: float) -> float:
     """The listening window of a check's probe: CHECK_WINDOW_S, never more than half the
     check's timeout (the runner allows a check 2 x timeout + 0.5 s)."""
     return max(0.1, min(CHECK_WINDOW_S, timeout / 2))
+
+
+def presence_window(timeout: float) -> float:
+    """The window of a probe whose silence is a failure (a gateway or a machine called absent):
+    PRESENCE_WINDOW_S, never more than half the check's timeout. A probe stops at the first
+    answer, so a device that is there costs milliseconds; only an absent one waits it out,
+    and a slow router or a loaded box is not called absent after 0.2 s."""
+    return max(0.1, min(PRESENCE_WINDOW_S, timeout / 2))
 
 
 def box_macs(sys_class_net: str = "/sys/class/net") -> set[str]:
@@ -479,7 +488,7 @@ async def gateway_present(ctx: Context, prereqs: Mapping[str, Result], *, gatewa
     Diagnoses: ok (its MAC named); gateway-absent (fail: nothing answers: wrong gateway,
     wrong VLAN or cable); gateway-unchecked (warn: the probe could not go out)."""
     own = box_macs(ctx.sys_class_net)
-    probe = await arp_probe(gateway, interface, window_s=probe_window(ctx.timeout), own_macs=own,
+    probe = await arp_probe(gateway, interface, window_s=presence_window(ctx.timeout), own_macs=own,
                             sys_class_net=ctx.sys_class_net)
     facts = _facts([probe], gateway)
     if probe.other:
@@ -504,7 +513,7 @@ async def presence(ctx: Context, address: str) -> dict | None:
     ports = machine_ports(ctx.plan, ctx.sys_class_net)
     if not ports or not on_machine_network(ctx.plan, address):
         return None
-    probes = await probe_all(address, ports, window_s=probe_window(ctx.timeout),
+    probes = await probe_all(address, ports, window_s=presence_window(ctx.timeout),
                              own_macs=box_macs(ctx.sys_class_net), sys_class_net=ctx.sys_class_net)
     facts = _facts(probes, address)
     facts["words"] = "; ".join(p.words() for p in probes)
