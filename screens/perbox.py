@@ -78,11 +78,10 @@ def bundle_extras(bundle, name: str, trust_line: str = "", warning: bool = False
     """What this step reads from WizardContext.extras, for a loaded bundle (installer.bundle)."""
     from installer.bundle import printable
 
-    extras = {"per_box": bundle.per_box_fields(), "bundle_name": printable(name), "secrets_locked": bundle.secrets_locked,
-              "bundle": bundle, "trust_line": "" if warning else trust_line, "trust_warning": None}
-    if warning:
-        extras["trust_warning"] = f"{trust_line.replace('this bundle', printable(name), 1)}"
-    return extras
+    shown = printable(name)
+    return {"per_box": bundle.per_box_fields(), "bundle_name": shown, "secrets_locked": bundle.secrets_locked,
+            "bundle": bundle, "trust_line": "" if warning else trust_line,
+            "trust_warning": trust_line.replace("this bundle", shown, 1) if warning else None}
 
 
 def _halves(fingerprint: str) -> str:
