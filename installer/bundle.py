@@ -403,7 +403,7 @@ def verify_members(members: dict[str, bytes], passphrase: str | None) -> LoadedB
         plan = planmod.loads(members[PLAN_MEMBER], PLAN_MEMBER)
     except planmod.PlanError as e:
         raise BundleError(f"{PLAN_MEMBER} is not a valid plan: {_first(e.errors)}") from None
-    in_clear = [path for path in SECRET_FIELDS if _get(plan, path) is not None]
+    in_clear = [path for path in SECRET_FIELDS if plan.field(path) is not None]
     if in_clear:
         raise BundleError(f"{PLAN_MEMBER} holds {', '.join(in_clear)} in clear; a bundle never does")
 
@@ -435,12 +435,6 @@ def verify_members(members: dict[str, bytes], passphrase: str | None) -> LoadedB
 def _first(errors: list) -> str:
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{errors[0]}{more}"
-
-
-def _get(plan: Plan, path: str) -> Any:
-    section, key = path.split(".")
-    sec = getattr(plan, section)
-    return None if sec is None else getattr(sec, key)
 
 
 def _decrypt(manifest: dict[str, Any], sealed: bytes, passphrase: str) -> dict[str, str]:
@@ -620,8 +614,10 @@ def trust_verdict(loaded: LoadedBundle, trusted: list[bytes], allow_unsigned: bo
                   trust_file: str = "/" + TRUST_FILE, *,
                   trust_hint: str = "or give --trust-key KEY.pub",
                   opt_in: str = "give --allow-unsigned to use it anyway",
-                  because: str = "because of --allow-unsigned") -> tuple[str, bool]:
+                  because: str = "because of --allow-unsigned",
+                  name: str = "this bundle") -> tuple[str, bool]:
     """(the line to show, whether it is a warning) for a verified bundle; BundleError when refused.
+    `name`: how the warning calls the bundle (the wizard shows its file name, printable).
 
     Signed by a trusted key: "Signed by <fingerprint>". Unsigned, or signed by a key not
     trusted: refused, unless allow_unsigned, and then a WARNING line. The wizard words the
@@ -637,7 +633,7 @@ def trust_verdict(loaded: LoadedBundle, trusted: list[bytes], allow_unsigned: bo
                               f"or {opt_in}")
         raise BundleError(f"{why}: add the signer's public key (KEY.pub) to {trust_file} {trust_hint}; "
                           f"or {opt_in}")
-    return f"WARNING: this bundle {why}; used anyway {because}", True
+    return f"WARNING: {name} {why}; used anyway {because}", True
 
 
 def generate_signing_key(out: str | os.PathLike[str]) -> bytes:

@@ -47,11 +47,26 @@ def plan_interfaces(plan: Plan) -> set[str]:
     return names
 
 
-def find_conflicts(root: Path, plan: Plan, ours: list[RenderedFile]) -> list[Conflict]:
-    """Files under root that would merge or compete with the files we render."""
+def bound_interfaces(root: Path, plan: Plan, sys_class_net: Path | None = None) -> set[str]:
+    """The kernel names, on the box being written, of the ports the plan binds to hardware
+    (`ports`: lan0 bound by MAC is enp3s0 here). The running kernel's interfaces are the
+    box's only when writing to "/"; `sys_class_net` gives them otherwise (tests)."""
+    if not plan.ports or (sys_class_net is None and Path(root).resolve() != Path("/")):
+        return set()
+    from installer import ports
+
+    box = ports.inventory(sys_class_net or ports.SYS_CLASS_NET)
+    found = (ports.resolve(p, box=box) for p in plan.ports if p.binding is not None)
+    return {f.interface for f in found if f.interface}
+
+
+def find_conflicts(root: Path, plan: Plan, ours: list[RenderedFile], sys_class_net: Path | None = None,
+                   ) -> list[Conflict]:
+    """Files under root that would merge or compete with the files we render. A port the plan
+    binds to hardware is looked for under both names: the plan's and the kernel's on this box."""
     root = Path(root)
     mine = {f.path for f in ours}
-    names = plan_interfaces(plan)
+    names = plan_interfaces(plan) | bound_interfaces(root, plan, sys_class_net)
     found: list[Conflict] = []
     for d in NETPLAN_DIRS:
         directory = root / d.lstrip("/")

@@ -223,6 +223,37 @@ class Plan:
         """The hardware binding of the port the plan calls `name`, or None (a kernel name)."""
         return next((p for p in self.ports if p.name == name), None)
 
+    def field(self, path: str) -> Any:
+        """The value at a field path: "hostname", "uplink.address", "ports.eno1.mac"; None where
+        the section or the port is absent."""
+        head, _, rest = path.partition(".")
+        if head == "ports":
+            name, _, kind = rest.rpartition(".")
+            port = self.port(name)
+            return None if port is None else getattr(port, kind)
+        value = getattr(self, head)
+        if not rest:
+            return value
+        return None if value is None else getattr(value, rest)
+
+    def with_field(self, path: str, value: Any) -> "Plan":
+        """A copy with the value at a field path replaced (see `field`). An absent section stays
+        absent; a port binding replaces the port's binding (None removes the port's entry)."""
+        head, _, rest = path.partition(".")
+        if head == "ports":
+            name, _, kind = rest.rpartition(".")
+            ports = [p for p in self.ports if p.name != name]
+            if value is not None:
+                at = next((i for i, p in enumerate(self.ports) if p.name == name), len(self.ports))
+                ports.insert(at, Port(name=name, **{kind: value}))
+            return dataclasses.replace(self, ports=tuple(ports))
+        if not rest:
+            return dataclasses.replace(self, **{head: value})
+        section = getattr(self, head)
+        if section is None:
+            return self
+        return dataclasses.replace(self, **{head: dataclasses.replace(section, **{rest: value})})
+
     def redacted(self) -> "Plan":
         """A copy with every secret replaced by asterisks, for logs, reports and screens."""
         plan = self

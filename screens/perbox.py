@@ -11,8 +11,6 @@ the top of every step (StepScreen.compose reads extras["trust_warning"]).
 
 from __future__ import annotations
 
-import dataclasses
-
 from textual.app import ComposeResult
 from textual.widgets import Static
 
@@ -59,8 +57,10 @@ def open_bundle(path: str, root, trust_keys: list[str] | tuple[str, ...] = (), a
     and the frame read); BundleRefused when it does not verify or its signer is not trusted."""
     from pathlib import Path
 
-    from installer.bundle import TRUST_FILE, BundleError, KeyFileError, load_bundle, read_trusted_keys, trust_verdict
+    from installer.bundle import (TRUST_FILE, BundleError, KeyFileError, load_bundle, printable, read_trusted_keys,
+                                  trust_verdict)
 
+    shown = printable(Path(path).name)
     try:
         loaded = load_bundle(path, passphrase)
         trusted = read_trusted_keys(root, list(trust_keys))
@@ -68,20 +68,12 @@ def open_bundle(path: str, root, trust_keys: list[str] | tuple[str, ...] = (), a
         raise BundleRefused(str(e)) from None
     try:
         line, warning = trust_verdict(loaded, trusted, allow_unsigned, str(Path(root or "/") / TRUST_FILE),
-                                      **words)
+                                      **words, name=shown)
     except BundleError as e:
         raise BundleRefused(f"this bundle {e}", untrusted=True) from None
-    return loaded, bundle_extras(loaded, Path(path).name, line, warning)
-
-
-def bundle_extras(bundle, name: str, trust_line: str = "", warning: bool = False) -> dict:
-    """What this step reads from WizardContext.extras, for a loaded bundle (installer.bundle)."""
-    from installer.bundle import printable
-
-    shown = printable(name)
-    return {"per_box": bundle.per_box_fields(), "bundle_name": shown, "secrets_locked": bundle.secrets_locked,
-            "bundle": bundle, "trust_line": "" if warning else trust_line,
-            "trust_warning": trust_line.replace("this bundle", shown, 1) if warning else None}
+    # What this step and the frame read from WizardContext.extras.
+    return loaded, {"per_box": loaded.per_box_fields(), "bundle_name": shown, "secrets_locked": loaded.secrets_locked,
+                    "bundle": loaded, "trust_line": "" if warning else line, "trust_warning": line if warning else None}
 
 
 def _halves(fingerprint: str) -> str:
@@ -93,20 +85,22 @@ def _halves(fingerprint: str) -> str:
     return ":".join(groups[:half]) + ":\n" + ":".join(groups[half:])
 
 
-def _get(plan: Plan, path: str):
-    section, _, key = path.partition(".")
-    obj = getattr(plan, section)
-    return getattr(obj, key) if key and obj is not None else (obj if not key else None)
+def label(path: str) -> tuple[str, str, object] | None:
+    """(label, placeholder, check) of a field this step may ask for; None for one it does not know.
+    A port bound by MAC (`ports.lan0.mac`) is asked per box: each box's NIC has its own."""
+    if path in LABELS:
+        return LABELS[path]
+    head, _, rest = path.partition(".")
+    name, _, kind = rest.rpartition(".")
+    if head == "ports" and name and kind == "mac":
+        return (f"MAC address of the port the plan calls {name} (ip link shows it as link/ether)",
+                "e.g. 52:54:00:12:34:56", lambda v: fields.check_mac(fields.canonical_mac(v) if v else v))
+    return None
 
 
-def _set(plan: Plan, path: str, value: str | None) -> Plan:
-    section, _, key = path.partition(".")
-    if not key:
-        return dataclasses.replace(plan, **{section: value})
-    obj = getattr(plan, section)
-    if obj is None:
-        return plan
-    return dataclasses.replace(plan, **{section: dataclasses.replace(obj, **{key: value})})
+def _widget_id(path: str) -> str:
+    """A widget id from a field path (a port's name may hold characters an id may not)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else f"_{ord(c):x}_" for c in path.replace(".", "-"))
 
 
 class PerBoxScreen(StepScreen):
@@ -116,7 +110,7 @@ class PerBoxScreen(StepScreen):
     @property
     def paths(self) -> list[str]:
         """The fields this box must give (from the bundle)."""
-        return [p for p in self.context.extras.get("per_box", []) if p in LABELS]
+        return [p for p in self.context.extras.get("per_box", []) if label(p) is not None]
 
     @property
     def SECTIONS(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -140,12 +134,12 @@ class PerBoxScreen(StepScreen):
                              id=PASSPHRASE_FIELD)
         why = LOCKED if self.locked else LEFT_OUT
         for path in self.paths:
-            label, placeholder, check = LABELS[path]
+            text, placeholder, check = label(path)  # type: ignore[misc]  (paths are known ones)
             secret = path in SECRET_FIELDS
-            label += why if secret else ""
-            value = None if secret else _get(self.plan, path)
-            yield FieldInput(label, field=path, value=value, placeholder=placeholder, password=secret,
-                             check=check, id=path.replace(".", "-"))
+            text += why if secret else ""
+            value = None if secret else self.plan.field(path)
+            yield FieldInput(text, field=path, value=value, placeholder=placeholder, password=secret,
+                             check=check, id=_widget_id(path))
 
     def read(self) -> Plan:
         plan = self.plan
@@ -153,7 +147,9 @@ class PerBoxScreen(StepScreen):
             if w.field_path == PASSPHRASE_FIELD:
                 continue
             raw = w.input.value if w.field_path in SECRET_FIELDS else w.value  # secrets exactly as typed
-            plan = _set(plan, w.field_path, raw or None)
+            if raw and w.field_path.startswith("ports."):
+                raw = fields.canonical_mac(raw.strip())
+            plan = plan.with_field(w.field_path, raw or None)
         return plan
 
     def _unlock(self, plan: Plan) -> tuple[Plan, list[FieldError]]:
@@ -166,7 +162,7 @@ class PerBoxScreen(StepScreen):
         typed = self.query_one(f"#{PASSPHRASE_FIELD}", FieldInput).input.value  # exactly as typed
         bundle = self.context.extras["bundle"]
         if not typed:
-            still = [p for p in bundle.missing_secrets if _get(plan, p) is None]
+            still = [p for p in bundle.missing_secrets if plan.field(p) is None]
             if not still:
                 return plan, []
             names = ", ".join(LABELS[p][0] for p in still if p in LABELS)
@@ -176,7 +172,7 @@ class PerBoxScreen(StepScreen):
             secrets = bundle.unlock(typed)
         except BundleError as e:
             return plan, [FieldError(PASSPHRASE_FIELD, str(e))]
-        plan = merge_secrets(plan, {p: v for p, v in secrets.items() if _get(plan, p) is None})
+        plan = merge_secrets(plan, {p: v for p, v in secrets.items() if plan.field(p) is None})
         # Unlocked once: going back to this step asks only for what is still missing.
         extras = self.context.extras
         extras["secrets_locked"] = False

@@ -255,3 +255,34 @@ def test_the_warning_of_an_accepted_bundle_survives_a_resume(tmp_path):
     assert "\x1b" not in resumed["trust_warning"]
     Draft(tmp_path).save(plan, "review")
     assert start_plan(tmp_path, None, resume=True)[2]["trust_warning"] is None
+
+
+async def test_a_port_bound_by_mac_is_asked_for_this_box(tmp_path):
+    """A MAC belongs to one box's NIC: the next box is asked for its own (a driver binding holds
+    for the box model and is not asked). A value that is no MAC is refused at its field; one typed
+    in capitals is kept as the kernel prints it."""
+    bundle = tmp_path / "ports.tar.gz"
+    r = subprocess.run([sys.executable, "-m", "installer", "bundle", "export", str(REPO / "examples/ports-by-mac.yaml"),
+                        "-o", str(bundle)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    plan, step, extras = start_plan(tmp_path, str(bundle), resume=False, allow_unsigned=True)
+    assert step == "this-box"
+    assert extras["per_box"] == ["hostname", "machine_network.address", "ports.eno1.mac"]
+    app = make_app(tmp_path, plan, step)
+    app.context.extras.update(extras)
+    async with app.run_test(size=SIZE) as pilot:
+        assert "port the plan calls eno1" in text_of(app, "#ports-eno1-mac Label")
+        mac = app.screen.query_one("#ports-eno1-mac-input")
+        assert mac.value == "52:54:00:12:34:56"  # the first box's, to be replaced
+        mac.value = ""
+        mac.focus()
+        await pilot.press(*"01:00:5e:00:00:01", "ctrl+n")
+        await pilot.pause()
+        assert app.step_id == "this-box"
+        assert "multicast" in text_of(app, "#ports-eno1-mac .field-error")
+        mac.value = ""
+        await pilot.press(*"52:54:00:AB:CD:EF", "ctrl+n")
+        await pilot.pause()
+        assert app.step_id == "review", text_of(app, "#step-errors")
+    assert app.plan.port("eno1").mac == "52:54:00:ab:cd:ef"
+    assert app.plan.port("enp2s0").driver == "igb"  # the model's binding, from the bundle

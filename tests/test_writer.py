@@ -105,6 +105,36 @@ def test_networkmanager_profiles_for_our_interfaces_conflict(tmp_path, isolated)
         "Wired connection 1.nmconnection", "edge-machines-port-eno2.nmconnection", "uplink.nmconnection"]
 
 
+def test_profiles_and_stanzas_for_a_bound_ports_kernel_name_conflict(tmp_path):
+    """A plan that calls its ports lan0/wan0 and binds them by MAC: the box's own profile for the
+    NIC under its kernel name (enp3s0) is found too, and so is ifupdown's stanza for it."""
+    plan = planmod.load(REPO / "examples" / "isolated.yaml")
+    plan = dataclasses.replace(
+        plan, machine_network=dataclasses.replace(plan.machine_network, interfaces=("lan0",)),
+        uplink=dataclasses.replace(plan.uplink, interface="wan0"),
+        ports=(planmod.Port("lan0", mac="52:54:00:12:34:56"), planmod.Port("wan0", mac="52:54:00:12:34:57")))
+    sysfs = tmp_path / "sys-class-net"  # the box's interfaces, as the kernel shows them
+    for index, (name, mac) in enumerate([("enp3s0", "52:54:00:12:34:56"), ("enp4s0", "52:54:00:12:34:57"),
+                                         ("enp5s0", "52:54:00:00:00:99")], start=2):
+        (sysfs / name).mkdir(parents=True)
+        (sysfs / name / "address").write_text(mac + "\n")
+        (sysfs / name / "ifindex").write_text(f"{index}\n")
+    root = tmp_path / "root"
+    d = root / "etc/NetworkManager/system-connections"
+    d.mkdir(parents=True)
+    (d / "lan.nmconnection").write_text("[connection]\nid=lan\ntype=ethernet\ninterface-name=enp3s0\n")
+    (d / "spare.nmconnection").write_text("[connection]\nid=spare\ntype=ethernet\ninterface-name=enp5s0\n")
+    (root / "etc/network").mkdir(parents=True)
+    (root / "etc/network/interfaces").write_text("auto lo\niface lo inet loopback\n\nallow-hotplug enp4s0\n"
+                                                 "iface enp4s0 inet dhcp\n")
+    files = render(plan, Target())
+    found = {c.path: c for c in find_conflicts(root, plan, files, sys_class_net=sysfs)}
+    assert sorted(found) == ["/etc/NetworkManager/system-connections/lan.nmconnection", "/etc/network/interfaces"]
+    assert "enp4s0" in found["/etc/network/interfaces"].reason
+    # Written to another tree, the running kernel's interfaces are not the box's: plan names only.
+    assert find_conflicts(root, plan, files) == []
+
+
 def test_ifupdown_is_reported_not_moved(tmp_path, isolated):
     (tmp_path / "etc/network").mkdir(parents=True)
     (tmp_path / "etc/network/interfaces").write_text("auto lo\niface lo inet loopback\n\nallow-hotplug enp2s0\n"
