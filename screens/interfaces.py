@@ -81,6 +81,17 @@ def ethtool_problem(stderr: str) -> str:
     return _printable(lines[-1].rsplit(": ", 1)[-1])[:60]
 
 
+
+def _bound_in_use(plan: Plan) -> Plan:
+    """The plan without the hardware bindings (`ports`) of names it no longer uses: a role moved
+    to another port here is that port, named as this box names it; the old name's binding
+    would otherwise be left behind, an error the technician could not fix on any step."""
+    used = set(plan.machine_network.interfaces if plan.machine_network else ())
+    if plan.uplink is not None and plan.uplink.interface:
+        used.add(plan.uplink.interface)
+    kept = tuple(p for p in plan.ports if p.name in used)
+    return plan if kept == plan.ports else dataclasses.replace(plan, ports=kept)
+
 class PortRow(Widget):
     """One line of the ports list: repainted alone, and only when its text changes."""
 
@@ -182,7 +193,7 @@ def default_roles(topology: str | None, inventory) -> tuple[tuple[str, ...], str
 class InterfacesScreen(StepScreen):
     STEP = "interfaces"
     TITLE = "Interfaces"
-    SECTIONS = ("machine_network.interfaces", "uplink.interface")
+    SECTIONS = ("machine_network.interfaces", "uplink.interface", "ports")
     AUTO_FOCUS = "#body Checkbox, #body Input"  # the first field, not the scrolling body
 
     def __init__(self, *args, **kwargs):
@@ -281,13 +292,13 @@ class InterfacesScreen(StepScreen):
         uplink = self.query_one("#uplink", FieldInput).value or None
         plan = dataclasses.replace(plan, uplink=dataclasses.replace(plan.uplink or Uplink(), interface=uplink))
         if topology == "single":
-            return dataclasses.replace(plan, machine_network=None)
+            return _bound_in_use(dataclasses.replace(plan, machine_network=None))
         names = split_names(self.query_one("#machine", FieldInput).value)
         if topology == "wireless-bridge":
             ticked = tuple(self._ports[t.id] for t in self.query(Toggle) if t.value)
             names = ticked + names
         mn = dataclasses.replace(plan.machine_network or MachineNetwork(), interfaces=names)
-        return dataclasses.replace(plan, machine_network=mn)
+        return _bound_in_use(dataclasses.replace(plan, machine_network=mn))
 
     # --- names this box does not have ----------------------------------------------------
     def missing(self, name: str) -> str | None:

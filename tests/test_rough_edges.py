@@ -387,3 +387,25 @@ async def test_the_cellular_acknowledgement_error_speaks_in_the_wizards_terms(tm
             str(w.render()) for w in app.screen.query(".field-error"))
         assert "tick the box" in shown, shown
         assert "set it to true" not in shown and "seed 000" not in shown
+
+
+async def test_a_role_moved_to_another_port_leaves_no_stale_binding(tmp_path):
+    """The bundle bound the uplink "wan0" to a MAC; here the technician gives the uplink to eth1
+    instead: wan0's binding goes with it (no error that no step could fix), the machine port's
+    binding stays."""
+    from installer.plan import Port
+
+    links = [Interface("eth0", "wired", "02:00:00:00:00:01", True, "up", (), "e1000"),
+             Interface("eth1", "wired", "02:00:00:00:00:02", True, "up", (), "e1000")]
+    box = Inventory(tuple(links), (), INVENTORY.stack)
+    plan = dataclasses.replace(PLAN, machine_network=dataclasses.replace(PLAN.machine_network, interfaces=("lan0",)),
+                               uplink=dataclasses.replace(PLAN.uplink, interface="wan0"),
+                               ports=(Port("lan0", mac="02:00:00:00:00:01"), Port("wan0", mac="52:54:00:00:00:09")))
+    app = new_wizard(tmp_path, plan=plan, start_step="interfaces", inventory=box)
+    async with app.run_test(size=SIZE) as pilot:
+        await focus(pilot, app.screen.query_one("#uplink"))
+        await replace_text(pilot, "eth1")
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.step_id != "interfaces")
+    assert app.plan.uplink.interface == "eth1"
+    assert app.plan.ports == (Port("lan0", mac="02:00:00:00:00:01"),)
