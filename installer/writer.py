@@ -497,6 +497,42 @@ def await_confirmation(root: Path, backup_rel: str, commands: list[list[str]]) -
         "started": stat[19] if stat and len(stat) > 19 else None, "commands": [list(c) for c in commands]})
 
 
+# `edge-installer confirm`, from another session (a controller that reached the box over its
+# new path), asks the waiting process to keep the change by creating this file in its backup
+# set; only that process records the answer (confirm_set), so a confirmation never races it.
+CONFIRM_REQUEST = "confirm-request"
+
+
+def awaiting_confirmation(root: Path, pid: int | None = None) -> list[tuple[Path, dict]]:
+    """The backup sets of changes applied and waiting for a confirmation whose process still
+    runs (only `pid`'s when given): (the set's directory, its manifest)."""
+    return [(backup, m) for backup, m in _manifests(Path(root))
+            if m.get("state") == "unconfirmed" and _waiting(m.get("awaiting") or {})
+            and (pid is None or (m.get("awaiting") or {}).get("pid") == pid)]
+
+
+def request_confirmation(backup: Path) -> None:
+    """Ask the process that waits on this backup set to keep its change (see CONFIRM_REQUEST)."""
+    fd = os.open(backup / CONFIRM_REQUEST, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, f"{time.time():.3f}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def confirmation_requested(root: Path, pid: int) -> bool:
+    """Someone ran `edge-installer confirm` for a change this process (`pid`) waits on."""
+    return any((backup / CONFIRM_REQUEST).is_file() for backup, _ in awaiting_confirmation(root, pid))
+
+
+def backup_state(backup: Path) -> str | None:
+    """The state a backup set's manifest records ("unconfirmed", "confirmed", ...), None if unreadable."""
+    try:
+        return _load_manifest(backup).get("state")
+    except (OSError, ValueError, WriteError):
+        return None
+
+
 def confirm_set(root: Path, backup_rel: str) -> None:
     """The technician kept the change: the set is an ordinary written one again."""
     _set_state(root, backup_rel, "confirmed")

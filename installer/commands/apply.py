@@ -1,12 +1,15 @@
 """`edge-installer apply PLAN|BUNDLE [--root DIR] [--set KEY=VALUE ...] [--confirm-timeout S]
-[--no-confirm] [--force-address]`: probe the plan's static addresses on the wire (refused, exit
-1, when another device holds one), write, apply, re-check, and keep the change only when
-confirmed in time."""
+[--no-confirm | --await-confirm | --keep-if-healthy] [--force-address]`: probe the plan's static
+addresses on the wire (refused, exit 1, when another device holds one), write, apply, re-check,
+and keep the change only when confirmed in time: at the terminal, by `edge-installer confirm`
+from another session (which also answers a terminal that waits), or, headless, by the re-check.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import select
 import signal
 import sys
@@ -33,7 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--passphrase-file", metavar="FILE", help="the bundle's passphrase (first line of FILE)")
     p.add_argument("--confirm-timeout", type=confirm_seconds, default=120.0, metavar="S",
                    help=f"seconds to confirm before reverting (default 120; {MIN_CONFIRM_S:g} to {MAX_CONFIRM_S:g})")
-    p.add_argument("--no-confirm", action="store_true", help="keep the change without asking (headless)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--no-confirm", action="store_true", help="keep the change without asking (headless)")
+    how.add_argument("--await-confirm", action="store_true",
+                     help="headless: keep the change only when `edge-installer confirm` is run (from another "
+                          "session, e.g. a controller that reached the box over its new path) within "
+                          "--confirm-timeout; no terminal is asked")
+    how.add_argument("--keep-if-healthy", action="store_true",
+                     help="headless: keep the change only when the re-check after it finds no failure (link, "
+                          "addresses, DNS, the cloud; a weak WiFi signal is a warning); otherwise restore it")
     p.add_argument("--force-address", action="store_true",
                    help="apply even when another device answers ARP for a planned static address (e.g. a "
                         "router doing proxy ARP, or the old box about to be removed); a WARNING is printed")
@@ -169,32 +180,87 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=Non
     return plan
 
 
-def terminal_confirm(seconds: float, report) -> bool:
-    """Ask on the terminal; revert when nobody answers 'yes' in time."""
+def _show(report) -> None:
+    """The re-check's lines and its verdict, as the technician or a controller's log reads them."""
     if report is not None:
         from installer.checks.report import line, text_summary
 
         for r in report.results:
             print(line(r))
         print(text_summary(report).lstrip("\n"))  # the verdict, then one entry per cause
+
+
+def _confirmed_remotely(root: Path) -> bool:
+    """`edge-installer confirm` was run for the change this process waits on."""
+    from installer.writer import confirmation_requested
+
+    return confirmation_requested(root, os.getpid())
+
+
+def await_confirm(root: Path):
+    """The confirmation by `edge-installer confirm` from another session, polled until the timeout."""
+    def confirm(seconds: float, report) -> bool:
+        _show(report)
+        print(f"Waiting up to {seconds:g} s for `edge-installer confirm` (from another session); otherwise "
+              "the previous configuration is restored.", flush=True)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if _confirmed_remotely(root):
+                print("Confirmed by `edge-installer confirm`.", flush=True)
+                return True
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        print("No confirmation.", flush=True)
+        return False
+    return confirm
+
+
+# A weak WiFi signal works, only worse: it never undoes a change by itself.
+HEALTH_WARNS_ONLY = ("wifi-signal",)
+
+
+def keep_if_healthy(seconds: float, report) -> bool:
+    """Headless: keep the change when the re-check ran and no check failed (see HEALTH_WARNS_ONLY)."""
+    _show(report)
+    if report is None:
+        print("The re-check did not run: the change is not kept.", flush=True)
+        return False
+    failed = [r for r in report.results if r.status == "fail" and r.id not in HEALTH_WARNS_ONLY]
+    if failed:
+        print("The re-check failed (" + ", ".join(f"{r.id} {r.target}" for r in failed[:5])
+              + (", ..." if len(failed) > 5 else "") + "): the change is not kept.", flush=True)
+        return False
+    print("The re-check passed: the change is kept.", flush=True)
+    return True
+
+
+def terminal_confirm(seconds: float, report, root: Path = Path("/")) -> bool:
+    """Ask on the terminal; revert when nobody answers 'yes' in time (or runs `edge-installer
+    confirm` from another session)."""
+    _show(report)
     if not sys.stdin.isatty():
-        print(f"No terminal to confirm on: reverting in {seconds:g} s (use --no-confirm to keep the change "
-              "without asking).", flush=True)
+        print(f"No terminal to confirm on: reverting in {seconds:g} s unless `edge-installer confirm` is run "
+              "(headless: --await-confirm, --keep-if-healthy or --no-confirm).", flush=True)
     deadline = time.monotonic() + seconds
     print(f"Keep this network configuration? Type yes and Enter within {seconds:g} s, or it is reverted: ",
           end="", flush=True)
+    stdin_open = True
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             print("\nNo confirmation.")
             return False
-        ready, _, _ = select.select([sys.stdin], [], [], min(left, 1.0))
+        if _confirmed_remotely(root):
+            print("\nConfirmed by `edge-installer confirm`.")
+            return True
+        if not stdin_open:  # end of input: only `edge-installer confirm` can answer now
+            time.sleep(min(left, 0.2))
+            continue
+        ready, _, _ = select.select([sys.stdin], [], [], min(left, 0.2))
         if ready:
             answer = sys.stdin.readline()
-            if not answer:  # end of input: nobody will confirm
-                time.sleep(max(0.0, deadline - time.monotonic()))
-                print("\nNo confirmation.")
-                return False
+            if not answer:
+                stdin_open = False
+                continue
             return answer.strip().lower() in ("y", "yes")
 
 
@@ -212,7 +278,14 @@ def run(args: argparse.Namespace) -> int:
                        root=args.root, trust_keys=args.trust_keys, allow_unsigned=args.allow_unsigned)
     system = System(root)
     print(f"{args.source}: {plan.topology} topology, for {describe_target(plan, target)}")
-    confirm = (lambda seconds, report: True) if args.no_confirm else terminal_confirm
+    if args.no_confirm:
+        confirm = lambda seconds, report: True  # noqa: E731
+    elif args.await_confirm:
+        confirm = await_confirm(root)
+    elif args.keep_if_healthy:
+        confirm = keep_if_healthy
+    else:
+        confirm = lambda seconds, report: terminal_confirm(seconds, report, root)  # noqa: E731
     try:
         with _signals_interrupt():
             result = apply_plan(plan, system, target, confirm=confirm, confirm_timeout=args.confirm_timeout,
