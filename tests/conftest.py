@@ -4,7 +4,9 @@ namespace (installer/netguard.py); a refused attempt fails the whole run at its 
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -28,14 +30,42 @@ from installer.netguard import namespace_id  # noqa: E402  (after the variable a
 os.environ.setdefault("EDGE_INSTALLER_NET_GUARD_NETNS", str(namespace_id() or ""))
 
 
+# The real-box lab's tests in two xdist groups (`--dist loadgroup`), one per worker: the
+# networkd box's, and the NetworkManager boxes' (nm, stock) with the rest. A box test spends
+# most of its time waiting on its guest (DHCP, association, revert timers, boots), so two run
+# side by side on two cores; grouping by the box keeps each variant's VM booted once per
+# worker. EDGE_INSTALLER_BOX_GROUPS=1 puts them all on one worker, one after another.
+BOX_GROUP_OF_VARIANT = {"networkd": "box-networkd", "nm": "box-nm", "stock": "box-nm"}
+_VARIANT_USE = re.compile(r"""\b(?:installed|boot_box|box_images)\(\s*["'](\w+)["']""")
+
+
+def box_variants(item) -> set[str]:
+    """The box variants a test boots: its parameters ("variant", or "box" given indirectly),
+    else the variants its body names in installed("nm") / boot_box("networkd") calls."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for key in ("variant", "box"):
+        if params.get(key) in BOX_GROUP_OF_VARIANT:
+            return {params[key]}
+    try:
+        source = inspect.getsource(item.function)
+    except (OSError, TypeError):
+        return set()
+    return {v for v in _VARIANT_USE.findall(source) if v in BOX_GROUP_OF_VARIANT}
+
+
+def box_group(item) -> str:
+    if os.environ.get("EDGE_INSTALLER_BOX_GROUPS", "2") == "1":
+        return "box"
+    groups = {BOX_GROUP_OF_VARIANT[v] for v in box_variants(item)}
+    return groups.pop() if len(groups) == 1 else "box-nm"
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(config, items):
-    """The VMs of the real-box lab run one after another on one xdist worker (`--dist
-    loadgroup`): two TCG guests at once would starve each other on two cores, while their
-    long idle waits (boots, revert timers) overlap with the rest of the suite on the other."""
+    """The VMs of the real-box lab: in their groups (see BOX_GROUP_OF_VARIANT)."""
     for item in items:
         if item.get_closest_marker("box") is not None:
-            item.add_marker(pytest.mark.xdist_group("box"))
+            item.add_marker(pytest.mark.xdist_group(box_group(item)))
 
 
 def pytest_sessionfinish(session, exitstatus):
