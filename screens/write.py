@@ -180,12 +180,23 @@ class WriteScreen(StepScreen):
             self.call_later(callback, *args)
 
     def _confirm_in_thread(self, seconds: float, report) -> bool:
-        """Runs in the worker: show the re-check and the countdown, wait for K."""
+        """Runs in the worker: show the re-check and the countdown, wait for K (or for
+        `edge-installer confirm` from another session: a colleague on SSH who got through)."""
+        import os
+
+        from installer.writer import confirmation_requested
+
         if self._leaving:
             return False
         self._keep.clear()
         self._from_thread(self._ask_to_keep, seconds, report)
-        kept = self._keep.wait(seconds) and not self._leaving
+        deadline = time.monotonic() + seconds
+        kept = False
+        while not self._leaving and (left := deadline - time.monotonic()) > 0:
+            if self._keep.wait(min(left, 0.2)) or confirmation_requested(self.system.root, os.getpid()):
+                kept = True
+                break
+        kept = kept and not self._leaving
         self._from_thread(self._stop_asking)
         return kept
 

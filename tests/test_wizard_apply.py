@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 from installer.system import System
@@ -61,6 +62,23 @@ async def test_pressing_k_in_time_keeps_the_change(tmp_path):
         await until(pilot, lambda: app.screen.result is not None)
         assert "confirmed" in text_of(app, "#result")
     assert ["netplan", "apply"] in recorder.calls
+    assert not (tmp_path / "etc/netplan/50-cloud-init.yaml").exists()
+
+
+async def test_confirm_from_another_session_keeps_the_change(tmp_path):
+    """A colleague who reached the box over SSH runs `edge-installer confirm`: the wizard takes
+    it as K."""
+    recorder = Recorder()
+    app = live_app(tmp_path, recorder, timeout=30)
+    async with app.run_test(size=SIZE) as pilot:
+        await tick_and_write(pilot)
+        await until(pilot, lambda: "Press K to KEEP" in text_of(app, "#step-errors"))
+        done = subprocess.run([sys.executable, "-m", "installer", "confirm", "--root", str(tmp_path), "--wait", "0"],
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        assert "Traceback" not in done.stderr
+        await until(pilot, lambda: app.screen.result is not None, seconds=15)
+        assert "confirmed" in text_of(app, "#result")
+    assert recorder.calls.count(["netplan", "apply"]) == 1
     assert not (tmp_path / "etc/netplan/50-cloud-init.yaml").exists()
 
 
