@@ -111,7 +111,7 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
         for group in check.needs:
             for key in group:
                 if key in futures:
-                    prereqs[key] = await futures[key]
+                    prereqs[key] = await asyncio.shield(futures[key])  # a cut waiter never cancels it
             if not any(k in prereqs and prereqs[k].status in USABLE for k in group):
                 # Name the root cause, not the skipped check in between.
                 cause = "; ".join(prereqs[k].evidence.removeprefix("not run: ")
@@ -123,7 +123,7 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
                 return
         for key in check.after:
             if key in futures and key != check.key:
-                prereqs[key] = await futures[key]
+                prereqs[key] = await asyncio.shield(futures[key])
         # A check sees every finished ancestor too: a TLS check needs the addresses that the
         # DNS check before its TCP check found.
         for key in ancestors(check):
