@@ -9,9 +9,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from installer.fields import is_ip
-from installer.profiles import (_CHECK_NEEDS, _HOST_RE, _ID_RE, _PARAM_RE, _SEED_RE, CHECKS, DIAGNOSIS_CODES,
-                                PARAM_KINDS, PROBES, PROTOCOLS, SERVICES, TLS_TRUST, Controller, DownloadFigures,
-                                Endpoint, ParamSpec, Profile, ProfileError)
+from installer.profilemodel import (_CHECK_NEEDS, _HOST_RE, _ID_RE, _PARAM_RE, _SEED_RE, CHECKS, DIAGNOSIS_CODES,
+                                    PARAM_KINDS, PROBES, PROTOCOLS, SERVICES, TLS_TRUST, Controller, DownloadFigures,
+                                    Endpoint, ParamSpec, Profile, ProfileError)
 from installer.yamlfile import YamlProblem, describe, load_strict
 
 def read_yaml(path: Path | Traversable) -> dict[str, Any]:

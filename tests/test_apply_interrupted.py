@@ -90,7 +90,7 @@ def kill_while_waiting(root: Path, log: Path) -> None:
     """`edge-installer apply`, SIGKILLed while it waits for its confirmation."""
     proc = start_apply(root, log)
     try:
-        wait_unconfirmed(root, proc)
+        wait_for_the_answer(root, log, proc)
     finally:
         proc.kill()
         proc.communicate(timeout=30)
@@ -107,6 +107,24 @@ def wait_unconfirmed(root: Path, proc: subprocess.Popen, seconds: float = 20.0) 
         time.sleep(0.05)
     proc.kill()
     raise AssertionError("apply never waited for a confirmation")
+
+
+def wait_for_the_answer(root: Path, log: Path, proc: subprocess.Popen, seconds: float = 20.0) -> list[list[str]]:
+    """The commands logged once `apply` waits for nothing but the answer: the revert timer
+    armed, the stack's commands run, the timer for the wait armed and the first one stopped.
+    The backup set says "unconfirmed" before the first of them: a kill at that moment would
+    leave nothing logged to compare."""
+    wait_unconfirmed(root, proc, seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ran = commands_run(log)
+        if ran and ran[-1] == ["systemctl", "stop", ran[0][2].removeprefix("--unit=") + ".timer"]:
+            return ran
+        if proc.poll() is not None:
+            raise AssertionError(f"apply ended before waiting: {proc.communicate()}")
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"apply never got to wait for the answer: {commands_run(log)}")
 
 
 def test_an_interrupt_while_waiting_restores_the_old_files_then_goes_on(tmp_path):
@@ -131,10 +149,9 @@ def test_cli_apply_signalled_while_waiting_restores_the_old_configuration(tmp_pa
     proc = start_apply(root, log)
     waiting = wait_unconfirmed(root, proc)
     assert waiting["awaiting"]["pid"] == proc.pid and ["netplan", "apply"] in waiting["awaiting"]["commands"]
-    # The marker is set just before the timer is armed: signalled once the stack commands run.
-    deadline = time.monotonic() + 20
-    while ["netplan", "apply"] not in commands_run(log) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # The marker is set just before the timer is armed: signalled once it waits for the answer
+    # (signalled during the stack's commands, the first timer would be the one to stop).
+    wait_for_the_answer(root, log, proc)
     assert (root / NETPLAN_FILE.lstrip("/")).exists()  # the change is in place while it waits
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
@@ -155,6 +172,9 @@ def test_a_killed_apply_is_undone_by_recover_and_not_while_it_still_waits(tmp_pa
     proc = start_apply(root, log)
     try:
         planned = wait_unconfirmed(root, proc)["awaiting"]["commands"]
+        # Killed only once it waits for the answer (the set says "unconfirmed" before its
+        # first command: killed then, nothing would be logged to compare).
+        ran = wait_for_the_answer(root, log, proc)
         # Its process still waits for the answer: a second run must not undo its change.
         assert revert_unconfirmed(root) == []
         assert [m["state"] for m in manifests(root)] == ["unconfirmed"]
@@ -162,16 +182,17 @@ def test_a_killed_apply_is_undone_by_recover_and_not_while_it_still_waits(tmp_pa
         proc.kill()
         proc.communicate(timeout=30)
     assert tree(root) != before  # SIGKILL: nothing could run; the new files stayed
-    # The marker is set before the first command: killed during any of them. First the dead
-    # man's switch (on a real box systemd would run this very recover 60 + 120 s later), then
-    # the stack's commands.
-    ran = commands_run(log)
-    if ran:  # killed before anything was logged: nothing to compare
-        assert ran[0][0] == "systemd-run" and "--on-active=180s" in ran[0]
-        assert ran[0][-3:] == ["recover", "--root", str(root)]
-        stack = [c for c in ran[1:] if c[0] != "systemd-run" and c[:2] != ["systemctl", "stop"]]
-        assert stack == planned[:len(stack)]
-    assert ["netplan", "apply"] in planned
+    assert commands_run(log) == ran
+    # First the dead man's switch (on a real box systemd would run this very recover 60 + 120 s
+    # later), then the stack's commands, then the switch for the wait alone (60 + 20 s), which
+    # replaces the first.
+    assert ran[0][0] == "systemd-run" and "--on-active=180s" in ran[0]
+    assert ran[0][-3:] == ["recover", "--root", str(root)]
+    unit = ran[0][2].removeprefix("--unit=")
+    assert ["netplan", "apply"] in planned and ran[1:-2] == planned
+    assert ran[-2][:3] == ["systemd-run", "--quiet", f"--unit={unit}-wait"] and "--on-active=80s" in ran[-2]
+    assert ran[-2][-3:] == ["recover", "--root", str(root)]
+    assert ran[-1] == ["systemctl", "stop", f"{unit}.timer"]
     # `edge-installer recover` (the boot unit runs it with --boot) puts the old files back.
     r = live_cli(log, "recover", "--root", str(root))
     assert r.returncode == 0, r.stderr

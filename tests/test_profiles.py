@@ -2,14 +2,14 @@
 
 The seed documents are parsed here, independently of the YAML, so a domain, IP, port or
 controller that the assets miss makes a test fail. The seeds live beside the repository
-(../shared/seeds) or where EDGE_INSTALLER_SEEDS points.
+(../shared/seeds) or where EDGE_INSTALLER_SEEDS points; without them the tests that compare
+with them skip loudly, and fail in CI (tests/vendor_docs.py).
 """
 
 from __future__ import annotations
 
 import copy
 import ipaddress
-import os
 import re
 import shutil
 import subprocess
@@ -26,26 +26,15 @@ from installer.profiles import (
     CHECKS, DIAGNOSIS_CODES, Catalog, Endpoint, ParamSpec, Profile, ProfileError,
     load_catalog, load_profile,
 )
+from tests.vendor_docs import require_seeds, seed_text
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
-SEEDS = Path(os.environ.get("EDGE_INSTALLER_SEEDS", REPO.parent / "shared" / "seeds"))
 MM, GOV = "machinemetrics", "machinemetrics-govcloud"
 SIEMENS, IZUMA = "siemens-industrial-edge", "izuma-device-management"
 
 
 # --- the seeds, read independently of the assets -------------------------------------------
-
-def _require_seeds() -> None:
-    if not SEEDS.is_dir():
-        pytest.skip(f"seed documents not found at {SEEDS} (set EDGE_INSTALLER_SEEDS)")
-
-
-def _seed_text(prefix: str) -> str:
-    _require_seeds()
-    (path,) = SEEDS.glob(f"{prefix}_*.txt")
-    return path.read_text(encoding="utf-8")
-
 
 def _section(text: str, start: str, end: str) -> list[str]:
     """The lines strictly between the heading line `start` and the next heading `end`."""
@@ -74,7 +63,7 @@ def _ips(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def seed000() -> str:
-    return _seed_text("000")
+    return seed_text("000")
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +168,6 @@ def test_cloudlink_gets_the_seed_procedure(catalog: Catalog) -> None:
 # --- seeds 001 and 002 ---------------------------------------------------------------------
 
 def test_siemens_takes_the_iem_host_as_a_parameter(catalog: Catalog) -> None:
-    seed = _seed_text("001")
     p = catalog.profiles[SIEMENS]
     assert p.params == {"iem_host": ParamSpec("iem_host", p.params["iem_host"].description,
                                               True, "host"),
@@ -191,9 +179,7 @@ def test_siemens_takes_the_iem_host_as_a_parameter(catalog: Catalog) -> None:
     assert {(e.port, e.protocol, e.service) for e in p.endpoints} == {
         (443, "tcp", "https"), (9443, "tcp", "https"), (9444, "tcp", "https"),
         (32500, "tcp", "ssh"), (50051, "tcp", "grpc"), (53, "udp", "dns"), (123, "udp", "ntp")}
-    egress = [line for line in seed.splitlines() if "Egress" in line]
     for e in p.endpoints:
-        assert any(re.search(rf"\b{e.port}\b", line) for line in egress), e.port
         if e.protocol == "tcp":
             assert e.host is None and e.param == "iem_host"
             assert e.target({"iem_host": "192.0.2.10"}) == "192.0.2.10"
@@ -201,54 +187,68 @@ def test_siemens_takes_the_iem_host_as_a_parameter(catalog: Catalog) -> None:
     assert {e.port for e in p.endpoints if "tls" in e.checks} == {443, 9443, 9444}
 
 
+def test_siemens_ports_are_the_documents_egress_ports(catalog: Catalog) -> None:
+    egress = [line for line in seed_text("001").splitlines() if "Egress" in line]
+    for e in catalog.profiles[SIEMENS].endpoints:
+        assert any(re.search(rf"\b{e.port}\b", line) for line in egress), e.port
+
+
 def test_izuma_hosts_ports_and_bootstrap_issuer(catalog: Catalog) -> None:
-    seed = _seed_text("002")
     p = catalog.profiles[IZUMA]
     hosts = _by_host(p)
-    for host in set(re.findall(r"[a-z0-9-]+\.us-east-1\.mbedcloud\.com", seed)):
-        assert host in hosts, f"{host} missing from {IZUMA}"
     ports = {h: {(e.port, e.protocol) for e in es} for h, es in hosts.items()}
     assert ports["udp-lwm2m.us-east-1.mbedcloud.com"] == {(5684, "udp")}
     assert ports["tcp-lwm2m.us-east-1.mbedcloud.com"] == {(5684, "tcp")}
     assert ports["bootstrap.us-east-1.mbedcloud.com"] == {(5684, "tcp"), (5684, "udp")}
     assert ports["lwm2m.us-east-1.mbedcloud.com"] == {(5684, "tcp"), (5684, "udp")}
     assert ports["*.mbedcloud.com"] == {(5684, "tcp"), (5684, "udp"), (443, "tcp")}
-
-    issuer = re.search(r"^issuer=(.+)$", seed, re.M).group(1)
-    dn = re.sub(r"\s*=\s*", "=", issuer.strip())
     (boot,) = [e for e in hosts["bootstrap.us-east-1.mbedcloud.com"] if e.protocol == "tcp"]
-    assert boot.expected_issuer == "ARM Bootstrap CA" == dn.rpartition("CN=")[2]
-    assert boot.expected_issuer_dn == dn
+    assert boot.expected_issuer == "ARM Bootstrap CA" == boot.expected_issuer_dn.rpartition("CN=")[2]
     assert "coap-tls" in boot.checks and "tls" not in boot.checks
     notes = " ".join(p.notes)
     assert "540" in notes and "TTL" in notes and "CoAP over TCP" in notes
 
 
+def test_izuma_hosts_and_bootstrap_issuer_are_the_documents(catalog: Catalog) -> None:
+    seed = seed_text("002")
+    hosts = _by_host(catalog.profiles[IZUMA])
+    for host in set(re.findall(r"[a-z0-9-]+\.us-east-1\.mbedcloud\.com", seed)):
+        assert host in hosts, f"{host} missing from {IZUMA}"
+    issuer = re.search(r"^issuer=(.+)$", seed, re.M).group(1)
+    dn = re.sub(r"\s*=\s*", "=", issuer.strip())
+    (boot,) = [e for e in hosts["bootstrap.us-east-1.mbedcloud.com"] if e.protocol == "tcp"]
+    assert boot.expected_issuer_dn == dn
+
+
 # --- the machine-protocol table ------------------------------------------------------------
+
+def test_every_controller_with_its_probe_and_the_download_figures(catalog: Catalog) -> None:
+    assert set(catalog.controllers) == {
+        "fanuc-focas", "mtconnect-adapter", "mtconnect-agent", "allen-bradley-ethernet-ip",
+        "haas-serial-moxa", "haas-mtconnect", "citizen-m700", "mitsubishi", "heidenhain",
+        "siemens-opc-ua", "kepware-opc-ua", "bystronic-opc-ua", "fanuc-robot-opc-ua",
+        "modbus-tcp"}
+    for c in catalog.controllers.values():
+        assert c.protocol == "tcp"
+    assert catalog.controllers["mtconnect-agent"].probe == "mtconnect-probe"
+    assert catalog.controllers["mtconnect-adapter"].probe == "tcp"
+    assert catalog.download.workcenter_view_bps_per_machine == 2000
+    # The seed's own example: 50 machines download 12.5-100 kbps.
+    assert catalog.download.range_kbps(50) == (12.5, 100.0)
+
 
 def test_every_controller_with_its_port_and_bandwidth(seed000: str, catalog: Catalog) -> None:
     rows = _table(_section(seed000, "Machine Protocol Ports", "Bandwidth Requirements"), 2)
     assert len(rows) == 14
     assert sorted((c.label, c.port) for c in catalog.controllers.values()) == sorted(
         (label, int(port)) for label, port in rows)
-    assert set(catalog.controllers) == {
-        "fanuc-focas", "mtconnect-adapter", "mtconnect-agent", "allen-bradley-ethernet-ip",
-        "haas-serial-moxa", "haas-mtconnect", "citizen-m700", "mitsubishi", "heidenhain",
-        "siemens-opc-ua", "kepware-opc-ua", "bystronic-opc-ua", "fanuc-robot-opc-ua",
-        "modbus-tcp"}
     bandwidth = "\n".join(_section(seed000, "Bandwidth Requirements", "Deep Packet Inspection (DPI)"))
     standard = float(re.search(r"Standard machine \| ~(\d+) kbps", bandwidth).group(1))
     high = float(re.search(r"High-data machine \(FANUC FOCAS\) \| ~(\d+) kbps", bandwidth).group(1))
     for c in catalog.controllers.values():
-        assert c.protocol == "tcp"
         assert c.upload_kbps == (high if c.id == "fanuc-focas" else standard)
-    assert catalog.controllers["mtconnect-agent"].probe == "mtconnect-probe"
-    assert catalog.controllers["mtconnect-adapter"].probe == "tcp"
     dashboard = float(re.search(r"Dashboard \| ~(\d+) bps", bandwidth).group(1))
     assert catalog.download.dashboard_bps_per_machine == dashboard
-    assert catalog.download.workcenter_view_bps_per_machine == 2000
-    # The seed's own example: 50 machines download 12.5-100 kbps.
-    assert catalog.download.range_kbps(50) == (12.5, 100.0)
 
 
 # --- every profile -------------------------------------------------------------------------
@@ -267,14 +267,14 @@ ASSET_FILES = sorted((ASSETS / "profiles").glob("*.yaml")) + [ASSETS / "machine-
 
 @pytest.mark.parametrize("path", ASSET_FILES, ids=lambda p: p.name)
 def test_every_citation_names_a_seed_file_and_one_of_its_headings(path: Path) -> None:
-    _require_seeds()
+    seeds = require_seeds()
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     citations = _seeds_in(data)
     assert citations
     for citation in set(citations):
         name, _, heading = citation.partition("#")
-        assert (SEEDS / name).is_file(), citation
-        lines = [line.strip() for line in (SEEDS / name).read_text(encoding="utf-8").splitlines()]
+        assert (seeds / name).is_file(), citation
+        lines = [line.strip() for line in (seeds / name).read_text(encoding="utf-8").splitlines()]
         assert heading in lines, f"{citation}: no such heading line in {name}"
 
 

@@ -13,9 +13,9 @@ from installer import firewall
 from installer import plan as planmod
 from installer.profiles import load_catalog
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
+from tests.vendor_docs import seed_text
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_000 = next((REPO.parent / "shared" / "seeds").glob("000_*.txt")).read_text()
 
 
 def cli(*args, cwd=REPO):
@@ -47,18 +47,32 @@ def test_markdown_report_tells_it_what_to_change_without_secrets(healthy_lab, tm
     assert re.search(r"^ F1\. \[FAIL\] A TLS-inspecting appliance", proc.stdout, re.M)
 
 
-def test_firewall_request_lists_every_seed_rule():
-    plan = planmod.load(REPO / "examples/isolated.yaml")
+def _isolated_request_rows() -> list[dict[str, str]]:
     r = cli("firewall-request", "--plan", str(REPO / "examples/isolated.yaml"), "--format", "csv")
     assert r.returncode == 0, r.stderr
-    rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert list(rows[0]) == list(firewall.COLUMNS)
-    rules = {(row["destination"], row["port"], row["protocol"]) for row in rows}
-    domains = re.findall(r"^([a-z0-9*][a-z0-9.*-]+\.(?:com|org))\s*\|", SEED_000, re.M)
-    standard = {d for d in domains if d in SEED_000.split("Required Domains (GovCloud)")[0]}
+    return list(csv.DictReader(io.StringIO(r.stdout)))
+
+
+def test_firewall_request_lists_every_domain_of_the_vendor_document():
+    seed = seed_text("000")  # compared with the vendor document itself: skips loudly without it
+    rules = {(row["destination"], row["port"], row["protocol"]) for row in _isolated_request_rows()}
+    domains = re.findall(r"^([a-z0-9*][a-z0-9.*-]+\.(?:com|org))\s*\|", seed, re.M)
+    standard = {d for d in domains if d in seed.split("Required Domains (GovCloud)")[0]}
     assert len(standard) == 11, standard
     for domain in standard:
         assert (domain, "443", "tcp") in rules, domain
+
+
+def test_firewall_request_lists_every_profile_rule():
+    plan = planmod.load(REPO / "examples/isolated.yaml")
+    rows = _isolated_request_rows()
+    assert list(rows[0]) == list(firewall.COLUMNS)
+    rules = {(row["destination"], row["port"], row["protocol"]) for row in rows}
+    # Every host of the profile, on its port (the vendor document's list: the test above).
+    named = [e for e in load_catalog().profiles["machinemetrics"].endpoints if e.host]
+    assert len({e.host for e in named}) == 11
+    for e in named:
+        assert (e.host, str(e.port), e.protocol) in rules, e.host
     for ip in ("54.218.103.126", "52.24.16.63", "52.34.161.223", "35.155.82.103"):
         assert (ip, "7422", "tcp") in rules
     assert ("8.8.8.8", "53", "udp") in rules and ("8.8.4.4", "53", "udp") in rules
