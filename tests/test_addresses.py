@@ -191,7 +191,7 @@ def test_lab_a_gateway_that_does_not_answer(healthy_lab, tmp_path):
     assert (g["status"], g["diagnosis"]) == ("fail", "gateway-absent")
     assert g["evidence"] == "nothing answers for 203.0.113.250 on enp2s0: wrong gateway, wrong VLAN or cable"
     assert "uplink.gateway" in g["remediation"] and "Edge Device Not Connecting" in g["remediation"]
-    assert g["duration_s"] < 2.5 and time.monotonic() - t0 < 30
+    assert g["duration_s"] < 4 and time.monotonic() - t0 < 30  # bounded: 1 s of probes, and load
 
 
 def test_lab_machines_absent_filtered_and_closed_are_told_apart(healthy_lab, tmp_path):
@@ -219,7 +219,8 @@ def test_lab_machines_absent_filtered_and_closed_are_told_apart(healthy_lab, tmp
     assert absent["diagnosis"] == "machine-absent", absent["evidence"]
     assert "no device answers ARP for 198.51.100.26 on eno1" in absent["evidence"]
     assert "Machines Not Reporting Data" in absent["remediation"] and "VLAN" in absent["remediation"]
-    assert absent["duration_s"] < 2.5  # the TCP timeout (1 s), then 0.2 s of ARP probes (load adds some)
+    # Bounded: the TCP timeout (1 s), then 1 s of ARP probes; the margin is a loaded machine's.
+    assert absent["duration_s"] < 4
 
     causes = sorted(f["cause"] for f in doc["findings"])
     assert causes.count("machine-unreachable") == 2 and causes.count("machine-absent") == 1, causes
@@ -354,7 +355,7 @@ def test_segment_the_boxs_own_second_port_is_not_a_conflict_another_host_is(segm
     assert other["state"] == "answered" and other["own"] is False and other["mac"] == mac_of(segment.host_ns, "h0")
     t0 = time.monotonic()
     assert _probe(segment, "198.51.100.77", "p1", method)["state"] == "silent"
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 10  # bounded by its window (and a loaded machine), never hangs
 
 
 @pytest.mark.parametrize("method", ["raw", "arping"])
