@@ -14,6 +14,11 @@ A later run replaces a box's directory whole only when it is empty or recognisab
 command's output for that host (root/ and seed/ only, seed/ holding exactly the three seed
 files, user-data starting with the header written for that host); any other existing directory
 is refused before anything is written, so a run never deletes a folder it did not write.
+
+Thousands of boxes (bench/fleet.py): the rows are validated once each and kept as rows; each box
+is built in a private temporary folder (by worker processes for a large fleet, see
+default_jobs) and takes its name once a batch of boxes is on disk; the record's digests are
+taken from the bytes as written. The output is byte for byte the same however it was built.
 """
 
 from __future__ import annotations
@@ -23,20 +28,21 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from installer.plan import SECRET_FIELDS, Plan
-from installer.render import RenderedFile, Target, render
+from installer.plan import SECRET_FIELDS, FieldError, Plan
+from installer.render import NETPLAN_FILE, RenderedFile, Target, render
 from installer.render import dropins
 from installer.render import netplan as netplan_renderer
-from installer.setfield import SetError, apply_sets, check_key
+from installer.setfield import SetError, _Bad, _names, _set_one, check_key
 
 MAX_CSV_BYTES = 1 << 20
 MAX_DEVICES = 5000
@@ -61,16 +67,23 @@ class FleetError(Exception):
 
 @dataclass(frozen=True)
 class Device:
-    """One box of the fleet: the CSV line it came from and its validated plan."""
+    """One box of the fleet: the CSV line it came from, its host name, and the `--set` items
+    that make its plan from the bundle's. Only the row is kept (a few hundred bytes a box):
+    `plan` applies it again, so a fleet of thousands holds no thousands of plans."""
 
     line: int
-    plan: Plan
+    hostname: str  # also names its output directory
+    sets: tuple[str, ...]
+    base: Plan = field(repr=False, compare=False)
 
     @property
-    def hostname(self) -> str:
-        """The box's host name, which also names its output directory."""
-        assert self.plan.hostname is not None
-        return self.plan.hostname
+    def plan(self) -> Plan:
+        """The box's plan (validated when the row was read)."""
+        plan = self.base
+        for item in self.sets:
+            key, _, value = item.partition("=")
+            plan = _set_one(plan, key.strip(), value)
+        return plan
 
 
 def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[str, ...] = (),
@@ -79,7 +92,7 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
 
     `missing_secrets` are the secret fields the bundle could not supply: each needs a column.
     """
-    from installer.validate import validate
+    from installer.validate import default_context, validate
 
     first = text.split("\n", 1)[0]
     delimiter = ";" if ";" in first and "," not in first else ","  # spreadsheets in many locales
@@ -94,6 +107,10 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
     if problems:
         raise FleetError(problems)
 
+    # What depends on the bundle's plan only is done once, not per box: the validation context
+    # (the packaged profiles) and the base plan's own problems (see _apply_row).
+    ctx = ctx or default_context()
+    before = set(validate(base, ctx))
     devices: list[Device] = []
     hosts: dict[str, int] = {}
     uplinks: dict[str, int] = {}
@@ -108,13 +125,13 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
             if len(row) != len(header):
                 errors.append(f"{source} line {line}: has {len(row)} values; the header names {len(header)} fields")
                 continue
-            sets = [f"{k}={v if k in SECRET_FIELDS else v.strip()}" for k, v in zip(header, row)]
+            sets = tuple(f"{k}={v if k in SECRET_FIELDS else v.strip()}" for k, v in zip(header, row))
             try:
-                plan = apply_sets(base, sets, ctx)
+                plan, found = _apply_row(base, before, sets, ctx)
             except SetError as e:
                 errors += [f"{source} line {line}: {err}" for err in e.errors]
                 continue
-            row_errors = [str(err) for err in validate(plan, ctx)]
+            row_errors = [str(err) for err in found]
             if not plan.hostname:
                 row_errors.append("hostname: required: each box needs its own host name (it names its directory)")
             else:
@@ -130,7 +147,7 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
             if row_errors:
                 errors += [f"{source} line {line}: {e}" for e in row_errors]
             else:
-                devices.append(Device(line, plan))
+                devices.append(Device(line, plan.hostname, sets, base))
     except csv.Error as e:
         errors.append(f"{source} line {reader.line_num}: {e}")
     if errors:
@@ -138,6 +155,39 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
     if not devices:
         raise FleetError([f"{source}: has a header but no boxes; add one line per box"])
     return devices
+
+
+def _apply_row(base: Plan, before: set, sets: tuple[str, ...], ctx) -> tuple[Plan, list]:
+    """`setfield.apply_sets(base, sets, ctx)` and the new plan's problems, validating once.
+
+    apply_sets validates the base plan and the new one on every call; a fleet applies every
+    row to the same base, so its problems (`before`) are computed once, and the new plan's
+    problems are what both apply_sets' verdict and the row's own need. Same errors, same
+    order: SetError for what apply_sets refuses, else (plan, every problem of the plan).
+    """
+    from installer.validate import validate
+
+    errors: list[FieldError] = []
+    new = base
+    touched: list[str] = []
+    for item in sets:
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if key in touched:  # the header refuses a key named twice; kept as apply_sets has it
+            errors.append(FieldError(key, "is set twice; give each key once"))
+            continue
+        try:
+            new = _set_one(new, key, value)
+            touched.append(key)
+        except _Bad as e:
+            errors.append(FieldError(key, str(e)))
+    if errors:
+        raise SetError(errors)
+    found = validate(new, ctx)
+    problems = [e for e in found if e not in before or _names(e.field, touched)]
+    if problems:
+        raise SetError(problems)
+    return new, found
 
 
 def _header_problems(header: list[str], base: Plan, missing_secrets, source: str) -> list[str]:
@@ -165,29 +215,99 @@ def _header_problems(header: list[str], base: Plan, missing_secrets, source: str
 # ---------------------------------------------------------------------------------------
 # Seeds.
 
-class _SeedDumper(yaml.SafeDumper):
+class _Resolved:
+    """A dumper whose implicit-tag resolution is remembered: PyYAML asks it twice per scalar,
+    by regular expressions, and a fleet's seeds repeat the same keys and values box after box.
+    Without path resolvers (a SafeDumper has none) the answer depends on the value only."""
+
+    _resolved: dict = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is not yaml.ScalarNode or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)  # type: ignore[misc]
+        key = (value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            if len(self._resolved) > 50_000:  # bounded: one fleet's distinct scalars are far fewer
+                self._resolved.clear()
+            tag = self._resolved[key] = super().resolve(kind, value, implicit)  # type: ignore[misc]
+        return tag
+
+
+class _SeedDumper(_Resolved, yaml.SafeDumper):
     pass
+
+
+_ASCII_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # File contents as literal blocks, readable in the seed (PyYAML falls back to quoting
     # wherever a block cannot hold the text exactly). YAML reads NEL and the Unicode line
     # separators as line breaks and PyYAML writes them raw: those go double-quoted, escaped.
-    odd = any(ch in "\x85\u2028\u2029" or (unicodedata.category(ch)[0] == "C" and ch != "\n") for ch in value)
+    if value.isascii():  # the usual case, by one regular expression: ASCII's category C is C0 and DEL
+        odd = _ASCII_CONTROL.search(value) is not None
+    else:
+        odd = any(ch in "\x85\u2028\u2029" or (unicodedata.category(ch)[0] == "C" and ch != "\n") for ch in value)
     style = '"' if odd else "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
 _SeedDumper.add_representer(str, _represent_str)
 
+# libyaml's emitter (PyYAML's C binding) writes what PyYAML's pure-Python one writes, ten times
+# faster. They are two implementations of one algorithm, and they differ at the edges: astral
+# characters, text ending in more than one line break (libyaml then adds a "..." line), where
+# long lines fold. So it writes only "tame" data: printable ASCII and line feeds, at most one
+# line break at the end, no line longer than _TAME_LINE (no folding at width 1000 whatever the
+# indentation), booleans, integers, None. Anything else goes through the pure-Python emitter.
+# tests/test_fleet.py compares the two on every quoting hazard and on generated plans.
+def _fast_dumper() -> Any:
+    if not getattr(yaml, "__with_libyaml__", False):
+        return None
 
-def _dump(data: Any) -> str:
-    return yaml.dump(data, Dumper=_SeedDumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
-                     width=1000)
+    class _FastSeedDumper(_Resolved, yaml.CSafeDumper):
+        pass
+
+    _FastSeedDumper.add_representer(str, _represent_str)
+    return _FastSeedDumper
 
 
-def seed_network(plan: Plan, target: Target) -> tuple[dict[str, Any], dict[str, Any] | None]:
+_FastSeedDumper = _fast_dumper()
+_TAME_LINE = 400
+_TAME_TEXT = re.compile(r"(?:[\x20-\x7e]{0,%d}\n)*[\x20-\x7e]{0,%d}" % (_TAME_LINE, _TAME_LINE))
+
+
+def _tame(data: Any) -> bool:
+    if isinstance(data, str):
+        # Kept trailing line breaks (a block's "+" hint): libyaml then ends the document with "...".
+        return _TAME_TEXT.fullmatch(data) is not None and not (data.endswith("\n\n") or data == "\n")
+    if isinstance(data, dict):
+        return all(_tame(k) and _tame(v) for k, v in data.items())
+    if isinstance(data, list):
+        return all(_tame(v) for v in data)
+    return data is None or isinstance(data, (bool, int))
+
+
+def _dump(data: Any, *, fast: bool = True) -> str:
+    dumper = _FastSeedDumper if fast and _FastSeedDumper is not None and _tame(data) else _SeedDumper
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+
+
+# Reading YAML back is data, not bytes: libyaml's parser gives what PyYAML's gives, faster.
+_NETPLAN_LOADER = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+
+
+def _load_netplan(content: bytes) -> dict[str, Any]:
+    """The netplan renderer's YAML as data."""
+    return yaml.load(content, Loader=_NETPLAN_LOADER)["network"]  # noqa: S506 - a safe loader
+
+
+def seed_network(plan: Plan, target: Target,
+                 netplan_file: RenderedFile | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The netplan renderer's network, as (network-config, extra netplan file or None).
+
+    `netplan_file`: that renderer's file for this plan and target, when already rendered.
 
     cloud-init writes network-config back out with its keys sorted, so `bridges:` comes
     before the `ethernets:` it bridges; netplan 0.106 then parses the file twice and takes
@@ -196,7 +316,7 @@ def seed_network(plan: Plan, target: Target) -> tuple[dict[str, Any], dict[str, 
     (wireless-bridge), network-config keeps the uplink and the machine ports' bridge goes
     into its own netplan file, which user-data writes: together, the same network.
     """
-    network = yaml.safe_load(netplan_renderer.render(plan, target)[0].content)["network"]
+    network = _load_netplan((netplan_file or netplan_renderer.render(plan, target)[0]).content)
     if not ("bridges" in network and "wifis" in network):
         return network, None
     machines = {"version": 2, "renderer": network["renderer"], "ethernets": network.pop("ethernets"),
@@ -206,18 +326,25 @@ def seed_network(plan: Plan, target: Target) -> tuple[dict[str, Any], dict[str, 
 
 def network_config(plan: Plan, target: Target) -> RenderedFile:
     """network-config (version 2): the network the netplan renderer produces, unwrapped."""
-    network, _ = seed_network(plan, target)
-    # The secrets (WiFi passphrase, APN password) stay with the uplink, in network-config.
-    secret = netplan_renderer.render(plan, target)[0].secret
-    text = _SEED_HEADER.format(host=plan.hostname) + _dump(network)
-    return RenderedFile("network-config", text.encode("utf-8"), 0o600 if secret else 0o644,
-                        "cloud-init network configuration (version 2)", secret=secret)
+    return _seed_pair(plan, target)[0]
 
 
 def user_data(plan: Plan, target: Target) -> RenderedFile:
     """user-data (#cloud-config): the host name, and the drop-ins as write_files."""
+    return _seed_pair(plan, target)[1]
+
+
+def _seed_pair(plan: Plan, target: Target, netplan_file: RenderedFile | None = None) -> tuple[RenderedFile, RenderedFile]:
+    """(network-config, user-data) of one box, from one rendering of its netplan file."""
+    netplan_file = netplan_file or netplan_renderer.render(plan, target)[0]
+    network, machines = seed_network(plan, target, netplan_file)
+    # The secrets (WiFi passphrase, APN password) stay with the uplink, in network-config.
+    secret = netplan_file.secret
+    text = _SEED_HEADER.format(host=plan.hostname) + _dump(network)
+    net = RenderedFile("network-config", text.encode("utf-8"), 0o600 if secret else 0o644,
+                       "cloud-init network configuration (version 2)", secret=secret)
+
     files = [f for f in dropins.render(plan, target) if f.path in SEED_DROPINS]
-    _, machines = seed_network(plan, target)
     if machines is not None:
         files.insert(0, RenderedFile(MACHINES_NETPLAN_FILE, (netplan_renderer.HEADER + _dump({"network": machines}))
                                      .encode("utf-8"), 0o600, "the machine ports' bridge"))
@@ -237,17 +364,21 @@ def user_data(plan: Plan, target: Target) -> RenderedFile:
     doc["runcmd"] = runcmd
     secret = any(f.secret for f in files)
     text = "#cloud-config\n" + _SEED_HEADER.format(host=plan.hostname) + _dump(doc)
-    return RenderedFile("user-data", text.encode("utf-8"), 0o600 if secret else 0o644,
+    user = RenderedFile("user-data", text.encode("utf-8"), 0o600 if secret else 0o644,
                         "cloud-init user data (#cloud-config)", secret=secret)
+    return net, user
 
 
-def seed_files(plan: Plan, target: Target) -> list[RenderedFile]:
-    """The NoCloud seed of one box: meta-data, user-data, network-config."""
-    net, user = network_config(plan, target), user_data(plan, target)
+def seed_files(plan: Plan, target: Target, netplan_file: RenderedFile | None = None) -> list[RenderedFile]:
+    """The NoCloud seed of one box: meta-data, user-data, network-config.
+
+    `netplan_file`: the netplan renderer's file for this plan, when the tree already has it."""
+    net, user = _seed_pair(plan, target, netplan_file)
     # The instance id changes with the configuration, so cloud-init applies a changed seed
     # again; it is computed without the secrets, since meta-data is readable by all.
     masked = plan.redacted()
-    digest = hashlib.sha256(network_config(masked, target).content + user_data(masked, target).content).hexdigest()
+    masked_net, masked_user = (net, user) if masked == plan else _seed_pair(masked, target)  # no secret: the same
+    digest = hashlib.sha256(masked_net.content + masked_user.content).hexdigest()
     meta = _dump({"instance-id": f"{plan.hostname}-{digest[:12]}", "local-hostname": plan.hostname})
     return [RenderedFile("meta-data", meta.encode("utf-8"), 0o644, "cloud-init instance metadata"), user, net]
 
@@ -255,10 +386,36 @@ def seed_files(plan: Plan, target: Target) -> list[RenderedFile]:
 # ---------------------------------------------------------------------------------------
 # Writing.
 
-def write_fleet(out: Path, devices: list[Device], target: Target) -> list[Path]:
-    """Write OUT/<hostname>/{root,seed} per box; a box's previous output is replaced whole."""
-    from installer.writer import atomic_write, box_path
+# Boxes are built in private temporary folders and take their names in batches: one sync of
+# the filesystem per batch puts every file of the batch on disk (instead of two fsyncs per
+# file), then each folder is renamed into place; a folder under a box's name is always whole.
+COMMIT_BATCH = 250
+# Boxes can be built by worker processes (render and seeds are pure functions of the plan:
+# the bytes do not depend on who builds them); this process names the folders, in the CSV's
+# order, and deletes the previous run's. Bounded: at most MAX_JOBS workers, each given
+# CHUNK boxes at a time and at most two chunks ahead of the folders named.
+MAX_JOBS = 4
+CHUNK = 16
+PARALLEL_FROM = 64  # fewer boxes than this: one process (starting workers costs more)
 
+
+def default_jobs(boxes: int) -> int:
+    """How many processes build `boxes` boxes when not told: the CPUs this process may use
+    (at most MAX_JOBS) for a large fleet, else 1."""
+    if boxes < PARALLEL_FROM:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_JOBS, cpus))
+
+
+def write_fleet(out: Path, devices: list[Device], target: Target, *, jobs: int | None = None) -> list[Path]:
+    """Write OUT/<hostname>/{root,seed} per box; a box's previous output is replaced whole.
+
+    `jobs`: processes building boxes (1: this one only; None: default_jobs). The output is
+    the same whatever the number."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FleetError([f"{out}: exists and is not a directory; give --out a directory (it is created if missing)"])
@@ -268,49 +425,273 @@ def write_fleet(out: Path, devices: list[Device], target: Target) -> list[Path]:
         if foreign:
             raise FleetError([f"{final}: exists and is not the output of a previous fleet run for {d.hostname} "
                               f"({foreign}); nothing was written: move it away or choose another --out"])
+    jobs = default_jobs(len(devices)) if jobs is None else max(1, min(MAX_JOBS, jobs))
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for d in devices:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{d.hostname}.", suffix=".partial", dir=out))
-        try:
-            root, seed = tmp / "root", tmp / "seed"
-            root.mkdir()
-            seed.mkdir()
-            files = render(d.plan, target)
-            for f in files:
-                atomic_write(box_path(root, f.path), f.content, f.mode)
-            seeds = seed_files(d.plan, target)
-            for f in seeds:
-                atomic_write(seed / f.path, f.content, f.mode)
-            record = {"hostname": d.hostname, "files": _digests(tmp)}
-            atomic_write(tmp / OUTPUT_RECORD, json.dumps(record, indent=1, sort_keys=True).encode(), 0o644)
-            if not any(f.secret for f in files + seeds):
-                os.chmod(tmp, 0o755)  # mkdtemp's 0700 stays where a secret is inside
-            final = out / d.hostname
-            old = None
-            if final.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{d.hostname}.", suffix=".old", dir=out))
-                os.rename(final, old / "box")
-            os.rename(tmp, final)
-            if old is not None:
-                shutil.rmtree(old)
-        except BaseException:
+    written: list[Path] = []
+    pending: list[tuple[Path, Path]] = []  # (folder being built or built, its final name), in order
+    trash = _Trash()
+    try:
+        if jobs == 1:
+            for d in devices:
+                tmp = _new_folder(out, d.hostname)
+                pending.append((tmp, out / d.hostname))
+                _build_box(tmp, d.hostname, d.plan, target)
+                if len(pending) >= COMMIT_BATCH:
+                    _commit(out, pending, len(pending), written, trash)
+        else:
+            _write_in_workers(out, devices, target, jobs, pending, written, trash)
+        _commit(out, pending, len(pending), written, trash)
+        trash.finish()
+    except BaseException:
+        trash.finish(errors=False)
+        for tmp, _ in pending:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        written.append(final)
+        raise
     return written
 
 
-def _digests(folder: Path) -> dict[str, str]:
-    """Every file under folder (but the record), by its path relative to folder: its SHA-256."""
-    out = {}
-    for dirpath, _dirs, names in os.walk(folder):
-        for name in names:
-            path = Path(dirpath) / name
-            rel = path.relative_to(folder).as_posix()
-            if rel != OUTPUT_RECORD:
-                out[rel] = _sha256(path)
-    return out
+class _Trash:
+    """The previous run's box folders, deleted by one thread while the next boxes are built
+    (deleting is mostly waiting for the disk). Bounded: adding waits when it lags behind."""
+
+    def __init__(self) -> None:
+        self._queue: Any = None
+        self._thread: Any = None
+        self._error: BaseException | None = None
+
+    def add(self, folder: Path) -> None:
+        import queue
+        import threading
+
+        if self._thread is None:  # started only now: write_fleet's workers are forked before
+            self._queue = queue.Queue(maxsize=COMMIT_BATCH)
+            self._thread = threading.Thread(target=self._run, name="fleet-trash", daemon=True)
+            self._thread.start()
+        self._queue.put(folder)
+
+    def _run(self) -> None:
+        while (folder := self._queue.get()) is not None:
+            try:
+                shutil.rmtree(folder)
+            except BaseException as e:  # noqa: BLE001 - handed to finish()
+                self._error = self._error or e
+
+    def finish(self, errors: bool = True) -> None:
+        """Wait until everything added is deleted; raise the first error (when `errors`)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if errors and self._error is not None:
+            raise self._error
+
+
+def _write_in_workers(out: Path, devices: list[Device], target: Target, jobs: int,
+                      pending: list[tuple[Path, Path]], written: list[Path], trash: _Trash) -> None:
+    """Build the boxes in `jobs` worker processes, naming each batch once it is built."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    base = devices[0].base
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
+                               initargs=(base, target, os.getpid()))
+    try:
+        window: deque = deque()  # (future, boxes in its chunk)
+        built = 0  # pending[:built] are built
+        for start in range(0, len(devices), CHUNK):
+            chunk = []
+            for d in devices[start:start + CHUNK]:
+                if d.base is not base:
+                    raise ValueError("write_fleet: every device must come from one read_devices")
+                tmp = _new_folder(out, d.hostname)
+                pending.append((tmp, out / d.hostname))
+                chunk.append((str(tmp), d.hostname, d.sets))
+            window.append((pool.submit(_build_chunk, chunk), len(chunk)))
+            while len(window) > 2 * jobs or (window and window[0][0].done()):
+                future, count = window.popleft()
+                future.result()
+                built += count
+                if built >= COMMIT_BATCH:
+                    _commit(out, pending, built, written, trash)
+                    built = 0
+        while window:
+            future, count = window.popleft()
+            future.result()
+    finally:
+        # On an error: no task starts any more, and none is still writing when the caller
+        # deletes the unfinished folders.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_start(base: Plan, target: Target, parent: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle (it cleans up)
+    # A parent killed outright (SIGKILL, SIGTERM) takes its workers with it: they would wait
+    # for work forever, since each holds the task queue open itself.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it died before prctl
+        os._exit(1)
+    _WORKER.update(base=base, target=target)
+
+
+def _build_chunk(chunk: list[tuple[str, str, tuple[str, ...]]]) -> None:
+    base, target = _WORKER["base"], _WORKER["target"]
+    for tmp, hostname, sets in chunk:
+        _build_box(Path(tmp), hostname, Device(0, hostname, sets, base).plan, target)
+
+
+def _new_folder(out: Path, hostname: str) -> Path:
+    """A fresh private (0700) folder in out for a box to be built in."""
+    return Path(tempfile.mkdtemp(prefix=f".{hostname}.", suffix=".partial", dir=out))
+
+
+def _build_box(tmp: Path, hostname: str, plan: Plan, target: Target) -> None:
+    """Fill the fresh private folder tmp with root/, seed/ and the record of their digests."""
+    from installer.writer import DIR_MODE
+
+    root, seed = tmp / "root", tmp / "seed"
+    root.mkdir()
+    seed.mkdir()
+    files = render(plan, target)
+    netplan_file = next((f for f in files if f.path == NETPLAN_FILE), None) if plan.renderer == "netplan" else None
+    seeds = seed_files(plan, target, netplan_file)
+    digests: dict[str, str] = {}
+    made = {root}
+    for f in files:
+        path = _tree_path(root, f.path)
+        missing = []
+        probe = path.parent
+        while probe not in made:
+            missing.append(probe)
+            probe = probe.parent
+        for directory in reversed(missing):  # as writer.make_dirs: exactly DIR_MODE whatever the umask
+            _os_call(os.mkdir, directory, DIR_MODE)
+            _os_call(os.chmod, directory, DIR_MODE)
+            made.add(directory)
+        digests["root" + f.path] = _write_new(path, f.content, f.mode)
+    for f in seeds:
+        digests["seed/" + f.path] = _write_new(seed / f.path, f.content, f.mode)
+    record = {"hostname": hostname, "files": digests}
+    _write_new(tmp / OUTPUT_RECORD, json.dumps(record, indent=1, sort_keys=True).encode(), 0o644)
+    if not any(f.secret for f in files + seeds):
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 stays where a secret is inside
+
+
+def _tree_path(root: Path, path: str) -> Path:
+    """Where a path of the box lands under root, refused as writer.box_path refuses it (not
+    absolute, `..`). box_path also resolves every directory on the way, against links out of
+    root; root here is in a folder this run just made, private, holding only what it made."""
+    from installer.writer import WriteError
+
+    if not path.startswith("/"):
+        raise WriteError(f"{path}: not an absolute path")
+    parts = path.split("/")[1:]
+    if any(p in ("..", "", ".") for p in parts):
+        raise WriteError(f"{path}: '..', '.' and empty names are not allowed in a path")
+    return root.joinpath(*parts)
+
+
+def _write_new(path: Path, content: bytes, mode: int) -> str:
+    """Create path (in a folder of ours nobody else writes: no temporary name needed) with
+    exactly `mode` before any byte is written; its SHA-256, for the record."""
+    from installer.writer import WriteError, os_problem
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, mode)  # the umask does not apply; a secret is never readable by others
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise WriteError(os_problem(e, path)) from None
+    return hashlib.sha256(content).hexdigest()
+
+
+def _os_call(fn, path: Path, *args: Any) -> None:
+    from installer.writer import WriteError, os_problem
+
+    try:
+        fn(path, *args)
+    except OSError as e:
+        raise WriteError(os_problem(e, path, "creating")) from None
+
+
+def _commit(out: Path, pending: list[tuple[Path, Path]], count: int, written: list[Path], trash: _Trash) -> None:
+    """Put the first `count` folders of `pending` (built) on disk, then give each its name
+    (replacing the previous run's folder whole, which goes to the trash); they leave
+    `pending` as they are named."""
+    if not count:
+        return
+    _sync_filesystem(out)
+    for _ in range(count):
+        tmp, final = pending[0]
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=out))
+            os.rename(final, old / "box")
+        os.rename(tmp, final)
+        pending.pop(0)
+        written.append(final)
+        if old is not None:
+            trash.add(old)
+    _sync_directory(out)  # the names too
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_filesystem(directory: Path) -> None:
+    """Everything written on directory's filesystem, on disk: syncfs(2), else sync(2)."""
+    from installer.writer import WriteError, os_problem
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs() is not None:
+            if _syncfs()(fd) != 0:
+                import ctypes
+
+                err = ctypes.get_errno()
+                raise WriteError(os_problem(OSError(err, os.strerror(err)), directory, "syncing"))
+        else:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+_SYNCFS: list[Any] = []
+
+
+def _syncfs() -> Any:
+    """libc's syncfs (Linux), or None."""
+    if not _SYNCFS:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).syncfs
+            fn.argtypes = [ctypes.c_int]
+            fn.restype = ctypes.c_int
+            _SYNCFS.append(fn)
+        except (OSError, AttributeError, ImportError):
+            _SYNCFS.append(None)
+    return _SYNCFS[0]
 
 
 def _sha256(path: Path) -> str:

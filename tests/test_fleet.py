@@ -406,3 +406,202 @@ def test_generated_plans_give_seeds_that_read_back_exactly(capsys):
     check()
     with capsys.disabled():
         print(f"\n[hypothesis] seeds read back exactly: {count} generated cases")
+
+
+# ---------------------------------------------------------------------------------------
+# Speed without other bytes (issue 13: 5,000 boxes; figures in bench/fleet.py).
+
+# Every quoting hazard a seed's strings can hold: YAML's implicit types, indicators, spaces
+# and line breaks where block scalars need hints, document markers, long lines.
+HAZARDS = ["", " ", "  lead", "trail ", "a  b", "yes", "No", "off", "ON", "null", "~", "Null", "true", "1", "-1",
+           "0x1f", "0o17", "017", "1e3", ".5", "1_000", ".inf", "-.Inf", ".nan", "2001-12-14", "2001-12-14t21:59:43.10-05:00",
+           "12:30:45", "<<", "=", "-", "- x", "--- x", "---", "...", "? x", "?x", ": x", "a: b", "a:b", "a #b", "a#b", "#x",
+           "&a", "*a", "!tag", "|", ">", "'", '"', "%x", "@x", "`x", "[a]", "{a}", "a,b", "a[b]", "x: [1]",
+           "\n", "\n\n", "a\n", "a\n\n", "a\n\n\n", "\na", "\n\nx", " a\nb\n", "a \nb\n", "a\n b\n", "a\n  b  \n", " \n",
+           "line one\nline two", "#!/bin/sh\necho 'x' \"y\"\n", "key=value # not a comment\n", "http://u:p@h:3128/",
+           "p%40ss%3Aw%23rd", "Plant-Floor", "wlan0", "192.168.50.2/24", "fe80::1", "52:54:00:00:00:01", "0644", "0600",
+           "x" * 399, "y " * 199 + "y", ("z" * 399 + "\n") * 3, "edge-01"]
+
+
+def test_the_fast_emitter_writes_what_pyyaml_writes():
+    from installer import fleet
+
+    if fleet._FastSeedDumper is None:
+        pytest.skip("PyYAML without libyaml here: the seeds are written by its pure-Python emitter only")
+
+    class Plain(yaml.SafeDumper):  # PyYAML's own emitter and resolver, nothing remembered
+        pass
+
+    Plain.add_representer(str, fleet._represent_str)
+
+    def reference(data):
+        return yaml.dump(data, Dumper=Plain, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+
+    by_libyaml = 0
+    for text in HAZARDS:
+        for data in ({"k": text}, {text or "e": [text, {"content": text, "n": 1, "b": False, "z": None}]},
+                     {"write_files": [{"path": "/etc/x", "content": text + "\n" + text}], "runcmd": [["a", text]]}):
+            assert fleet._dump(data) == reference(data), repr(text)
+            by_libyaml += fleet._tame(data)
+    assert by_libyaml > 2.5 * len(HAZARDS)  # nearly all of them went the fast way
+    # Why only tame data: the two emitters differ at the edges. An astral character: PyYAML
+    # writes it as it is, libyaml escapes it in double quotes; kept line breaks at the end of
+    # a block: libyaml adds "..." after the document. Such data goes the slow way.
+    for odd in ({"ssid": "x\U0001F600y"}, {"content": "a\n\n", "z": 1}):
+        fast = yaml.dump(odd, Dumper=fleet._FastSeedDumper, sort_keys=False, default_flow_style=False,
+                         allow_unicode=True, width=1000)
+        assert fast != reference(odd) and not fleet._tame(odd) and fleet._dump(odd) == reference(odd)
+    assert not fleet._tame({"k": "x" * 401}) and not fleet._tame({"k": "caf\u00e9"}) and not fleet._tame({"k": 1.5})
+
+
+def test_generated_plans_give_the_seed_bytes_of_the_plain_pyyaml_path(monkeypatch):
+    # The seed of any valid plan, written the fast way (libyaml's emitter and parser, the
+    # netplan file shared with the tree, resolution remembered), byte for byte as PyYAML's
+    # pure-Python emitter and parser write it from a fresh rendering.
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from installer import fleet
+    from tests.strategies import valid_plans
+
+    class Plain(yaml.SafeDumper):
+        pass
+
+    Plain.add_representer(str, fleet._represent_str)
+
+    def reference_seed(plan):
+        with monkeypatch.context() as m:
+            m.setattr(fleet, "_FastSeedDumper", None)
+            m.setattr(fleet, "_SeedDumper", Plain)
+            m.setattr(fleet, "_NETPLAN_LOADER", yaml.SafeLoader)
+            return seed_files(plan, TARGET)
+
+    @settings(max_examples=SEED_EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(valid_plans(), st.from_regex(r"\A[a-z][a-z0-9-]{0,20}[a-z0-9]\Z"))
+    def check(plan, hostname):
+        plan = apply_sets(plan, [f"hostname={hostname}"])
+        files = render(plan, TARGET)
+        shared = next((f for f in files if f.path == netplan_renderer.NETPLAN_FILE), None)
+        fast = seed_files(plan, TARGET, shared if plan.renderer == "netplan" else None)
+        assert [(f.path, f.content, f.mode, f.secret) for f in fast] == [
+            (f.path, f.content, f.mode, f.secret) for f in reference_seed(plan)]
+
+    check()
+
+
+def full_tree(top: Path) -> dict[str, tuple[str, int, bytes | None]]:
+    """Every entry under top: kind, mode and (files) bytes."""
+    entries = {}
+    for p in sorted(top.rglob("*")):
+        st = p.lstat()
+        entries[p.relative_to(top).as_posix()] = ("dir" if p.is_dir() else "file", st.st_mode & 0o7777,
+                                                  p.read_bytes() if p.is_file() else None)
+    return entries
+
+
+def base_devices(boxes: int) -> tuple[list, list[P.Plan]]:
+    plan = H.base_plan()
+    text, expected = devices_csv(plan, boxes)
+    return read_devices(text, plan), expected
+
+
+def test_workers_write_the_boxes_one_process_writes(tmp_path, monkeypatch):
+    from installer import fleet
+
+    monkeypatch.setattr(fleet, "COMMIT_BATCH", 7)  # several batches, one left over
+    monkeypatch.setattr(fleet, "CHUNK", 3)
+    devices, expected = base_devices(23)
+    assert [d.plan for d in devices] == expected  # each box's plan, from its row again
+    one = fleet.write_fleet(tmp_path / "one", devices, TARGET, jobs=1)
+    two = fleet.write_fleet(tmp_path / "two", devices, TARGET, jobs=2)
+    assert [p.name for p in one] == [p.name for p in two] == [p.hostname for p in expected]
+    assert full_tree(tmp_path / "one") == full_tree(tmp_path / "two")
+    assert sorted(os.listdir(tmp_path / "two")) == sorted(p.hostname for p in expected)  # nothing half-built left
+    for plan in expected:
+        box = tmp_path / "two" / plan.hostname
+        assert tree(box / "root") == {f.path: (f.content, f.mode) for f in render(plan, TARGET)}
+        assert {f.path: f.content for f in seed_files(plan, TARGET)} == {
+            f.name: f.read_bytes() for f in (box / "seed").iterdir()}
+    # A rerun by workers replaces them whole, as one process does.
+    assert fleet.write_fleet(tmp_path / "one", devices, TARGET, jobs=2) == one
+    assert full_tree(tmp_path / "one") == full_tree(tmp_path / "two")
+    assert fleet.default_jobs(fleet.PARALLEL_FROM - 1) == 1 and 1 <= fleet.default_jobs(5000) <= fleet.MAX_JOBS
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_box_that_cannot_be_written_leaves_whole_boxes_only(tmp_path, monkeypatch, jobs):
+    from installer import fleet
+    from installer.writer import WriteError
+
+    monkeypatch.setattr(fleet, "COMMIT_BATCH", 4)
+    monkeypatch.setattr(fleet, "CHUNK", 2)
+    devices, expected = base_devices(12)
+    build = fleet._build_box
+
+    def failing(tmp, hostname, plan, target):  # the 10th box hits a full disk
+        build(tmp, hostname, plan, target)
+        if hostname == expected[9].hostname:
+            raise WriteError(f"{tmp}/seed/user-data: no space left on device writing it")
+
+    monkeypatch.setattr(fleet, "_build_box", failing)
+    with pytest.raises(WriteError, match="no space left"):
+        fleet.write_fleet(tmp_path / "out", devices, TARGET, jobs=jobs)
+    names = sorted(os.listdir(tmp_path / "out"))
+    # Only named boxes remain (no .partial folder), whole, from the first batches, in order.
+    assert names == [p.hostname for p in expected[:len(names)]] and len(names) in (4, 8)
+    assert all(fleet._not_ours(tmp_path / "out" / n, n) is None for n in names)
+
+
+def test_workers_end_with_a_killed_parent(tmp_path):
+    # A fleet killed outright (SIGKILL: no clean-up runs) leaves no worker waiting forever.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    plan = H.base_plan()
+    bundle = tmp_path / "b.tar.gz"
+    bundle.write_bytes(build_bundle(plan, H.PASSPHRASE, target=TARGET, scrypt_n=H.SCRYPT_N))
+    (tmp_path / "pass").write_text(H.PASSPHRASE)
+    text, _ = devices_csv(plan, 150)
+    (tmp_path / "devices.csv").write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "installer", "bundle", "fleet", str(bundle), "--allow-unsigned",
+                             "--devices", str(tmp_path / "devices.csv"), "--out", str(tmp_path / "out"),
+                             "--passphrase-file", str(tmp_path / "pass")], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def children(pid):
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                stat = (entry / "stat").read_text()
+            except (OSError, ValueError):
+                continue
+            if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        return found
+
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) >= 2, "no workers started"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text().lower()
+                  for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = [w for w in workers if Path(f"/proc/{w}").exists()
+                 and "zombie" not in Path(f"/proc/{w}/status").read_text().lower()]
+        assert not alive, f"workers left running: {alive}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        for w in workers:  # a failed run leaves none behind either
+            try:
+                os.kill(w, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
