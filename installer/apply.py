@@ -17,7 +17,7 @@ from installer.existing import find_conflicts, move_aside_paths
 from installer.plan import Plan
 from installer.render import CONN_MACHINES, CONN_UPLINK, Target, render
 from installer.render.dropins import (CHRONY_FILE, LEGACY_PROXY_FILE, NM_UNMANAGED_FILE, PROXY_ENV_FILE,
-                                     PROXY_FILE, RESOLVED_FILE, SYSCTL_FILE, TIMESYNCD_FILE)
+                                     PROXY_FILE, REGDOM_FILE, RESOLVED_FILE, SYSCTL_FILE, TIMESYNCD_FILE)
 from installer.system import CommandResult, System
 from installer.writer import (WriteResult, await_confirmation, confirm_set, recover, restore,
                               revert_unconfirmed, write_files)
@@ -47,6 +47,7 @@ class ApplyResult:
     restored: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     refused: str | None = None             # why nothing was written (an address another device holds)
+    country_before: str | None = None      # the WiFi regulatory country before apply set the plan's
 
     @property
     def ok(self) -> bool:
@@ -178,6 +179,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
             result.messages.append(f"no revert timer ({switch.describe()}): if this process is killed, "
                                    "the change is undone at the next boot or `edge-installer recover`")
     try:
+        set_country(plan, system, result, progress)
         for argv in commands:
             outcome = system.run(argv)
             result.commands.append(outcome)
@@ -264,6 +266,64 @@ def check_addresses(plan: Plan, system: System, result: ApplyResult, progress: P
     return False
 
 
+IW_REG = ["iw", "reg"]
+COUNTRY_WAIT_S = 5.0  # for the kernel to take a new country (it loads regulatory.db then)
+
+
+def regulatory_country(output: str) -> str | None:
+    """The kernel's global regulatory country in `iw reg get`'s output ("global" then
+    "country DE: DFS-ETSI"), or None."""
+    import re
+
+    m = re.search(r"^global\s*\ncountry (\w\w):", output, re.M) or re.search(r"^country (\w\w):", output, re.M)
+    return m.group(1) if m else None
+
+
+def set_country(plan: Plan, system: System, result: ApplyResult, progress: Progress,
+                wait: float | None = None) -> None:
+    """The plan's WiFi regulatory country in effect now (`iw reg set`), on every stack: the
+    modprobe drop-in (installer.render.dropins) acts only when cfg80211 loads, at the next boot,
+    and NetworkManager has no setting for it. Never fails the apply: a box without iw, without a
+    radio or without wireless-regdb is told so in a message, and the drop-in sets the country at
+    the next boot. The previous country is kept for a rollback (_rollback sets it again)."""
+    import time
+
+    w = plan.wifi
+    if w is None or not w.country or plan.topology not in ("wifi", "wireless-bridge"):
+        return
+    later = f"it takes effect at the next boot ({REGDOM_FILE})"
+    if system.live:
+        before = system.run(IW_REG + ["get"])
+        if before.returncode == 127:
+            result.messages.append(f"WiFi country {w.country} not set now: iw is not installed (Debian package "
+                                   f"iw); {later}")
+            return
+        result.country_before = regulatory_country(before.output) if before.ok else None
+    done = system.run(IW_REG + ["set", w.country])
+    result.commands.append(done)
+    progress(done.describe())
+    if not done.ran:
+        return
+    if not done.ok:
+        tail = (done.output.strip().splitlines() or ["no output"])[-1]
+        result.messages.append(f"WiFi country {w.country} not set now (iw reg set: {tail}; a box without a WiFi "
+                               f"radio has no use for it); {later}")
+        return
+    # The kernel takes the request in the background (and loads wireless-regdb's database then).
+    deadline = time.monotonic() + (COUNTRY_WAIT_S if wait is None else wait)
+    while True:
+        now = regulatory_country(system.run(IW_REG + ["get"]).output)
+        if now == w.country:
+            progress(f"WiFi country {w.country} in effect (iw reg get)")
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    result.messages.append(f"WiFi country {w.country} not in effect: the kernel kept country {now or 'unknown'} "
+                           f"(is the Debian package wireless-regdb installed? it provides /lib/firmware/"
+                           f"regulatory.db); {later}")
+
+
 def _disarm(system: System, result: ApplyResult, armed: str | None) -> None:
     """The change was answered (kept or undone here): the revert timer has nothing left to do."""
     if armed:
@@ -347,6 +407,8 @@ def _rollback(plan: Plan, system: System, target: Target, result: ApplyResult, c
         return
     result.restored = restore(system.root, result.written.backup_dir)
     result.rolled_back = True
+    if result.country_before and plan.wifi is not None and result.country_before != plan.wifi.country:
+        result.commands.append(system.run(IW_REG + ["set", result.country_before]))  # as set_country found it
     # The old state is applied with the same commands reading the restored files: netplan
     # apply, or nmcli's reload, which drops the profiles we created and brings back the old
     # ones (they autoconnect); the drop-ins' services re-read theirs.

@@ -173,6 +173,102 @@ def test_the_country_reaches_the_box_for_both_renderers(pki):
     assert "regulatory-domain" not in old["/etc/netplan/90-edge-installer.yaml"].text and REGDOM_FILE in old
 
 
+# ---------------------------------------------------------------------------------------
+# The country in effect at apply time (installer.apply.set_country). That the kernel really
+# takes it is proven on booted boxes (tests/test_box_wifi_enterprise.py); here, the flow around
+# it: the previous country read, `iw reg set`, waiting for the kernel, the messages when the box
+# cannot, and the previous country set again on a rollback.
+
+class Regdomain:
+    """The kernel's answers to iw, as a box without a radio, without iw's nl80211 or without
+    wireless-regdb gives them: `takes` False keeps country 00 after a set."""
+
+    def __init__(self, takes: bool = True, set_fails: str | None = None):
+        self.country, self.takes, self.set_fails = "00", takes, set_fails
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv, **kwargs):
+        import subprocess
+
+        self.calls.append(list(argv))
+        if argv[:3] == ["iw", "reg", "set"]:
+            if self.set_fails:
+                return subprocess.CompletedProcess(argv, 1, "", self.set_fails)
+            if self.takes:
+                self.country = argv[3]
+        if argv[:3] == ["iw", "reg", "get"]:
+            return subprocess.CompletedProcess(argv, 0, f"global\ncountry {self.country}: DFS-UNSET\n", "")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+def _apply(tmp_path, plan, runner, keep=True):
+    from types import SimpleNamespace
+
+    from installer.apply import apply_plan
+    from installer.system import System
+
+    lines: list[str] = []
+    tmp_path.mkdir(exist_ok=True)
+    result = apply_plan(plan, System(tmp_path, runner=runner, live_override=True), Target(),
+                        confirm=lambda s, r: keep, rechecker=lambda plan, t: None, progress=lines.append,
+                        prober=lambda plan, timeout: SimpleNamespace(ok=True, lines=[]))
+    return result, lines
+
+
+def test_apply_puts_the_country_in_effect_and_a_rollback_puts_the_previous_one_back(tmp_path):
+    kernel = Regdomain()
+    result, lines = _apply(tmp_path / "kept", peap(country="DE"), kernel)
+    assert result.ok and kernel.country == "DE" and result.country_before == "00"
+    # Set before the stack brings the radio up, so it scans and joins on the country's channels.
+    assert kernel.calls.index(["iw", "reg", "set", "DE"]) < kernel.calls.index(["netplan", "apply"])
+    assert "ran: iw reg set DE" in lines and "WiFi country DE in effect (iw reg get)" in lines
+    assert not [m for m in result.messages if "country" in m]
+
+    kernel = Regdomain()
+    result, _ = _apply(tmp_path / "undone", peap(country="DE"), kernel, keep=False)
+    assert result.rolled_back and kernel.country == "00"
+    assert kernel.calls[kernel.calls.index(["iw", "reg", "set", "DE"]) + 1:].count(["iw", "reg", "set", "00"]) == 1
+    # No country in the plan: the regulatory domain is left alone.
+    kernel = Regdomain()
+    result, _ = _apply(tmp_path / "none", peap(), kernel)
+    assert result.ok and not [c for c in kernel.calls if c[0] == "iw"]
+
+
+@pytest.mark.parametrize("kernel,words", [
+    (Regdomain(set_fails="command failed: No such file or directory (-2)"), "iw reg set: command failed"),
+    (Regdomain(takes=False), "kept country 00 (is the Debian package wireless-regdb installed?"),
+])
+def test_a_box_that_cannot_take_the_country_is_told_and_the_apply_goes_on(tmp_path, kernel, words, monkeypatch):
+    import installer.apply as A
+
+    monkeypatch.setattr(A, "COUNTRY_WAIT_S", 0.0)
+    result, _ = _apply(tmp_path, peap(country="DE"), kernel)
+    assert result.ok and not result.rolled_back
+    (message,) = [m for m in result.messages if "country" in m]
+    assert words in message and message.endswith(f"it takes effect at the next boot ({REGDOM_FILE})"), message
+
+
+def test_without_iw_the_country_waits_for_the_next_boot(tmp_path, monkeypatch):
+    """The real System on a PATH without iw: said in one message, nothing run, no error."""
+    from installer.apply import ApplyResult, set_country
+    from installer.system import System
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result, lines = ApplyResult(), []
+    set_country(peap(country="DE"), System(tmp_path, live_override=True), result, lines.append)
+    assert result.messages == [f"WiFi country DE not set now: iw is not installed (Debian package iw); "
+                               f"it takes effect at the next boot ({REGDOM_FILE})"]
+    assert lines == [] and result.commands == []
+
+
+def test_a_staged_apply_shows_the_country_command(tmp_path):
+    from installer.apply import apply_plan
+    from installer.system import System
+
+    result = apply_plan(peap(country="DE"), System(tmp_path), Target(), confirm=lambda s, r: True)
+    assert "would run: iw reg set DE" in [c.describe() for c in result.commands]
+
+
 def test_country_codes_come_from_the_installed_wireless_regdb():
     installed = fields.regdb_countries()
     if Path(fields.REGULATORY_DB).exists():

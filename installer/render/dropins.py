@@ -216,8 +216,8 @@ def _proxy(plan: Plan) -> list[RenderedFile]:
 
 def _regdom(country: str) -> RenderedFile:
     """The WiFi regulatory country for the kernel (cfg80211), which NetworkManager has no setting
-    for: read when cfg80211 loads, i.e. at the next boot, before any driver scans. netplan's own
-    `regulatory-domain` (iw reg set) adds the change at apply time where netplan renders."""
+    for: read when cfg80211 loads, i.e. at the next boot, before any driver scans. At apply time
+    installer.apply.set_country puts it in effect (`iw reg set`) on every stack."""
     text = (_HEADER + "# The WiFi regulatory domain of the country the box is in: which channels and transmit\n"
             "# power the radio may use (needs the Debian package wireless-regdb; takes effect when\n"
             "# cfg80211 loads, at the next boot).\n"

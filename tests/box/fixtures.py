@@ -200,7 +200,7 @@ def installed(boot_box: Callable[[str], Box], pyz: Path) -> Callable[[str], Box]
         if INSTALLED in box.snapshots():
             box.snapshot_load(INSTALLED)
         else:
-            install(box, pyz)
+            install(box, pyz, timeout=300)  # the first run unpacks the zipapp: minutes under a loaded TCG
             box.snapshot_save(INSTALLED)
         return box
     return get

@@ -45,15 +45,17 @@ def zipapp() -> Path:
     return _built["pyz"]
 
 
-def install(box, pyz: Path) -> None:
+def install(box, pyz: Path, *, zerotouch: bool = False, timeout: float = 120) -> None:
     """The single file as /usr/local/bin/edge-installer and the boot-time recover unit, enabled;
-    the lab's public CA for the plans' tls.extra_ca_file. Nothing else: the box's own python3."""
+    the lab's public CA for the plans' tls.extra_ca_file. Nothing else: the box's own python3.
+    zerotouch: also the opt-in first-boot unit from a setup medium (README, "Zero-touch")."""
+    units = ["edge-installer-recover.service"] + (["edge-installer-zerotouch.service"] if zerotouch else [])
     box.write_file(BIN, pyz.read_bytes(), 0o755)
-    box.write_file("/etc/systemd/system/edge-installer-recover.service",
-                   (UNITS / "edge-installer-recover.service").read_bytes(), 0o644)
+    for unit in units:
+        box.write_file(f"/etc/systemd/system/{unit}", (UNITS / unit).read_bytes(), 0o644)
     box.write_file(CA, box.lab.public_ca_file.read_bytes(), 0o644)
-    box.sh("systemctl daemon-reload; systemctl enable --quiet edge-installer-recover.service; "
-           f"{BIN} --help >/dev/null", timeout=120)  # unpacks once, as root, into /var/cache
+    box.sh(f"systemctl daemon-reload; systemctl enable --quiet {' '.join(units)}; "
+           f"{BIN} --help >/dev/null", timeout=timeout)  # unpacks once, as root, into /var/cache
 
 
 def vendor_name() -> str:

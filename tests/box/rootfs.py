@@ -27,6 +27,9 @@ BASE_PACKAGES = (
     "systemd-sysv", "libpam-systemd", "linux-image-amd64", "initramfs-tools", "iproute2",
     "python3", "udev", "dbus", "kmod", "iputils-ping", "procps", "qemu-guest-agent",
     "hostapd", "wpasupplicant", "iw", "util-linux-extra",  # hwclock, for guest-set-time
+    "wireless-regdb",  # /lib/firmware/regulatory.db: without it `iw reg set DE` leaves "country 00"
+    "ethtool",  # `ethtool -p` (identify) on the box's NICs, as the interfaces step runs it
+    "openssh-server",  # the fleet rollout: Ansible reaches the boxes over SSH inside the lab
     "netplan.io", "network-manager", "modemmanager", "systemd-resolved", "systemd-timesyncd",
 )
 # Fetched into the package cache during the base stage, installed by the variants that want

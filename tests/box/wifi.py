@@ -67,11 +67,11 @@ class AccessPoint:
     """An access point as a plant runs one: SSID, security (the plan's words), passphrase."""
 
     ssid: str
-    security: str  # "wpa2-psk" | "wpa3-sae" | "wpa2-wpa3"
+    security: str  # "wpa2-psk" | "wpa3-sae" | "wpa2-wpa3" | "wpa2-enterprise" | "wpa3-enterprise"
     passphrase: str
     hidden: bool = False
     channel: int = 6
-    eap: Eap | None = None  # security "wpa2-enterprise": the EAP server (passphrase unused)
+    eap: Eap | None = None  # security "wpa2/wpa3-enterprise": the EAP server (passphrase unused)
 
     def hostapd_conf(self, interface: str = AP_IF, bridge: str | None = AP_BRIDGE) -> str:
         lines = [f"interface={interface}", "driver=nl80211", f"ctrl_interface={HOSTAPD_CTRL}",
@@ -79,12 +79,17 @@ class AccessPoint:
                  "wpa=2", "rsn_pairwise=CCMP"]
         if bridge:
             lines.append(f"bridge={bridge}")
-        if self.security != "wpa2-enterprise":
+        if self.security not in ("wpa2-enterprise", "wpa3-enterprise"):
             lines.append(f"wpa_passphrase={self.passphrase}")
         if self.security == "wpa2-psk":
             lines.append("wpa_key_mgmt=WPA-PSK")
-        elif self.security == "wpa2-enterprise" and self.eap:
-            lines += ["wpa_key_mgmt=WPA-EAP", "ieee8021x=1", "eap_server=1", f"eap_user_file={EAP_USERS}",
+        elif self.security in ("wpa2-enterprise", "wpa3-enterprise") and self.eap:
+            # WPA3-Enterprise (not the 192-bit mode): 802.1X with management-frame protection
+            # required; this AP offers only the SHA-256 AKM (00-0f-ac-5), so a station that would
+            # join as plain WPA-EAP, or without PMF, is turned away.
+            akm = ["wpa_key_mgmt=WPA-EAP"] if self.security == "wpa2-enterprise" else [
+                "wpa_key_mgmt=WPA-EAP-SHA256", "ieee80211w=2"]
+            lines += [*akm, "ieee8021x=1", "eap_server=1", f"eap_user_file={EAP_USERS}",
                       f"ca_cert={AP_PKI}/ca.pem", f"server_cert={AP_PKI}/server.pem",
                       f"private_key={AP_PKI}/server.key"]
         elif self.security == "wpa3-sae":
