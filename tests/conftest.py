@@ -57,6 +57,8 @@ def box_group(item) -> str:
     if os.environ.get("EDGE_INSTALLER_BOX_GROUPS", "2") == "1":
         return "box"
     groups = {BOX_GROUP_OF_VARIANT[v] for v in box_variants(item)}
+    if not groups:
+        return "box-networkd"  # labs of their own (the fleet's VMs): beside the lighter group
     return groups.pop() if len(groups) == 1 else "box-nm"
 
 

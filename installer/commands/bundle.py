@@ -3,7 +3,8 @@
     bundle keygen -o KEY                  (KEY: Ed25519 private key, KEY.pub: its public key)
     bundle export PLAN -o FILE [--passphrase-file F | --no-secrets] [--report REPORT.json] [--sign-key KEY]
     bundle import FILE [--passphrase-file F] [-o PLAN] [TRUST]
-    bundle fleet BUNDLE --devices devices.csv --out DIR [--passphrase-file F] [TRUST]
+    bundle fleet BUNDLE --devices devices.csv --out DIR [--passphrase-file F] [--ansible] [TRUST]
+    bundle fleet-report RESULTS_DIR [-o DIR]   (a rollout's results: fleet-report.json and .html)
 
 TRUST: [--root DIR] [--trust-key KEY.pub ...] [--allow-unsigned]. A bundle is used when signed
 by a key in DIR/etc/edge-installer/trusted-keys or a --trust-key; otherwise only with
@@ -80,8 +81,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="NetworkManager is (or is not) the boxes' stack in charge (default: the bundle's)")
     f.add_argument("--cloud-init", action=argparse.BooleanOptionalAction, default=None,
                    help="cloud-init is (or is not) installed on the boxes (default: the bundle's)")
+    f.add_argument("--ansible", action="store_true",
+                   help="also write DIR/inventory.yml for the Ansible rollout (packaging/ansible/rollout.yml); "
+                        "CSV columns ansible_host, ansible_user, ansible_port go to the inventory only")
     add_trust_arguments(f)
     f.set_defaults(run=run_fleet)
+
+    r = actions.add_parser("fleet-report", help="one report (JSON and HTML) of a rollout's results",
+                           description="Read a rollout's results directory (RESULTS/<box>/outcome.json and "
+                                       "check.json, as packaging/ansible/rollout.yml leaves them) and write "
+                                       "fleet-report.json and a self-contained fleet-report.html: per box its "
+                                       "outcome, pass / warn / fail and findings; across the fleet the causes "
+                                       "several boxes share. Exit 0 all pass, 1 warnings only, 2 any box failed.")
+    r.add_argument("results", metavar="RESULTS_DIR", help="the rollout's results directory")
+    r.add_argument("-o", "--out", metavar="DIR", help="where the two files go (default: RESULTS_DIR)")
+    r.set_defaults(run=run_fleet_report)
 
 
 def add_trust_arguments(p: argparse.ArgumentParser, *, root: bool = True) -> None:
@@ -277,11 +291,27 @@ def run_fleet(args: argparse.Namespace) -> int:
         netplan_version=tuple(args.netplan_version) if args.netplan_version else target.netplan_version,
         networkmanager=target.networkmanager if args.networkmanager is None else args.networkmanager,
         cloud_init=target.cloud_init if args.cloud_init is None else args.cloud_init)
+    extras: list = []
+    if args.ansible:
+        from installer.fleetinventory import InventoryError, split_controller_columns
+
+        try:
+            text, extras = split_controller_columns(text, args.devices)
+        except InventoryError as e:
+            raise UsageError(e.lines) from None
     try:
         devices = read_devices(text, loaded.plan, missing_secrets=loaded.missing_secrets, source=args.devices)
         written = write_fleet(Path(args.out), devices, target)
     except FleetError as e:
         raise UsageError(e.lines) from None
+    if args.ansible:
+        from installer.bundle import public_key_line
+        from installer.fleetinventory import ROLLOUT_DIR, write_inventory
+
+        inventory = write_inventory(Path(args.out), devices, extras, bundle=Path(args.bundle),
+                                    signer_line=public_key_line(loaded.signer) if loaded.signer else None)
+        print(f"Ansible inventory: {inventory} ({len(devices)} host(s)); roll out with\n"
+              f"  ansible-playbook -i {inventory} {ROLLOUT_DIR / 'rollout.yml'}")
     print(f"{len(written)} box(es) from {args.bundle}, rendered for {describe_target(loaded.plan, target)}:")
     for path in written:
         print(f"  {path}/root (the tree to install)  {path}/seed (cloud-init NoCloud: meta-data, user-data, "
@@ -302,3 +332,27 @@ def _read_csv(path: str, cap: int) -> str:
     except UnicodeDecodeError as e:
         raise UsageError(f"--devices {path}: is not UTF-8 text (byte {e.start}); save it as CSV UTF-8") from None
 
+
+def run_fleet_report(args: argparse.Namespace) -> int:
+    from installer import fleetreport
+
+    try:
+        report = fleetreport.read_results(args.results)
+    except fleetreport.ReportError as e:
+        raise UsageError(str(e)) from None
+    j, h = fleetreport.write(report, args.out or args.results)
+    s = report["summary"]
+    print(f"{s['boxes']} box(es): {s['pass']} pass, {s['warn']} warn, {s['fail']} fail"
+          + "".join(f"; {k} {v}" for k, v in s["outcomes"].items()))
+    for g in report["shared"]:
+        print(f"  shared by {g['count']} boxes: {g['status'].upper()} {g['cause']}: "
+              f"{printable_line(g['title'])}")
+    print(f"Fleet report: {j} and {h}")
+    return fleetreport.exit_code(report)
+
+
+def printable_line(text: str) -> str:
+    """Text from a box, safe for a terminal."""
+    from installer.bundle import printable
+
+    return printable(text)

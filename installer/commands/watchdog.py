@@ -137,8 +137,10 @@ def run_disable(args: argparse.Namespace) -> int:
     stopped = system.run(["systemctl", "disable", "--now", f"{UNIT}.timer"])
     print(stopped.describe())
     for path in present:
-        box_path(root, path).unlink()
-        print(f"removed {box_path(root, path)}")
+        # `systemctl disable` has removed the wants link already on a running box.
+        if os.path.lexists(box_path(root, path)):
+            box_path(root, path).unlink()
+            print(f"removed {box_path(root, path)}")
     print(system.run(["systemctl", "daemon-reload"]).describe())
     print(f"Watchdog off. Its runs stay under {box_path(root, STATE_DIR)} (`edge-installer status` still reads them).")
     return 0 if stopped.ok else 1
