@@ -10,6 +10,7 @@ applied again. Under a staged root nothing runs: the commands are shown.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -111,15 +112,29 @@ def stack_commands(plan: Plan, target: Target, written: list[str]) -> list[list[
     return commands
 
 
-def recheck(plan: Plan, timeout: float) -> object:
+# The stack's command returns before the links are up: networkd configures an address, a DHCP
+# lease or a WiFi association a moment (on a slow box, seconds) later. The re-check first waits,
+# bounded, until the links carry what the plan gives them; a link that never does (no carrier,
+# no lease) is judged after this long, as it is.
+RECHECK_SETTLE_S = 30.0
+
+
+def recheck(plan: Plan, timeout: float, settle_s: float = RECHECK_SETTLE_S) -> object:
     """The link checks, the DNS checks, the ARP probes of the static addresses and gateway
     (installer.checks.neighbours), the WiFi signal (installer.checks.wifi) and one cloud check,
-    as after `netplan apply`."""
+    as after `netplan apply`, once the links have settled (at most settle_s)."""
     from installer.checks.planner import build_context, plan_checks, remediation
     from installer.checks.runner import run_checks
 
     ctx = build_context(plan, timeout=timeout)
     checks = plan_checks(plan, ctx)
+    links = [c for c in checks if c.id == "link-state"]
+    deadline = time.monotonic() + settle_s
+    while links and time.monotonic() < deadline:
+        settled = asyncio.run(run_checks(links, ctx))
+        if all(r.status in ("pass", "warn") for r in settled.results):
+            break
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
     keep = [c for c in checks if c.id.startswith(("link-", "dns-", "address-", "gateway-", "wifi-"))]
     cloud = next((c for c in checks if c.id == "https-ping"), None) or next(
         (c for c in checks if c.id == "tcp-connect"), None)

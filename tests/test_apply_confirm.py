@@ -9,6 +9,7 @@ process, since the temporary box has no network of its own to ask."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from tests.test_apply_interrupted import (LIVE_CLI, PLAN_FILE, REPO, commands_run, manifests, old_box_at,
                                           wait_for_the_answer)
 from tests.test_apply import tree
+from tests.lab.fixtures import lab  # noqa: F401  (the network lab, needs root)
 
 # LIVE_CLI, with the re-check answering what EDGE_TEST_RECHECK says: "none" (it could not run)
 # or a list of "id:status" results.
@@ -134,3 +136,46 @@ def test_headless_ways_are_one_at_a_time(tmp_path):
     r = subprocess.run([sys.executable, "-m", "installer", "apply", str(PLAN_FILE), "--root", str(root),
                         "--no-confirm", "--keep-if-healthy"], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2 and "not allowed with argument" in r.stderr and "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- the re-check waits
+RECHECK = textwrap.dedent("""
+    import json, sys, time
+    from installer import plan as planmod
+    from installer.apply import recheck
+    plan = planmod.load(sys.argv[1])
+    t0 = time.monotonic()
+    report = recheck(plan, 1.0, settle_s=float(sys.argv[2]))
+    print(json.dumps({"s": time.monotonic() - t0, "links": {r.target: r.status for r in report.results
+                                                             if r.id == "link-state"}}))
+""")
+
+
+@pytest.mark.parametrize("settle", [0.0, 20.0])
+def test_the_recheck_waits_for_a_link_that_comes_up_late(lab, tmp_path, settle):
+    """Right after `netplan apply` the uplink is not up yet (here: its cable comes back 3 s
+    later, in the network lab): the re-check waits for it, bounded, instead of calling a good
+    change broken, which --keep-if-healthy would undo. Without the wait (settle 0) it is judged
+    down."""
+    import threading
+
+    from tests.lab import topology as T
+
+    lab.reset()
+    plan = lab.write_plan(tmp_path / "plan.yaml", profiles=[])
+    lab.unplug(T.UPLINK_IF)
+    back = threading.Timer(3.0, lab.reset)
+    back.start()
+    try:
+        done = lab.edge([sys.executable, "-c", RECHECK, str(plan), str(settle)], timeout=120,
+                        env={"PYTHONPATH": str(REPO)})
+    finally:
+        back.join()
+        lab.reset()
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    print(f"\nsettle {settle:g} s: {seen}")
+    if settle:
+        assert seen["links"][T.UPLINK_IF] == "pass" and 2.5 < seen["s"] < 60, seen
+    else:
+        assert seen["links"][T.UPLINK_IF] == "fail", seen
