@@ -18,6 +18,7 @@ from installer.commands import bundle as bundle_cmd
 from installer.commands import check as check_cmd
 from installer.commands import confirm as confirm_cmd
 from installer.commands import firewall as firewall_cmd
+from installer.commands import firstboot as firstboot_cmd
 from installer.commands import interfaces as interfaces_cmd
 from installer.commands import recover as recover_cmd
 from installer.commands import render as render_cmd
@@ -27,7 +28,7 @@ from installer.commands import watchdog as watchdog_cmd
 from installer.commands import wifi as wifi_cmd
 
 VERBS = (validate_cmd, render_cmd, check_cmd, firewall_cmd, apply_cmd, confirm_cmd, interfaces_cmd, bundle_cmd,
-         recover_cmd, wifi_cmd, watchdog_cmd, status_cmd)
+         recover_cmd, wifi_cmd, watchdog_cmd, status_cmd, firstboot_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

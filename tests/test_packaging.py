@@ -358,7 +358,7 @@ def values(name: str, key: str) -> list[str]:
 
 
 UNIT_NAMES = ("edge-installer-firstboot.service", "edge-installer-serial.service",
-              "edge-installer-recover.service")
+              "edge-installer-recover.service", "edge-installer-zerotouch.service")
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path):
