@@ -38,11 +38,11 @@ from typing import Any
 
 import yaml
 
-from installer.plan import SECRET_FIELDS, FieldError, Plan
+from installer.plan import SECRET_FIELDS, Plan
 from installer.render import NETPLAN_FILE, RenderedFile, Target, render
 from installer.render import dropins
 from installer.render import netplan as netplan_renderer
-from installer.setfield import SetError, _Bad, _names, _set_one, check_key
+from installer.setfield import SetError, _set_one, apply_sets_judged, check_key
 
 MAX_CSV_BYTES = 1 << 20
 MAX_DEVICES = 5000
@@ -158,36 +158,10 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
 
 
 def _apply_row(base: Plan, before: set, sets: tuple[str, ...], ctx) -> tuple[Plan, list]:
-    """`setfield.apply_sets(base, sets, ctx)` and the new plan's problems, validating once.
-
-    apply_sets validates the base plan and the new one on every call; a fleet applies every
-    row to the same base, so its problems (`before`) are computed once, and the new plan's
-    problems are what both apply_sets' verdict and the row's own need. Same errors, same
-    order: SetError for what apply_sets refuses, else (plan, every problem of the plan).
-    """
-    from installer.validate import validate
-
-    errors: list[FieldError] = []
-    new = base
-    touched: list[str] = []
-    for item in sets:
-        key, _, value = item.partition("=")
-        key = key.strip()
-        if key in touched:  # the header refuses a key named twice; kept as apply_sets has it
-            errors.append(FieldError(key, "is set twice; give each key once"))
-            continue
-        try:
-            new = _set_one(new, key, value)
-            touched.append(key)
-        except _Bad as e:
-            errors.append(FieldError(key, str(e)))
-    if errors:
-        raise SetError(errors)
-    found = validate(new, ctx)
-    problems = [e for e in found if e not in before or _names(e.field, touched)]
-    if problems:
-        raise SetError(problems)
-    return new, found
+    """`setfield.apply_sets(base, sets, ctx)` and the new plan's problems, validating once: a
+    fleet applies every row to the same base, so its problems (`before`) are computed once.
+    SetError for what apply_sets refuses, else (plan, every problem of the plan)."""
+    return apply_sets_judged(base, sets, ctx, before)
 
 
 def _header_problems(header: list[str], base: Plan, missing_secrets, source: str) -> list[str]:

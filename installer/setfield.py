@@ -128,6 +128,13 @@ def apply_sets(plan: Plan, sets: Iterable[str], ctx=None) -> Plan:
     uplink.address leaving the old uplink.gateway outside its subnet); problems the plan
     already had are left to whoever validates the whole plan (a bundle's missing secret).
     """
+    return apply_sets_judged(plan, sets, ctx)[0]
+
+
+def apply_sets_judged(plan: Plan, sets: Iterable[str], ctx=None, before: set | None = None,
+                      ) -> tuple[Plan, list[FieldError]]:
+    """`apply_sets`, and every validation problem of the new plan. `before`: the plan's own
+    problems when already known (a fleet applies every row to one plan: validated once)."""
     from installer.validate import validate
 
     errors: list[FieldError] = []
@@ -149,11 +156,13 @@ def apply_sets(plan: Plan, sets: Iterable[str], ctx=None) -> Plan:
             errors.append(FieldError(key, str(e)))
     if errors:
         raise SetError(errors)
-    before = set(validate(plan, ctx))
-    problems = [e for e in validate(new, ctx) if e not in before or _names(e.field, touched)]
+    if before is None:
+        before = set(validate(plan, ctx))
+    found = validate(new, ctx)
+    problems = [e for e in found if e not in before or _names(e.field, touched)]
     if problems:
         raise SetError(problems)
-    return new
+    return new, found
 
 
 def check_key(plan: Plan, key: str) -> str | None:

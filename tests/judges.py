@@ -166,3 +166,28 @@ def _unplain(value: Any) -> Any:
     if isinstance(value, list):
         return [_unplain(v) for v in value]
     return value
+
+
+def systemd_verify_root(tmp_path: Path, commands: Iterable[str] = ()) -> Path:
+    """A root for `systemd-analyze verify --root` (systemd_analyze): the system's units, the
+    given commands copied in, and the installer where README installs it (verify checks that
+    every command a unit runs exists and is executable). Units go in ROOT/etc/systemd/system."""
+    root = tmp_path / "root"
+    (root / "usr/lib/systemd").mkdir(parents=True)
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    for d in ("usr/bin", "usr/sbin", "usr/local/bin", "etc/systemd/system"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for link, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib")):
+        (root / link).symlink_to(target)
+    for command in commands:
+        shutil.copy(shutil.which(command, path="/usr/bin:/bin"), root / "usr/bin" / command)
+    (root / "usr/local/bin/edge-installer").write_text("#!/bin/sh\n")
+    os.chmod(root / "usr/local/bin/edge-installer", 0o755)
+    return root
+
+
+def systemd_analyze(root: Path, *names: str) -> subprocess.CompletedProcess:
+    """systemd's own judgement of units ROOT/etc/systemd/system/NAME (`systemd-analyze verify`)."""
+    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", "--man=no", "--generators=no",
+                           *(str(root / "etc/systemd/system" / n) for n in names)],
+                          capture_output=True, text=True, timeout=120)

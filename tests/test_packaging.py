@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.judges import systemd_analyze, systemd_verify_root
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO / "packaging" / "build-zipapp"
 UNITS = REPO / "packaging" / "systemd"
@@ -364,24 +366,10 @@ UNIT_NAMES = ("edge-installer-firstboot.service", "edge-installer-serial.service
 def test_units_pass_systemd_analyze_verify(tmp_path):
     if not shutil.which("systemd-analyze"):
         _loud_skip("systemd-analyze is missing (Debian package systemd)")
-    # A root with the system's units, the commands the units run, and the installer where the
-    # README installs it: verify checks that every command exists and is executable.
-    root = tmp_path / "root"
-    (root / "usr/lib/systemd").mkdir(parents=True)
-    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    for d in ("usr/bin", "usr/sbin", "usr/local/bin", "etc/systemd/system"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    for link, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib")):
-        (root / link).symlink_to(target)
-    for command in ("sh", "stty", "systemctl"):
-        shutil.copy(shutil.which(command, path="/usr/bin:/bin"), root / "usr/bin" / command)
-    (root / INSTALL_PATH.lstrip("/")).write_text("#!/bin/sh\n")
-    os.chmod(root / INSTALL_PATH.lstrip("/"), 0o755)
+    root = systemd_verify_root(tmp_path, commands=("sh", "stty", "systemctl"))
     for name in UNIT_NAMES:
         shutil.copy(UNITS / name, root / "etc/systemd/system" / name)
-    done = subprocess.run(["systemd-analyze", "verify", f"--root={root}", "--man=no", "--generators=no",
-                           *(str(root / "etc/systemd/system" / n) for n in UNIT_NAMES)],
-                          capture_output=True, text=True, timeout=120)
+    done = systemd_analyze(root, *UNIT_NAMES)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "" and done.stdout.strip() == "", done.stderr + done.stdout
 

@@ -21,6 +21,8 @@ from installer.checks.runner import Report
 from installer import watchdog as wd
 from installer.commands import status as wstatus
 from installer.watchdog import APPLIED_PLAN, SERVICE_FILE, STATE_DIR, TIMER_FILE, run_once
+from tests.judges import systemd_analyze as analyze
+from tests.judges import systemd_verify_root as verify_root
 from tests.lab import netns
 from tests.lab.checkrun import check as lab_check
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
@@ -47,27 +49,6 @@ def staged_plan(root: Path, example: str = "single.yaml") -> Path:
 
 
 # ------------------------------------------------------------------ units
-
-
-def verify_root(tmp_path: Path) -> Path:
-    """A root with the system's units and the installer where README installs it, for
-    `systemd-analyze verify --root` (it checks that every command exists and runs)."""
-    root = tmp_path / "root"
-    (root / "usr/lib/systemd").mkdir(parents=True)
-    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    for d in ("usr/bin", "usr/sbin", "usr/local/bin", "etc/systemd/system"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    for link, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib")):
-        (root / link).symlink_to(target)
-    (root / "usr/local/bin/edge-installer").write_text("#!/bin/sh\n")
-    os.chmod(root / "usr/local/bin/edge-installer", 0o755)
-    return root
-
-
-def analyze(root: Path, *names: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["systemd-analyze", "verify", f"--root={root}", "--man=no", "--generators=no",
-                           *(str(root / "etc/systemd/system" / n) for n in names)],
-                          capture_output=True, text=True, timeout=120)
 
 
 def unit_values(path: Path, key: str) -> list[str]:
