@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer.writer import APPLIED_PLAN
+
 LABEL = "EDGE-SETUP"
 FOLDER = "edge-setup"
 BOOT_DIRS = ("/boot/firmware", "/boot/efi", "/boot")
@@ -48,7 +50,7 @@ MOUNT_POINT = "/run/edge-installer/setup-medium"
 STATE_DIR = "/var/lib/edge-installer"
 STAMP = f"{STATE_DIR}/firstboot.done"
 LOCAL_REPORTS = f"{STATE_DIR}/firstboot"
-PLAN_FILE = f"{STATE_DIR}/plan.yaml"       # the wizard's "this box is set up" (screens/done.py)
+PLAN_FILE = APPLIED_PLAN                   # the wizard's "this box is set up" (installer.writer)
 CONSOLES = ("/dev/tty1", "/dev/ttyS0")
 MAX_STAMP_BYTES = 64 << 10
 COMMAND_TIMEOUT_S = 30.0
@@ -533,13 +535,10 @@ def _run_checks(plan, opts: Options, out: Outcome, *, expect_applied: bool) -> N
 def _save_plan(root: Path, plan) -> None:
     """The plan the box was set up with, where the wizard's Done step saves it (mode 0600): the
     setup wizard units then stand down at boot, and `check --plan` finds it."""
-    from installer import plan as planmod
-    from installer.writer import WriteError, atomic_write, box_path
+    from installer.writer import WriteError, save_applied_plan
 
-    header = ("# edge-installer: the plan this box was set up with (zero-touch first boot). Check it again with\n"
-              f"# edge-installer check --plan {PLAN_FILE}\n")
     try:
-        atomic_write(box_path(root, PLAN_FILE), (header + planmod.dumps(plan)).encode("utf-8"), 0o600)
+        save_applied_plan(root, plan, "zero-touch first boot")
     except WriteError as e:
         say(f"WARNING: the plan was not saved: {e}")
 

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from installer.bundle import printable
-from installer.writer import PRIVATE_DIR_MODE, atomic_write, box_path, make_dirs
+# APPLIED_PLAN: where the wizard's Done step (or a zero-touch first boot) leaves the plan the
+# box was set up with: the plan the watchdog checks unless told otherwise.
+from installer.writer import APPLIED_PLAN, PRIVATE_DIR_MODE, atomic_write, box_path, make_dirs  # noqa: F401
 
-# Where the wizard's Done step leaves the plan the box was set up with (screens.done.PLAN_FILE):
-# the plan the watchdog checks unless told otherwise.
-APPLIED_PLAN = "/var/lib/edge-installer/plan.yaml"
 STATE_DIR = "/var/lib/edge-installer/watchdog"
 UNIT = "edge-installer-watchdog"
 UNIT_DIR = "/etc/systemd/system"

@@ -533,6 +533,24 @@ def backup_state(backup: Path) -> str | None:
         return None
 
 
+# The plan a box was set up with (the wizard's Done step, a zero-touch first boot): 0600, it
+# holds the secrets the files need. The setup units stand down once it exists; `check --plan`
+# and the watchdog read it.
+APPLIED_PLAN = "/var/lib/edge-installer/plan.yaml"
+
+
+def save_applied_plan(root: Path, plan, how: str = "") -> Path:
+    """Write `plan` to APPLIED_PLAN under root, atomically, mode 0600; the path written.
+    `how`: how the box was set up, for the file's first line (e.g. "zero-touch first boot")."""
+    from installer import plan as planmod
+
+    target = box_path(Path(root), APPLIED_PLAN)
+    header = (f"# edge-installer: the plan this box was set up with{f' ({how})' if how else ''}. Check it "
+              f"again with\n# edge-installer check --plan {APPLIED_PLAN}\n")
+    atomic_write(target, (header + planmod.dumps(plan)).encode("utf-8"), 0o600)
+    return target
+
+
 def confirm_set(root: Path, backup_rel: str) -> None:
     """The technician kept the change: the set is an ordinary written one again."""
     _set_state(root, backup_rel, "confirmed")

@@ -13,22 +13,18 @@ from textual.widgets import Label, Static
 from installer import plan as planmod
 from installer.checks.runner import Report
 from installer.describe import describe
-from installer.writer import WriteResult, atomic_write, box_path
+from installer.writer import APPLIED_PLAN, WriteResult, save_applied_plan
 from screens.base import Prose, StepScreen, words
-from screens.checks import STATE_DIR, save_firewall_request, save_report
+from screens.checks import save_firewall_request, save_report
 from screens.cloud import catalog_of
 from screens.write import result_lines
 
-PLAN_FILE = f"{STATE_DIR}/plan.yaml"
+PLAN_FILE = APPLIED_PLAN
 
 
 def save_plan(root: Path, plan: planmod.Plan) -> Path:
     """Write the final plan under root, mode 0600; the path it was written to."""
-    target = box_path(Path(root), PLAN_FILE)
-    header = ("# edge-installer: the plan this box was set up with. Check it again with\n"
-              f"# edge-installer check --plan {PLAN_FILE}\n")
-    atomic_write(target, (header + planmod.dumps(plan)).encode("utf-8"), 0o600)
-    return target
+    return save_applied_plan(Path(root), plan)
 
 
 class DoneScreen(StepScreen):
