@@ -607,6 +607,8 @@ def _commit(out: Path, pending: list[tuple[Path, Path]], count: int, written: li
     """Put the first `count` folders of `pending` (built) on disk, then give each its name
     (replacing the previous run's folder whole, which goes to the trash); they leave
     `pending` as they are named."""
+    from installer.writer import fsync_dir
+
     if not count:
         return
     _sync_filesystem(out)
@@ -621,15 +623,7 @@ def _commit(out: Path, pending: list[tuple[Path, Path]], count: int, written: li
         written.append(final)
         if old is not None:
             trash.add(old)
-    _sync_directory(out)  # the names too
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(out)  # the names too
 
 
 def _sync_filesystem(directory: Path) -> None:

@@ -156,10 +156,10 @@ def atomic_write(target: Path, content: bytes, mode: int, dir_mode: int = DIR_MO
         if isinstance(e, OSError):
             raise WriteError(os_problem(e, target)) from None
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -388,7 +388,7 @@ def _complete(root: Path, backup: Path, manifest: dict, hook: Hook = _noop) -> N
             if action["action"] == "moved":
                 if os.path.lexists(target):
                     target.unlink()
-                    _fsync_dir(target.parent)
+                    fsync_dir(target.parent)
             else:
                 staged = root / action["staged"]
                 if os.path.lexists(staged):
@@ -396,7 +396,7 @@ def _complete(root: Path, backup: Path, manifest: dict, hook: Hook = _noop) -> N
                         raise WriteError(f"{_shown(action['staged'])}: the staged file is not a regular file "
                                          "(a symbolic link?); refused")
                     os.replace(staged, target)
-                    _fsync_dir(target.parent)
+                    fsync_dir(target.parent)
         except WriteError:
             raise
         except OSError as e:
@@ -638,7 +638,7 @@ def restore(root: Path, backup_rel: str, hook: Hook = _noop) -> list[str]:
             if action["action"] == "created":
                 if not pending and (target.is_symlink() or target.is_file()):
                     target.unlink()
-                    _fsync_dir(target.parent)
+                    fsync_dir(target.parent)
                     restored.append(action["path"])
                 hook(f"restore:{action['path']}")
                 continue
