@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 PROBE = r"""
 import asyncio, json, sys, time
 sys.path.insert(0, {repo!r})
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.checks.planner import build_context, plan_checks, remediation
 from installer.checks.runner import run_checks
 from installer.checks.base import Outcome

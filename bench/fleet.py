@@ -11,7 +11,7 @@ secrets, encrypted with a passphrase), a static uplink, signed with an Ed25519 k
 trusts; devices.csv gives each box its host name and addresses. Each size runs the real command
 (`python -m installer bundle fleet ...`) in a fresh process, twice: into an empty --out, then
 again into the same --out (a rerun checks every box folder against its record, then replaces
-it). From 64 boxes on, the command builds boxes in worker processes (installer.fleet.default_jobs:
+it). From 64 boxes on, the command builds boxes in worker processes (installer.fleet.build.default_jobs:
 one per CPU, at most 4). Figures per run: wall time (the interpreter's start-up included: what a
 user waits), the time per box, the CPU time used (user + system, the workers' included: what
 other work on the machine changes least), and the peak RSS (the kernel's ru_maxrss: the largest
@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from installer import bundle as B  # noqa: E402
-from installer.setfield import apply_sets  # noqa: E402
+from installer.fleet import bundle as B  # noqa: E402
+from installer.planning.setfield import apply_sets  # noqa: E402
 from tests.hostile_bundles import PASSPHRASE, SCRYPT_N, base_plan  # noqa: E402
 
 

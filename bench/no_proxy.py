@@ -15,9 +15,9 @@ import argparse
 import time
 from pathlib import Path
 
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.render import Target, render
-from installer.validate import validate
+from installer.planning.validate import validate
 
 PLAN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "isolated-static-custom-proxy-keyfile" / "plan.yaml"
 

@@ -192,10 +192,10 @@ sys.exit(cli.main(sys.argv[1:]))
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 # What the first frame needs (the command line, the welcome step, build_context's modules);
 # the groups are timed on top of it, each in fresh processes: what deferring them would save.
-FIRST_FRAME_NEEDS = ["textual.app", "textual.widgets", "installer.plan", "installer.draft", "installer.commands",
+FIRST_FRAME_NEEDS = ["textual.app", "textual.widgets", "installer.planning.plan", "installer.planning.draft", "installer.commands",
                      "screens.terminal", "screens.run", "screens.app", "screens.base", "screens.welcome",
-                     "installer.discover", "installer.profiles", "installer.render", "installer.stack",
-                     "installer.validate"]
+                     "installer.box.discover", "installer.vendors.profiles", "installer.render", "installer.box.stack",
+                     "installer.planning.validate"]
 STEPS_BUT_FIRST = ["screens.topology", "screens.interfaces", "screens.addressing", "screens.wireless",
                    "screens.services", "screens.cloud", "screens.review", "screens.checks", "screens.write",
                    "screens.done"]
@@ -284,7 +284,7 @@ CATALOG_TIMING = r"""
 import time
 from importlib import resources
 import yaml
-from installer import profiles, yamlfile
+from installer.vendors import profiles; from installer.planning import yamlfile
 root = resources.files("assets")
 def best(n=5):
     times = []

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as e:  # the last line of defence: one line, never a traceback
-        from installer.writer import WriteError
+        from installer.writing.writer import WriteError
 
         if isinstance(e, WriteError):
             print(f"edge-installer: cannot write {e}", file=sys.stderr)

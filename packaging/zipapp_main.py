@@ -254,7 +254,7 @@ def main() -> int:
     import installer
     from installer.cli import main as cli_main
 
-    installer.ARCHIVE = archive  # how systemd starts this edge-installer again (installer.apply)
+    installer.ARCHIVE = archive  # how systemd starts this edge-installer again (installer.writing.apply)
 
     sys.argv[0] = "edge-installer"
     return cli_main()

@@ -19,8 +19,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, Input, Static
 
-from installer.draft import Draft, DraftError
-from installer.plan import Plan
+from installer.planning.draft import Draft, DraftError
+from installer.planning.plan import Plan
 from screens.base import ASSETS, Prose, StepScreen, WizardContext, any_case
 from screens.terminal import PlainModeMixin
 

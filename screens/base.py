@@ -1,5 +1,5 @@
 """What every wizard step has: a step counter, Back/Next by keyboard, a help panel with the
-seeds' guidance, and validation from `installer.validate` shown at the field it names.
+seeds' guidance, and validation from `installer.planning.validate` shown at the field it names.
 
 A step edits its own sections of the plan: `read()` returns the plan with this step's
 widgets applied (never validating), and the base class validates the result, shows each
@@ -24,9 +24,9 @@ from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
-from installer.plan import FieldError, Plan
-from installer.validate import Context as ValidationContext
-from installer.validate import validate
+from installer.planning.plan import FieldError, Plan
+from installer.planning.validate import Context as ValidationContext
+from installer.planning.validate import validate
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -143,9 +143,9 @@ class WizardContext:
     """What the steps may read but not change: the box, the catalogue, where to write."""
 
     root: Path
-    inventory: object | None = None          # installer.discover.Inventory
+    inventory: object | None = None          # installer.box.discover.Inventory
     validation: ValidationContext | None = None
-    catalog: object | None = None            # installer.profiles.Catalog
+    catalog: object | None = None            # installer.vendors.profiles.Catalog
     target: object | None = None             # installer.render.Target
     plain_reason: str = ""
     report: object | None = None             # the last installer.checks.runner.Report
@@ -153,7 +153,7 @@ class WizardContext:
 
 
 class CoreValidator(Validator):
-    """A Textual validator whose message is the core's (installer.fields) message."""
+    """A Textual validator whose message is the core's (installer.planning.fields) message."""
 
     def __init__(self, check: Callable[[str], str | None]):
         super().__init__()
@@ -198,7 +198,7 @@ class FieldInput(Vertical):
         """The Input widget itself."""
         return self._input
 
-    _core_error: str | None = None  # the step's (installer.validate) message, until re-checked
+    _core_error: str | None = None  # the step's (installer.planning.validate) message, until re-checked
     _own_error: str | None = None   # the field's validator, as of its last blur or Enter
 
     def set_error(self, message: str | None) -> None:
@@ -390,7 +390,7 @@ class StepScreen(Screen):
         return self.plan
 
     def extra_errors(self, plan: Plan) -> list[FieldError]:
-        """Step-specific rules beyond installer.validate (e.g. an unticked acknowledgement)."""
+        """Step-specific rules beyond installer.planning.validate (e.g. an unticked acknowledgement)."""
         return []
 
     def compose_status(self) -> ComposeResult:

@@ -19,14 +19,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Label, OptionList, Static
 
-from installer import firewall
+from installer.vendors import firewall
 from installer.checks import findings as finding_groups
 from installer.checks import report as reports
 from installer.checks.base import DEFAULT_TIMEOUT_S, Check, Result
 from installer.checks.findings import Finding
 from installer.checks.runner import Report, run_checks
-from installer.plan import Plan
-from installer.writer import atomic_write, box_path
+from installer.planning.plan import Plan
+from installer.writing.writer import atomic_write, box_path
 from screens.base import Prose, StepScreen
 from screens.cloud import catalog_of
 
@@ -64,7 +64,7 @@ def save_firewall_request(root: Path, plan: Plan, catalog) -> tuple[Path, Path]:
     rows = firewall.rules(plan, catalog)
     md = box_path(Path(root), FIREWALL_MD)
     csv = box_path(Path(root), FIREWALL_CSV)
-    from installer.identity import identify
+    from installer.box.identity import identify
 
     atomic_write(md, firewall.to_markdown(rows, plan, identify(plan)).encode("utf-8"), 0o644)
     atomic_write(csv, firewall.to_csv(rows).encode("utf-8"), 0o644)

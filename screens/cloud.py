@@ -14,8 +14,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Button, Checkbox, Label, OptionList, Static
 
-from installer.plan import FieldError, Machine, Plan
-from installer.validate import validate
+from installer.planning.plan import FieldError, Machine, Plan
+from installer.planning.validate import validate
 from screens.base import Choice, FieldInput, StepScreen, Toggle
 
 # The order the SPEC names them in; profiles the catalogue adds later follow.
@@ -27,7 +27,7 @@ def catalog_of(context):
     """The context's catalogue, or the packaged one."""
     if context.catalog is not None:
         return context.catalog
-    from installer.profiles import load_catalog
+    from installer.vendors.profiles import load_catalog
 
     return load_catalog()
 

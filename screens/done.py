@@ -10,10 +10,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.widgets import Label, Static
 
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.checks.runner import Report
-from installer.describe import describe
-from installer.writer import APPLIED_PLAN, WriteResult, save_applied_plan
+from installer.planning.describe import describe
+from installer.writing.writer import APPLIED_PLAN, WriteResult, save_applied_plan
 from screens.base import Prose, StepScreen, words
 from screens.checks import save_firewall_request, save_report
 from screens.cloud import catalog_of

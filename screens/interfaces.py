@@ -7,7 +7,7 @@ interface) can be named; on a box whose interfaces were detected, a name it does
 refused at its field.
 
 The ports list stays live while the step is open: carrier, speed and MAC are re-read from
-sysfs every second (installer.discover.link_status), and only a row whose text changed is
+sysfs every second (installer.box.discover.link_status), and only a row whose text changed is
 repainted (a serial line is slow), never taking the focus. On the list (Tab to it, arrows to
 choose a port): I blinks the chosen port's LED with `ethtool -p PORT 5` (in a worker; I again
 or leaving the step stops it), P watches the carrier of every listed port while the technician
@@ -32,10 +32,10 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from installer.discover import _printable, kind_from_name, link_status, speed_text
-from installer.fields import check_ifname
-from installer.plan import FieldError, MachineNetwork, Plan, Uplink
-from installer.validate import UPLINK_KIND, WIRED_KINDS
+from installer.box.discover import _printable, kind_from_name, link_status, speed_text
+from installer.planning.fields import check_ifname
+from installer.planning.plan import FieldError, MachineNetwork, Plan, Uplink
+from installer.planning.validate import UPLINK_KIND, WIRED_KINDS
 from screens.base import FieldInput, Prose, StepScreen, Toggle, any_case
 
 REFRESH_S = 1.0  # how often the ports list re-reads carrier, speed and MAC
@@ -226,7 +226,7 @@ class InterfacesScreen(StepScreen):
         kind = self._kind(up.interface) if up is not None and up.interface else None
         if kind is not None and UPLINK_KIND.get(topology or "", "") == ("wired" if kind in WIRED_KINDS else kind):
             uplink = up.interface  # a wired uplink typed for isolated does not carry over to wifi
-            # (a VLAN or a lab's veth on a wired role does: installer.validate.WIRED_KINDS)
+            # (a VLAN or a lab's veth on a wired role does: installer.planning.validate.WIRED_KINDS)
         return machine, uplink
 
     def _detected(self, named: set[str]) -> tuple[list, list]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from installer import fields
-from installer.plan import SECRET_FIELDS, FieldError, Plan
+from installer.planning import fields
+from installer.planning.plan import SECRET_FIELDS, FieldError, Plan
 from screens.base import FieldInput, StepScreen
 
 LABELS = {
@@ -35,7 +35,7 @@ LEFT_OUT = " (the bundle left it out; never shown)"
 LOCKED = " (only without the bundle's passphrase)"
 PASSPHRASE_FIELD = "bundle-passphrase"  # not a plan field: it unlocks the bundle's secrets
 PASSPHRASE_LABEL = "Bundle passphrase (unlocks the secrets it carries; not a WiFi key)"
-# The wizard's ways out of a refused bundle, in its own terms (installer.bundle.trust_verdict).
+# The wizard's ways out of a refused bundle, in its own terms (installer.fleet.bundle.trust_verdict).
 TRUST_WORDS = {"trust_hint": "or start the wizard with --trust-key KEY.pub",
                "opt_in": "tick \"Use it anyway\" if you know where it came from",
                "because": "(the technician accepted it)"}
@@ -53,11 +53,11 @@ class BundleRefused(Exception):
 
 def open_bundle(path: str, root, trust_keys: list[str] | tuple[str, ...] = (), allow_unsigned: bool = False,
                 passphrase: str | None = None, words: dict[str, str] = TRUST_WORDS) -> tuple[object, dict]:
-    """Load and verify a bundle for the wizard: (installer.bundle.LoadedBundle, the extras this step
+    """Load and verify a bundle for the wizard: (installer.fleet.bundle.LoadedBundle, the extras this step
     and the frame read); BundleRefused when it does not verify or its signer is not trusted."""
     from pathlib import Path
 
-    from installer.bundle import (TRUST_FILE, BundleError, KeyFileError, load_bundle, printable, read_trusted_keys,
+    from installer.fleet.bundle import (TRUST_FILE, BundleError, KeyFileError, load_bundle, printable, read_trusted_keys,
                                   trust_verdict)
 
     shown = printable(Path(path).name)
@@ -155,7 +155,7 @@ class PerBoxScreen(StepScreen):
     def _unlock(self, plan: Plan) -> tuple[Plan, list[FieldError]]:
         """The plan with the bundle's encrypted secrets filled in where nothing was typed (the
         technician's own value wins); or an error at the bundle passphrase."""
-        from installer.bundle import BundleError, merge_secrets
+        from installer.fleet.bundle import BundleError, merge_secrets
 
         if not self.locked:
             return plan, []

@@ -9,11 +9,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Label, OptionList, Static
 
-from installer.describe import describe, diff
-from installer.existing import find_conflicts
-from installer.plan import FieldError, Plan
+from installer.planning.describe import describe, diff
+from installer.writing.existing import find_conflicts
+from installer.planning.plan import FieldError, Plan
 from installer.render import RenderedFile, Target, render
-from installer.validate import validate
+from installer.planning.validate import validate
 from screens.base import StepScreen
 from screens.cloud import catalog_of
 

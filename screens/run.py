@@ -7,11 +7,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from installer import plan as planmod
-from installer.draft import Draft, DraftError
+from installer.planning import plan as planmod
+from installer.planning.draft import Draft, DraftError
 
 
-# A refused bundle at start-up: the ways out are the wizard's options (installer.bundle.trust_verdict).
+# A refused bundle at start-up: the ways out are the wizard's options (installer.fleet.bundle.trust_verdict).
 CLI_TRUST_WORDS = {"trust_hint": "or give --trust-key KEY.pub", "opt_in": "give --allow-unsigned to use it anyway",
                    "because": "(--allow-unsigned)"}
 
@@ -22,11 +22,11 @@ class WizardStartError(Exception):
 
 def build_context(root: Path, plain_reason: str = ""):
     """The WizardContext for a box whose filesystem is at root."""
-    from installer.discover import discover
-    from installer.profiles import load_catalog
+    from installer.box.discover import discover
+    from installer.vendors.profiles import load_catalog
     from installer.render import target_for
-    from installer.stack import detect_stack
-    from installer.validate import default_context
+    from installer.box.stack import detect_stack
+    from installer.planning.validate import default_context
     from screens.base import WizardContext
 
     inventory = discover()  # this box, and its stack (root "/")
@@ -56,7 +56,7 @@ def start_plan(root: Path, plan_file: str | None, resume: bool, passphrase_file:
         except DraftError as e:
             raise WizardStartError(str(e)) from None
     if plan_file:
-        from installer.bundle import is_bundle  # cryptography: only when there is a file to read
+        from installer.fleet.bundle import is_bundle  # cryptography: only when there is a file to read
     if plan_file and is_bundle(plan_file):
         from screens.perbox import BundleRefused, open_bundle
 

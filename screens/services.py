@@ -15,9 +15,9 @@ from textual.app import ComposeResult
 from textual.containers import HorizontalGroup, VerticalGroup
 from textual.widgets import Checkbox
 
-from installer.fields import check_host_or_ip, check_proxy_url
-from installer.plan import Dns, Ntp, Plan, Proxy
-from installer.validate import Context, validate
+from installer.planning.fields import check_host_or_ip, check_proxy_url
+from installer.planning.plan import Dns, Ntp, Plan, Proxy
+from installer.planning.validate import Context, validate
 from screens.base import Choice, FieldInput, StepScreen, Toggle
 
 DNS_OPTIONS = [("google", "Google 8.8.8.8, 8.8.4.4 (default)"), ("dhcp", "From DHCP"),
@@ -31,8 +31,8 @@ def split_list(text: str) -> tuple[str, ...]:
 
 
 def core_problem(plan: Plan, path: str, ctx: Context | None) -> str | None:
-    """installer.validate's messages for the field at `path` (and its items) in `plan`, for a field's
-    check where installer.fields has no single-value rule (the rule needs the whole plan)."""
+    """installer.planning.validate's messages for the field at `path` (and its items) in `plan`, for a field's
+    check where installer.planning.fields has no single-value rule (the rule needs the whole plan)."""
     found = [e for e in validate(plan, ctx) if e.field == path or e.field.startswith(path + "[")]
     return "; ".join(e.message for e in found) or None
 

@@ -9,8 +9,8 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from installer.sources import cite
-from installer.plan import Cellular, FieldError, Plan
+from installer.vendors.sources import cite
+from installer.planning.plan import Cellular, FieldError, Plan
 from screens.base import Choice, StepScreen, Toggle
 
 # (value, label, diagram, best for) - the texts of MachineMetrics, Network Requirements: "Network Architecture Options".

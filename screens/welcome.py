@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from installer import plan as planmod
-from installer.plan import FieldError
+from installer.planning import plan as planmod
+from installer.planning.plan import FieldError
 from screens.base import FieldInput, Prose, StepScreen, Toggle
 
 
@@ -16,7 +16,7 @@ class WelcomeScreen(StepScreen):
     SECTIONS = ("load",)
 
     def compose_body(self) -> ComposeResult:
-        from installer.discover import format_table
+        from installer.box.discover import format_table
 
         inventory = self.context.inventory
         # 76: inside the body's padding and scroll bar at 80 columns, so no row wraps twice.
@@ -33,7 +33,7 @@ class WelcomeScreen(StepScreen):
         if not path:
             super().action_next()
             return
-        from installer.bundle import is_bundle
+        from installer.fleet.bundle import is_bundle
 
         if is_bundle(path):
             self._open_bundle(path)

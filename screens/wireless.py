@@ -2,7 +2,7 @@
 
 WiFi (MachineMetrics, Network Requirements, Options 3 and 4): "WPA2/WPA3 encrypted wireless
 network" is a requirement, so open and WEP networks are refused. The networks the radio hears
-are listed strongest first (installer.wifi.scan, in a worker: a scan takes seconds); choosing
+are listed strongest first (installer.box.wifi.scan, in a worker: a scan takes seconds); choosing
 one fills the name and the security. Enterprise networks (802.1X) ask for the login: PEAP with
 MSCHAPv2 or EAP-TLS, always against the plant's CA. Cellular (Option 5, "use at your own
 risk"): the APN, optional credentials, and the expected monthly volume against the plan's data
@@ -21,12 +21,12 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, OptionList, RadioButton, Static
 from textual.widgets.option_list import Option
 
-from installer.bundle import printable
+from installer.fleet.bundle import printable
 from installer.checks.bandwidth import estimate, monthly_mb
-from installer.fields import check_apn, check_country, check_passphrase, check_ssid, has_control, parse_data_cap
-from installer.plan import WIFI_ENTERPRISE, WIFI_SECURITY, Cellular, FieldError, Plan, Uplink, Wifi
-from installer.profiles import load_catalog
-from installer.sources import TITLES
+from installer.planning.fields import check_apn, check_country, check_passphrase, check_ssid, has_control, parse_data_cap
+from installer.planning.plan import WIFI_ENTERPRISE, WIFI_SECURITY, Cellular, FieldError, Plan, Uplink, Wifi
+from installer.vendors.profiles import load_catalog
+from installer.vendors.sources import TITLES
 from screens.ascii import is_plain
 from screens.base import Choice, FieldInput, StepScreen, Toggle, words
 from screens.services import core_problem
@@ -37,7 +37,7 @@ SECURITY_OPTIONS = [("wpa2-psk", "WPA2-Personal (PSK)"), ("wpa3-sae", "WPA3-Pers
                     ("wpa2-enterprise", "WPA2-Enterprise (802.1X)"), ("wpa3-enterprise", "WPA3-Enterprise (802.1X)")]
 EAP_OPTIONS = [("peap", "PEAP with MSCHAPv2 (user name and password)"), ("tls", "EAP-TLS (client certificate)")]
 REFUSED = f"Open and WEP networks are refused ({DOC})."
-# A scanned network's security (installer.wifi.SECURITIES) -> the plan's; open and WEP have none.
+# A scanned network's security (installer.box.wifi.SECURITIES) -> the plan's; open and WEP have none.
 FROM_SCAN = {"wpa2": "wpa2-psk", "wpa3": "wpa3-sae", "wpa2-wpa3": "wpa2-wpa3",
              "wpa2-enterprise": "wpa2-enterprise", "wpa3-enterprise": "wpa3-enterprise"}
 SCAN_WORDS = {"wpa2": "WPA2", "wpa3": "WPA3", "wpa2-wpa3": "WPA2/WPA3", "wpa2-enterprise": "WPA2-Ent",
@@ -54,14 +54,14 @@ def signal_bars(n: int, plain: bool) -> str:
 
 def scan_row(net, bars: int, plain: bool) -> str:
     """One scanned network as a row: name, dBm and bars, security, band and channel. The name
-    came from the air: shown only through installer.bundle.printable."""
+    came from the air: shown only through installer.fleet.bundle.printable."""
     name = set_cell_size(printable(net.ssid, limit=64), SSID_CELLS)
     return (f"{name} {net.signal_dbm:4.0f} dBm {signal_bars(bars, plain)} "
             f"{SCAN_WORDS.get(net.security, net.security):<12} {net.band} ch {net.channel}")
 
 
 def _default_scanner():
-    from installer.wifi import scan
+    from installer.box.wifi import scan
 
     return scan
 
@@ -160,7 +160,7 @@ class WirelessScreen(StepScreen):
                 if key not in strongest or net.signal_dbm > strongest[key].signal_dbm:
                     strongest[key] = net
         self._networks = sorted(strongest.values(), key=lambda n: n.signal_dbm, reverse=True)
-        from installer.wifi import bars
+        from installer.box.wifi import bars
         plain = is_plain(self)
         listing.clear_options()
         listing.add_options([Option(scan_row(n, bars(n.signal_dbm), plain), id=str(i))
@@ -346,7 +346,7 @@ class CellularScreen(StepScreen):
 
 
 def parse_mb(text: str) -> int | None:
-    """A typed data cap in MB ("5000", "5,000", "2 GB", "500 MB": installer.fields.parse_data_cap),
+    """A typed data cap in MB ("5000", "5,000", "2 GB", "500 MB": installer.planning.fields.parse_data_cap),
     or None when it is not one."""
     return parse_data_cap(text)[0]
 

@@ -1,6 +1,6 @@
 """Step: write and apply. Lists the files and the ones that will be moved aside, then,
 only after an explicit confirmation (tick the box, then W), writes them as one transaction
-with backups and applies them (installer.apply: `netplan apply` or nmcli on the box; under
+with backups and applies them (installer.writing.apply: `netplan apply` or nmcli on the box; under
 a staging --root the commands are only shown). On the box the link, DNS and the cloud are
 re-checked and the change is kept only when the technician presses K before the countdown
 ends; otherwise every file is restored and the old state applied again (`netplan try`,
@@ -20,12 +20,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, Checkbox, Label, Static
 
-from installer.existing import Conflict, find_conflicts
+from installer.writing.existing import Conflict, find_conflicts
 from installer.render import RenderedFile, Target, render
-from installer.validate import validate
-from installer.apply import DEFAULT_CONFIRM_TIMEOUT_S, ApplyResult, apply_plan
-from installer.system import System
-from installer.writer import WriteResult, box_path
+from installer.planning.validate import validate
+from installer.writing.apply import DEFAULT_CONFIRM_TIMEOUT_S, ApplyResult, apply_plan
+from installer.box.system import System
+from installer.writing.writer import WriteResult, box_path
 from screens.base import StepScreen, Toggle, words
 
 
@@ -184,7 +184,7 @@ class WriteScreen(StepScreen):
         `edge-installer confirm` from another session: a colleague on SSH who got through)."""
         import os
 
-        from installer.writer import confirmation_requested
+        from installer.writing.writer import confirmation_requested
 
         if self._leaving:
             return False

@@ -1,6 +1,6 @@
 """Shared test set-up: the repository on sys.path, the golden-tree switch, and the network
 interlock: nothing the suite runs may reach beyond loopback from this machine's own network
-namespace (installer/netguard.py); a refused attempt fails the whole run at its end."""
+namespace (installer/checks/netguard.py); a refused attempt fails the whole run at its end."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ _GUARD_LOG = Path(os.environ.get("EDGE_INSTALLER_NET_GUARD")
 os.environ["EDGE_INSTALLER_NET_GUARD"] = str(_GUARD_LOG)
 # The namespace this session starts in is the machine's own (PID 1's is not readable in every
 # container); the lab's namespaces are the others.
-from installer.netguard import namespace_id  # noqa: E402  (after the variable above is set)
+from installer.checks.netguard import namespace_id  # noqa: E402  (after the variable above is set)
 
 os.environ.setdefault("EDGE_INSTALLER_NET_GUARD_NETNS", str(namespace_id() or ""))
 

@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from installer import bundle as B  # noqa: E402
-from installer import plan as P  # noqa: E402
+from installer.fleet import bundle as B  # noqa: E402
+from installer.planning import plan as P  # noqa: E402
 
 
 def bundle_target(data: bytes) -> None:

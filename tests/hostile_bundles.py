@@ -21,8 +21,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer import bundle as B
-from installer import plan as P
+from installer.fleet import bundle as B
+from installer.planning import plan as P
 
 PASSPHRASE = "fleet passphrase 1"
 WIFI_SECRET = "Tr0ub4dor&3-floor"

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from installer.plan import MachineNetwork, Plan, Uplink  # noqa: E402
+from installer.planning.plan import MachineNetwork, Plan, Uplink  # noqa: E402
 from screens import app as wizard  # noqa: E402
 from tests.wizard_helpers import REPORT, SIZE, context, drive, is_safe, no_blink, safe  # noqa: E402
 

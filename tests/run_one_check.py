@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from installer import plan as plan_mod  # noqa: E402
+from installer.planning import plan as plan_mod  # noqa: E402
 from installer.checks.base import Context, Outcome  # noqa: E402
 from installer.checks.coap import coap_tls_issuer  # noqa: E402
 from installer.checks.https import https_ping  # noqa: E402
 from installer.checks.nats import nats_info  # noqa: E402
 from installer.checks.net import Dest, bypasses_proxy, proxy_from_plan  # noqa: E402
 from installer.checks.tls import tls_verify  # noqa: E402
-from installer.profiles import load_catalog  # noqa: E402
+from installer.vendors.profiles import load_catalog  # noqa: E402
 
 CHECKS = {"tls-verify": tls_verify, "https-ping": https_ping, "nats-info": nats_info,
           "coap-tls-issuer": coap_tls_issuer}

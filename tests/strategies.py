@@ -10,8 +10,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from installer import plan as P
-from installer.fields import has_control
+from installer.planning import plan as P
+from installer.planning.fields import has_control
 
 WIRED = ["eno1", "eno2", "enp2s0", "enp3s0", "eth0", "eth1", "ens18"]
 WIRELESS = ["wlan0", "wlp3s0", "wlx00c0ca123456"]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.checks import findings, neighbours
 from installer.checks.base import Result
 from tests.lab import topology as T
@@ -282,7 +282,7 @@ def test_lab_apply_without_carrier_says_the_address_was_not_checked(healthy_lab,
 
 def test_cli_apply_refusal_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
     # The command's handling of a refusal (the refusal itself is proven in the lab above).
-    import installer.apply
+    import installer.writing.apply
     from installer.cli import main
 
     seen = {}
@@ -290,9 +290,9 @@ def test_cli_apply_refusal_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys)
     def refusing(plan, system, target, **kwargs):
         seen.update(kwargs)
         line = "203.0.113.2 (uplink.address) is already held by another device: MAC aa:bb:cc:dd:ee:ff ..."
-        return installer.apply.ApplyResult(refused=line, messages=[f"refused: {line}", "nothing was written"])
+        return installer.writing.apply.ApplyResult(refused=line, messages=[f"refused: {line}", "nothing was written"])
 
-    monkeypatch.setattr(installer.apply, "apply_plan", refusing)
+    monkeypatch.setattr(installer.writing.apply, "apply_plan", refusing)
     rc = main(["apply", str(REPO / "examples/isolated.yaml"), "--root", str(tmp_path), "--no-cloud-init",
                "--force-address"])
     out = capsys.readouterr().out
@@ -371,7 +371,7 @@ def test_segment_behind_the_machine_bridge_the_probe_goes_out_on_the_bridge(segm
     plan = {"version": 1, "topology": "isolated", "renderer": "netplan",
             "machine_network": {"interfaces": ["p1", "p2"], "address": "198.51.100.2/24"},
             "uplink": {"interface": "p9", "ipv4": "dhcp"}}
-    code = ("import json, sys; from installer import plan as P; from installer.checks import neighbours as N; "
+    code = ("import json, sys; from installer.planning import plan as P; from installer.checks import neighbours as N; "
             "print(json.dumps(N.machine_ports(P.from_dict(json.loads(sys.argv[1])))))")
     proc = segment.box([sys.executable, "-c", code, json.dumps(plan)], env={**os.environ, **ENV})
     assert proc.returncode == 0, proc.stderr
@@ -384,7 +384,7 @@ def test_segment_behind_the_machine_bridge_the_probe_goes_out_on_the_bridge(segm
 async def test_wizard_write_step_refuses_a_held_address_and_writes_nothing(tmp_path):
     # What the probe finds is proven in the lab above; here the write step's handling of it:
     # one line in the wizard's terms, nothing written, no command run.
-    from installer.system import System
+    from installer.box.system import System
     from tests.test_screens_finish import SIZE, example, focus, make_app, text_of, until
 
     ran = []

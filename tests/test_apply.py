@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from installer import plan as planmod
-from installer.apply import apply_plan, stack_commands
+from installer.planning import plan as planmod
+from installer.writing.apply import apply_plan, stack_commands
 from installer.render import NETPLAN_FILE, Target
-from installer.system import System
+from installer.box.system import System
 
 REPO = Path(__file__).resolve().parent.parent
 OLD = b"network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true}\n"
@@ -201,7 +201,7 @@ def test_cli_apply_a_bundle_with_set_for_the_next_box(tmp_path):
 
 def test_the_revert_timer_starts_this_very_edge_installer(tmp_path, monkeypatch):
     import installer
-    from installer.apply import self_command
+    from installer.writing.apply import self_command
 
     # From the zipapp: the interpreter and the archive (packaging/zipapp_main.py sets it).
     monkeypatch.setattr(installer, "ARCHIVE", "/usr/local/bin/edge-installer", raising=False)

@@ -26,7 +26,7 @@ from tests.lab.fixtures import lab  # noqa: F401  (the network lab, needs root)
 
 # LIVE_CLI, with the re-check answering what EDGE_TEST_RECHECK says: "none" (it could not run)
 # or a list of "id:status" results.
-RECHECK_CLI = LIVE_CLI.replace("installer.apply.recheck = lambda plan, timeout: None", textwrap.dedent("""\
+RECHECK_CLI = LIVE_CLI.replace("installer.writing.apply.recheck = lambda plan, timeout: None", textwrap.dedent("""\
     def recheck(plan, timeout):
         import os
         from installer.checks.base import Result
@@ -37,7 +37,7 @@ RECHECK_CLI = LIVE_CLI.replace("installer.apply.recheck = lambda plan, timeout: 
         results = [Result(i, "link", "enp2s0", s, "ok" if s == "pass" else "x", f"{i} {s}", "", 0.0, None)
                    for i, s in (item.split(":") for item in given.split(","))]
         return Report(results, 0.1)
-    installer.apply.recheck = recheck
+    installer.writing.apply.recheck = recheck
     """))
 assert RECHECK_CLI != LIVE_CLI
 
@@ -141,8 +141,8 @@ def test_headless_ways_are_one_at_a_time(tmp_path):
 # ----------------------------------------------------------------------------- the re-check waits
 RECHECK = textwrap.dedent("""
     import json, sys, time
-    from installer import plan as planmod
-    from installer.apply import recheck
+    from installer.planning import plan as planmod
+    from installer.writing.apply import recheck
     plan = planmod.load(sys.argv[1])
     t0 = time.monotonic()
     report = recheck(plan, 1.0, settle_s=float(sys.argv[2]))

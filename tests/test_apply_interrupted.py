@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from installer import plan as planmod
-from installer.apply import apply_plan
+from installer.planning import plan as planmod
+from installer.writing.apply import apply_plan
 from installer.render import NETPLAN_FILE, Target
-from installer.writer import BACKUP_DIR, revert_unconfirmed
+from installer.writing.writer import BACKUP_DIR, revert_unconfirmed
 from tests.test_apply import Recorder, live_system, old_box, tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ PLAN_FILE = REPO / "examples/isolated.yaml"
 # with a runner that appends each command to a file instead of running it.
 LIVE_CLI = textwrap.dedent("""
     import json, subprocess, sys
-    from installer import system
+    from installer.box import system
     log = sys.argv[1]
     def runner(argv, **kwargs):
         with open(log, "a") as f:
@@ -41,8 +41,8 @@ LIVE_CLI = textwrap.dedent("""
     system.System = lambda root, **kw: real(root, runner=runner, live_override=True)
     # No live re-check: the "box" is a temporary directory on this machine, whose network
     # must not be asked anything (the example plan names 8.8.8.8 and the vendors' hosts).
-    import installer.apply
-    installer.apply.recheck = lambda plan, timeout: None
+    import installer.writing.apply
+    installer.writing.apply.recheck = lambda plan, timeout: None
     from installer.cli import main
     sys.exit(main(sys.argv[2:]))
 """)
@@ -237,7 +237,7 @@ def test_a_reused_pid_does_not_keep_a_dead_apply_waiting(tmp_path):
     """The process that waits is known by its pid and its start time: another process that got
     the same pid later does not keep the change from being undone."""
     from installer.render import render
-    from installer.writer import await_confirmation, write_files
+    from installer.writing.writer import await_confirmation, write_files
 
     root, _, before = old_box_at(tmp_path)
     written = write_files(root, render(planmod.load(PLAN_FILE), Target()))

@@ -10,7 +10,7 @@ back-import inside a function is how two modules that need each other usually lo
 
 What an import names: `import a.b` and `from a import b` name the module a.b when there is
 one (else the module a); `from a.b import name` names a.b. The parent packages that Python
-imports on the way (`installer/__init__.py` for `installer.plan`) are not counted: a package
+imports on the way (`installer/__init__.py` for `installer.planning.plan`) are not counted: a package
 whose `__init__` imports its own submodules would otherwise always be in a cycle with them.
 
 Cycles that exist today are listed in KNOWN_CYCLE_EDGES, one edge each that the layout work
@@ -39,16 +39,16 @@ KNOWN_CORE_TO_WIZARD: dict[tuple[str, str], str] = {
 
 # (importer, imported): each closes a cycle today. Remove an entry with the cycle it closes.
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    ("installer.plan", "installer.planread"):
+    ("installer.planning.plan", "installer.planning.planread"):
         "plan.from_dict (function-level) reads through planread, which imports plan's types and, for "
         "the one-pass errors of a partly read plan, validate, which imports plan: the plan's types "
-        "need a module of their own that planread and validate import instead of installer.plan",
+        "need a module of their own that planread and validate import instead of installer.planning.plan",
     ("installer.render", "installer.render.dropins"):
         "render.render (function-level) calls the renderers, which import RenderedFile, Target and "
         "the connection names from installer.render: those need a module of their own",
     ("installer.render", "installer.render.keyfile"): "as installer.render -> installer.render.dropins",
     ("installer.render", "installer.render.netplan"): "as installer.render -> installer.render.dropins",
-    ("installer.render.dropins", "installer.existing"):
+    ("installer.render.dropins", "installer.writing.existing"):
         "dropins._nm_unmanaged (function-level) takes existing.plan_interfaces, and existing imports "
         "installer.render (module-level) and dropins.LEGACY_PROXY_FILE (function-level): "
         "plan_interfaces belongs with the renderers, LEGACY_PROXY_FILE in a module both read",

@@ -19,7 +19,7 @@ def core_modules() -> list[str]:
 
 def test_core_imports_no_textual_or_rich():
     modules = core_modules()
-    assert "installer.plan" in modules and "installer.render.netplan" in modules
+    assert "installer.planning.plan" in modules and "installer.render.netplan" in modules
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from installer import bundle as B
-from installer import plan as planmod
+from installer.fleet import bundle as B
+from installer.planning import plan as planmod
 from tests.box import product as P
 from tests.box.fixtures import box_session, nics_for, pyz  # noqa: F401  (fixtures)
 from tests.box.net import BoxLab, lab_name

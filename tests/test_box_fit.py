@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.render import Target, render, target_for, unmet_needs
 from installer.render.dropins import (CHRONY_FILE, NM_UNMANAGED_FILE, PROXY_ENV_FILE, PROXY_FILE, RESOLV_CONF_FILE,
                                      RESOLVED_FILE, TIMESYNCD_FILE)
-from installer.stack import Stack, detect_stack
+from installer.box.stack import Stack, detect_stack
 
 REPO = Path(__file__).resolve().parent.parent
 

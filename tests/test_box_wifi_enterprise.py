@@ -24,7 +24,7 @@ WPA3-Enterprise's access point offers only WPA-EAP-SHA256 (00-0f-ac-5) with mana
 protection required (ieee80211w=2): the station must show that AKM and hostapd's [MFP] flag.
 The country is proven by the kernel: `iw reg get` (global) and `iw phy PHY reg get` say
 "country DE", and channel 13 (no-IR in the world domain 00) is usable; apply says it set it
-(`iw reg set`, installer.apply.set_country), since NetworkManager has no setting for it and the
+(`iw reg set`, installer.writing.apply.set_country), since NetworkManager has no setting for it and the
 modprobe drop-in acts only when cfg80211 loads (which it does at boot, as the power cycle shows).
 
 Measured (2 shared cores, TCG): PEAP on nm 171 s and on networkd 143 s, EAP-TLS on stock 107 s,

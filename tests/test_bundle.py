@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from installer import archive as A
-from installer import bundle as B
+from installer.fleet import archive as A
+from installer.fleet import bundle as B
 from installer import cli
-from installer import plan as P
+from installer.planning import plan as P
 from installer.render import Target, render
 from tests import hostile_bundles as H
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from installer import bundle as B
+from installer.fleet import bundle as B
 from installer import cli
-from installer import plan as P
+from installer.planning import plan as P
 from tests import hostile_bundles as H
 
 REPO = Path(__file__).resolve().parent.parent

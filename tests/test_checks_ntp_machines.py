@@ -21,11 +21,11 @@ from pathlib import Path
 import ntplib
 import pytest
 
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.checks import bandwidth, machines, ntp
 from installer.checks.base import Context, Result
-from installer.plan import Machine
-from installer.profiles import load_catalog
+from installer.planning.plan import Machine
+from installer.vendors.profiles import load_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "tests" / "run_ntp_machines.py"

@@ -22,8 +22,8 @@ from installer.checks.https import https_ping
 from installer.checks.nats import nats_info
 from installer.checks.net import Dest
 from installer.checks.tls import same_dn, tls_verify
-from installer.plan import Plan
-from installer.profiles import load_catalog
+from installer.planning.plan import Plan
+from installer.vendors.profiles import load_catalog
 from tests import tls_servers as ts
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from installer import plan as planmod
-from installer.describe import describe, diff, mask_secrets
-from installer.plan import REDACTED, Plan, Proxy
-from installer.profiles import load_catalog
+from installer.planning import plan as planmod
+from installer.planning.describe import describe, diff, mask_secrets
+from installer.planning.plan import REDACTED, Plan, Proxy
+from installer.vendors.profiles import load_catalog
 from installer.render import NETPLAN_FILE, Target, render
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def test_diff_never_shows_a_secret_old_or_new(tmp_path):
 
 
 def test_the_diff_masker_covers_every_secret_form_the_report_one_does():
-    """One masker (installer.redact) for diffs and reports: HTTP Basic credentials, a secret of
+    """One masker (installer.planning.redact) for diffs and reports: HTTP Basic credentials, a secret of
     two characters where it stands alone (not inside other words), a percent-encoded one."""
     import base64
 
@@ -123,7 +123,7 @@ def test_the_diff_masker_covers_every_secret_form_the_report_one_does():
 
 
 def test_describe_imports_no_textual():
-    code = ("import sys, installer.describe; "
+    code = ("import sys, installer.planning.describe; "
             "bad = [m for m in ('textual', 'rich') if m in sys.modules]; "
             "print(*bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

@@ -22,8 +22,8 @@ import pytest
 from installer.checks import icmp
 from installer.checks.base import Context, Result
 from installer.checks.runner import default_deadline
-from installer.profileread import build_profile
-from installer.profiles import ProfileError
+from installer.vendors.profileread import build_profile
+from installer.vendors.profiles import ProfileError
 from tests.lab.checkrun import check, one, results
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
 
@@ -127,7 +127,7 @@ def test_profile_rules_for_dtls():
 
 PROBE = textwrap.dedent("""
     import asyncio, socket, sys, time
-    import installer.netguard as guard
+    import installer.checks.netguard as guard
     guard._own_namespace = lambda: True     # as if this empty namespace were the machine's own
     guard.install(sys.argv[1])
     from installer.checks import icmp

@@ -32,9 +32,9 @@ from installer.checks.nats import nats_info
 from installer.checks.net import Dest
 from installer.checks.openvpn import hard_reset_client, openvpn_handshake, parse_server_reset
 from installer.checks.tcp import tcp_connect
-from installer.plan import Plan
-from installer.plan import from_dict as plan_from_dict
-from installer.profiles import load_catalog
+from installer.planning.plan import Plan
+from installer.planning.plan import from_dict as plan_from_dict
+from installer.vendors.profiles import load_catalog
 from tests import tls_servers as ts
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 from installer.checks.portal import has_login_form, redirect_sign
 from installer.checks.tls import covers, fingerprint
-from installer.profiles import load_catalog, normalize_fingerprint
+from installer.vendors.profiles import load_catalog, normalize_fingerprint
 from tests.lab import portal as lab_portal
 from tests.lab import topology as T
 from tests.lab.checkrun import check
@@ -110,7 +110,7 @@ def test_fingerprint_is_openssls_format():
 
 
 def _validate(params: dict) -> list:
-    from installer import planread, validate
+    from installer.planning import planread, validate
 
     plan = planread.from_data({"version": 1, "profiles": [SIEMENS], "profile_params": {SIEMENS: params}})
     return [e for e in validate.validate(plan) if e.field.startswith("profile_params")]

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from installer import discover as d
-from installer import stack as stackmod
-from installer.discover import Interface, Inventory, Stack
+from installer.box import discover as d
+from installer.box import stack as stackmod
+from installer.box.discover import Interface, Inventory, Stack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -240,7 +240,7 @@ def test_discover_reads_sysfs_and_formats_netifaces_addresses(sysfs, monkeypatch
 NS_PROBE = """
 import json, sys
 from pathlib import Path
-from installer.discover import discover, format_table
+from installer.box.discover import discover, format_table
 inv = discover(root=Path(sys.argv[1]))
 print(json.dumps({"inventory": inv.to_json(), "table": format_table(inv)}))
 """
@@ -535,7 +535,7 @@ def test_json_shape_is_stable_and_round_trips():
 
 
 def test_discover_imports_no_ui():
-    probe = ("import sys, installer.discover; "
+    probe = ("import sys, installer.box.discover; "
              "print([m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')])")
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
                           text=True, check=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from installer import bundle as B
+from installer.fleet import bundle as B
 from installer import cli
-from installer import firstboot as fb
+from installer.fleet import firstboot as fb
 from tests import hostile_bundles as H
 
 MAC = "52:54:00:aa:00:07"

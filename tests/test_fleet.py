@@ -25,12 +25,12 @@ import pytest
 import yaml
 
 from installer import cli
-from installer import plan as P
-from installer.bundle import build_bundle, per_box_fields, split_secrets
-from installer.fleet import MACHINES_NETPLAN_FILE, OUTPUT_RECORD, FleetError, read_devices, seed_files
+from installer.planning import plan as P
+from installer.fleet.bundle import build_bundle, per_box_fields, split_secrets
+from installer.fleet.build import MACHINES_NETPLAN_FILE, OUTPUT_RECORD, FleetError, read_devices, seed_files
 from installer.render import Target, dropins, render
 from installer.render import netplan as netplan_renderer
-from installer.setfield import apply_sets
+from installer.planning.setfield import apply_sets
 from tests import hostile_bundles as H
 from tests.judges import judge_trees, netplan_generate, require_tools
 
@@ -424,7 +424,7 @@ HAZARDS = ["", " ", "  lead", "trail ", "a  b", "yes", "No", "off", "ON", "null"
 
 
 def test_the_fast_emitter_writes_what_pyyaml_writes():
-    from installer import fleet
+    from installer.fleet import build as fleet
 
     if fleet._FastSeedDumper is None:
         pytest.skip("PyYAML without libyaml here: the seeds are written by its pure-Python emitter only")
@@ -461,7 +461,7 @@ def test_generated_plans_give_the_seed_bytes_of_the_plain_pyyaml_path(monkeypatc
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from installer import fleet
+    from installer.fleet import build as fleet
     from tests.strategies import valid_plans
 
     class Plain(yaml.SafeDumper):
@@ -506,7 +506,7 @@ def base_devices(boxes: int) -> tuple[list, list[P.Plan]]:
 
 
 def test_workers_write_the_boxes_one_process_writes(tmp_path, monkeypatch):
-    from installer import fleet
+    from installer.fleet import build as fleet
 
     monkeypatch.setattr(fleet, "COMMIT_BATCH", 7)  # several batches, one left over
     monkeypatch.setattr(fleet, "CHUNK", 3)
@@ -530,8 +530,8 @@ def test_workers_write_the_boxes_one_process_writes(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_box_that_cannot_be_written_leaves_whole_boxes_only(tmp_path, monkeypatch, jobs):
-    from installer import fleet
-    from installer.writer import WriteError
+    from installer.fleet import build as fleet
+    from installer.writing.writer import WriteError
 
     monkeypatch.setattr(fleet, "COMMIT_BATCH", 4)
     monkeypatch.setattr(fleet, "CHUNK", 2)

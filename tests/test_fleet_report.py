@@ -1,5 +1,5 @@
-"""The fleet report (installer.fleetreport, `bundle fleet-report`) and the Ansible inventory
-`bundle fleet --ansible` writes (installer.fleetinventory).
+"""The fleet report (installer.fleet.report, `bundle fleet-report`) and the Ansible inventory
+`bundle fleet --ansible` writes (installer.fleet.inventory).
 
 The results are crafted as the rollout role leaves them; each box's check.json is the real
 `check --json` document (findings.document over real Result objects), so the report reads the
@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer import cli, fleetreport
-from installer import plan as P
-from installer.bundle import build_bundle, public_key_line
+from installer import cli
+from installer.fleet import report as fleetreport
+from installer.planning import plan as P
+from installer.fleet.bundle import build_bundle, public_key_line
 from installer.checks import findings
 from installer.checks.base import Result
 from installer.checks.runner import Report

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from installer import writer
+from installer.writing import writer
 from installer.render import RenderedFile
-from installer.writer import WriteError, recover, write_files
+from installer.writing.writer import WriteError, recover, write_files
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -253,7 +253,7 @@ def test_directories_get_their_modes_under_umask_000(tmp_path):
             assert m == want, f"{p.relative_to(root)} is {m:04o}, not {want:04o}"
         else:
             assert not m & 0o002, f"{p.relative_to(root)} is world-writable ({m:04o})"
-    from installer import plan as planmod
+    from installer.planning import plan as planmod
     from installer.render import Target, render
     for f in render(planmod.load(plans[1]), Target(cloud_init=False)):
         p = root / f.path.lstrip("/")
@@ -326,7 +326,7 @@ def test_restore_never_reads_a_kept_file_through_a_link(tmp_path):
 
 
 def test_recover_runs_only_the_stack_commands_apply_knows(tmp_path):
-    from installer.apply import undo_unconfirmed
+    from installer.writing.apply import undo_unconfirmed
 
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
@@ -355,14 +355,14 @@ def test_recover_runs_only_the_stack_commands_apply_knows(tmp_path):
     [(line, _)] = undo_unconfirmed(FakeSystem())
     assert (root / "etc/hostname").read_text() == "old\n"
     assert ran == [["netplan", "apply"], ["hostname", "-F", "/etc/hostname"]]
-    from installer.apply import REAPPLY_COMMANDS
+    from installer.writing.apply import REAPPLY_COMMANDS
     assert all(argv in REAPPLY_COMMANDS for argv in ran)
     assert "2 command(s) recorded in its backup set are not ones edge-installer runs" in line
 
 
 def test_the_known_commands_cover_every_command_apply_runs():
-    from installer import plan as planmod
-    from installer.apply import REAPPLY_COMMANDS, STACK_COMMANDS, reapply_commands, stack_commands
+    from installer.planning import plan as planmod
+    from installer.writing.apply import REAPPLY_COMMANDS, STACK_COMMANDS, reapply_commands, stack_commands
     from installer.render import Target, render
 
     for example in sorted((REPO / "examples").glob("*.yaml")):
@@ -377,7 +377,7 @@ def test_the_known_commands_cover_every_command_apply_runs():
 # ----------------------------------------------------------------------------- 5. special files, bounded reads
 
 def test_read_regular_refuses_special_files_without_blocking(tmp_path):
-    from installer.yamlfile import UnreadableFile, read_regular
+    from installer.planning.yamlfile import UnreadableFile, read_regular
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -404,8 +404,8 @@ CONFLICTS_SCRIPT = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from installer import plan as planmod
-from installer.existing import find_conflicts
+from installer.planning import plan as planmod
+from installer.writing.existing import find_conflicts
 from installer.render import Target, render
 plan = planmod.load({plan!r})
 for c in find_conflicts(Path(sys.argv[1]), plan, render(plan, Target())):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.render import Target, render
-from installer.validate import validate
+from installer.planning.validate import validate
 from tests.judges import judge_trees, require_tools
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

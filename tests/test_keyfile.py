@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from installer.fields import has_control
-from installer.plan import GOOGLE_DNS, Plan, loads
+from installer.planning.fields import has_control
+from installer.planning.plan import GOOGLE_DNS, Plan, loads
 from installer.render import CONN_MACHINES, CONN_UPLINK, KEYFILE_DIR, MACHINE_BRIDGE, RenderedFile, connection_uuid
 from installer.render.keyfile import PRIORITY_MACHINES, PRIORITY_UPLINK, escape_value, render
-from installer.validate import Context, validate
+from installer.planning.validate import Context, validate
 from tests.judges import NmResult, netplan_generate, nm_verify, require_tools
 
 tools = pytest.mark.tools  # needs netplan and libnm (tests.judges.require_tools)

@@ -1,4 +1,4 @@
-"""The suite's network interlock (installer/netguard.py, switched on by tests/conftest.py):
+"""The suite's network interlock (installer/checks/netguard.py, switched on by tests/conftest.py):
 from this machine's own network namespace nothing but loopback may be reached. Proved in a
 throw-away empty network namespace (`unshare --net`: even a broken guard could send nothing
 there), with the guard told that namespace is the machine's own."""
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 PROBE = textwrap.dedent("""
     import socket, sys
-    import installer.netguard as guard
+    import installer.checks.netguard as guard
     guard._own_namespace = lambda: True     # as if this empty namespace were the machine's own
     guard.install(sys.argv[1])
     def attempt(what, fn):

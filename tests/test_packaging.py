@@ -184,7 +184,7 @@ def test_help_interfaces_and_recover(pyz, cache, tmp_path):
 
 def test_recover_finishes_an_interrupted_write(pyz, cache, tmp_path):
     from installer.render import RenderedFile
-    from installer.writer import write_files
+    from installer.writing.writer import write_files
 
     root = tmp_path / "box"
     (root / "etc/netplan").mkdir(parents=True)
@@ -375,7 +375,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
 
 
 def test_units_say_what_the_issue_asks():
-    from installer.draft import DRAFT_FILE
+    from installer.planning.draft import DRAFT_FILE
     from screens.done import PLAN_FILE
 
     assert sorted(p.name for p in UNITS.glob("*.service")) == sorted(UNIT_NAMES)
@@ -486,5 +486,5 @@ def test_the_wizard_starts_from_the_zipapp_as_on_a_serial_line(pyz, cache, tmp_p
         if proc.poll() is None:
             proc.kill()
         os.close(master)
-    from installer.draft import DRAFT_FILE
+    from installer.planning.draft import DRAFT_FILE
     assert (root / DRAFT_FILE.lstrip("/")).is_file()

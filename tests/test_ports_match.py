@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer import plan as planmod
-from installer.bundle import per_box_fields
-from installer.fleet import read_devices
-from installer.plan import Port
+from installer.planning import plan as planmod
+from installer.fleet.bundle import per_box_fields
+from installer.fleet.build import read_devices
+from installer.planning.plan import Port
 from installer.render import NETPLAN_FILE, Target, render
-from installer.setfield import SetError, apply_sets
-from installer.validate import validate
+from installer.planning.setfield import SetError, apply_sets
+from installer.planning.validate import validate
 from tests.judges import judge_trees, nm_verify, require_tools
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,8 +234,8 @@ def in_ns(code: str) -> object:
 RESOLVE = """
 import json, dataclasses
 from pathlib import Path
-from installer.plan import Port
-from installer.ports import resolve, inventory
+from installer.planning.plan import Port
+from installer.box.ports import resolve, inventory
 NO_UDEV = Path("/nonexistent-udev-db")  # the host's udev database numbers the host's links
 ports = [Port("eno1", mac="{a}"), Port("eno1", mac="{a_upper}"), Port("eno1", driver="bridge"),
          Port("eno1", driver="veth"), Port("eno1", path="pci-0000:02:00.0"), Port("eno1", mac="52:54:00:00:00:99")]
@@ -264,9 +264,9 @@ LINK_CHECK = """
 import asyncio, json
 from installer.checks import link
 from installer.checks.base import Context
-from installer.plan import Port
-from installer.profiles import load_catalog
-from installer import plan as planmod
+from installer.planning.plan import Port
+from installer.vendors.profiles import load_catalog
+from installer.planning import plan as planmod
 ctx = Context(plan=planmod.Plan(), catalog=load_catalog())
 async def main():
     out = {{}}
@@ -295,7 +295,7 @@ def test_the_link_check_reports_the_bound_port_on_a_box_that_names_it_otherwise(
 def test_the_planner_passes_each_binding_to_its_link_check():
     from installer.checks.planner import plan_checks
     from installer.checks.base import Context
-    from installer.profiles import load_catalog
+    from installer.vendors.profiles import load_catalog
 
     plan = planmod.load(EXAMPLE)
     checks = {c.key: c for c in plan_checks(plan, Context(plan=plan, catalog=load_catalog()))}
@@ -305,8 +305,8 @@ def test_the_planner_passes_each_binding_to_its_link_check():
 
 
 def test_the_review_says_which_hardware_each_port_is():
-    from installer.describe import describe
-    from installer.profiles import load_catalog
+    from installer.planning.describe import describe
+    from installer.vendors.profiles import load_catalog
 
     words = describe(planmod.load(EXAMPLE), load_catalog())
     assert ("Ports found by their hardware, whatever this box calls them: eno1 is the port with MAC "
@@ -319,7 +319,7 @@ def test_address_probes_go_out_of_the_port_the_binding_finds(netns):
     bound port's kernel name on this box, not the plan's name, which does not exist here yet."""
     out = in_ns(f"""
 import json
-from installer.plan import MachineNetwork, Plan, Port, Uplink
+from installer.planning.plan import MachineNetwork, Plan, Port, Uplink
 from installer.checks import neighbours as N
 plan = Plan(topology="single", machine_network=MachineNetwork(("eno1",), "198.51.100.2/24"),
             uplink=Uplink("enp2s0", "static", "203.0.113.2/24", "203.0.113.1"),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.discover import link_status, speed_text
+from installer.box.discover import link_status, speed_text
 from screens.interfaces import ethtool_problem
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,8 +35,8 @@ IN_NAMESPACE = r'''
 import asyncio, json, subprocess, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from installer.discover import discover
-from installer.plan import MachineNetwork, Plan, Uplink
+from installer.box.discover import discover
+from installer.planning.plan import MachineNetwork, Plan, Uplink
 from tests.wizard_helpers import new_wizard, error_at, field, focus, replace_text, until, keys
 
 ROOT = Path(sys.argv[2])
@@ -205,7 +205,7 @@ async def test_leaving_the_step_stops_a_blinking_led(tmp_path):
     veth cannot blink, so ethtool returns at once here)."""
     import time
 
-    from installer.plan import MachineNetwork, Plan, Uplink
+    from installer.planning.plan import MachineNetwork, Plan, Uplink
     from tests.wizard_helpers import new_wizard
 
     plan = Plan(topology="isolated", machine_network=MachineNetwork(("eno1",)), uplink=Uplink("enp2s0"))
@@ -230,7 +230,7 @@ async def test_leaving_the_step_stops_a_blinking_led(tmp_path):
 async def test_a_name_the_plan_binds_to_hardware_is_not_refused(tmp_path):
     """A plan's `ports` name a port by its MAC (udev renames it when applied): not a missing
     interface. A plain unknown name still is."""
-    from installer.plan import MachineNetwork, Plan, Port, Uplink
+    from installer.planning.plan import MachineNetwork, Plan, Port, Uplink
     from tests.wizard_helpers import error_at, new_wizard
 
     plan = Plan(topology="isolated", machine_network=MachineNetwork(("lan1",)), uplink=Uplink("enp2s0"),

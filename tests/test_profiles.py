@@ -22,7 +22,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from installer.profiles import (
+from installer.vendors.profiles import (
     CHECKS, DIAGNOSIS_CODES, Catalog, Endpoint, ParamSpec, Profile, ProfileError,
     load_catalog, load_profile,
 )
@@ -318,7 +318,7 @@ def test_param_validation() -> None:
 
 
 def test_core_module_imports_no_ui_library() -> None:
-    code = ("import sys, installer.profiles; "
+    code = ("import sys, installer.vendors.profiles; "
             "bad = [m for m in ('textual', 'rich') if m in sys.modules]; "
             "sys.exit(str(bad) if bad else 0)")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

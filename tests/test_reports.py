@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from installer import firewall
-from installer import plan as planmod
-from installer.profiles import load_catalog
+from installer.vendors import firewall
+from installer.planning import plan as planmod
+from installer.vendors.profiles import load_catalog
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
 from tests.vendor_docs import seed_text
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from bench.tuimeasure import VirtualTerminal
-from installer.discover import Interface, Inventory
-from installer.draft import Draft
-from installer.plan import MachineNetwork, Plan, Uplink
-from installer.sources import TITLES
+from installer.box.discover import Interface, Inventory
+from installer.planning.draft import Draft
+from installer.planning.plan import MachineNetwork, Plan, Uplink
+from installer.vendors.sources import TITLES
 from screens import app as wizard
 from screens.base import HelpPanel, help_text, wrap_words
 from tests.test_snapshots import CELLULAR, PLAN, written
@@ -356,7 +356,7 @@ def test_help_names_the_documents_it_draws_on():
 async def test_welcome_table_is_wrapped_once_inside_the_frame(tmp_path):
     """The table's own wrapping (continuation lines indented) fits the body: Textual does not
     wrap its long lines a second time ("...network config" / "at" / "  boot)")."""
-    from installer.discover import format_table
+    from installer.box.discover import format_table
 
     box = Inventory.from_json({
         "interfaces": [{"name": "lo", "kind": "loopback", "carrier": True, "addresses": ["127.0.0.1/8"]},
@@ -393,7 +393,7 @@ async def test_a_role_moved_to_another_port_leaves_no_stale_binding(tmp_path):
     """The bundle bound the uplink "wan0" to a MAC; here the technician gives the uplink to eth1
     instead: wan0's binding goes with it (no error that no step could fix), the machine port's
     binding stays."""
-    from installer.plan import Port
+    from installer.planning.plan import Port
 
     links = [Interface("eth0", "wired", "02:00:00:00:00:01", True, "up", (), "e1000"),
              Interface("eth1", "wired", "02:00:00:00:00:02", True, "up", (), "e1000")]

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from installer import plan as P
+from installer.planning import plan as P
 from installer.checks.base import Check, Context, Outcome
 from installer.checks.runner import run_checks
-from installer.profiles import load_catalog
+from installer.vendors.profiles import load_catalog
 
 PLAN = P.Plan(topology="single", uplink=P.Uplink("enp2s0"))
 

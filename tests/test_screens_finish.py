@@ -14,16 +14,16 @@ from pathlib import Path
 
 from textual.widgets import OptionList
 
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.checks import findings
 from installer.checks.base import Result
 from installer.checks.runner import Report
-from installer.discover import Interface, Inventory
-from installer.plan import Machine, Plan, Uplink
-from installer.profiles import load_catalog
+from installer.box.discover import Interface, Inventory
+from installer.planning.plan import Machine, Plan, Uplink
+from installer.vendors.profiles import load_catalog
 from installer.render import NETPLAN_FILE, Target, render
-from installer.stack import Stack
-from installer.validate import default_context
+from installer.box.stack import Stack
+from installer.planning.validate import default_context
 from screens import app as wizard
 from screens.base import WizardContext
 from tests.wizard_helpers import safe, screen_text, text_of, until

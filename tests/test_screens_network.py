@@ -8,11 +8,11 @@ import dataclasses
 
 
 import screens.app as appmod
-from installer.discover import Inventory
-from installer.fields import check_interface_address, check_passphrase, check_proxy_url
-from installer.plan import Cellular, Dns, Machine, MachineNetwork, Plan, Uplink, Wifi
-from installer.profiles import load_catalog
-from installer.validate import default_context
+from installer.box.discover import Inventory
+from installer.planning.fields import check_interface_address, check_passphrase, check_proxy_url
+from installer.planning.plan import Cellular, Dns, Machine, MachineNetwork, Plan, Uplink, Wifi
+from installer.vendors.profiles import load_catalog
+from installer.planning.validate import default_context
 from screens.base import Choice, Toggle, WizardContext
 from screens.interfaces import default_roles
 from screens.wireless import parse_mb

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.commands import UsageError
 from installer.commands import apply as apply_cmd
-from installer.setfield import SetError, read_secret_file, secret_refusals
+from installer.planning.setfield import SetError, read_secret_file, secret_refusals
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
@@ -136,7 +136,7 @@ def test_set_of_a_secret_alone_without_a_terminal_says_how(tmp_path):
 
 @pytest.fixture
 def encrypted_bundle(tmp_path):
-    from installer.bundle import export_bundle
+    from installer.fleet.bundle import export_bundle
 
     plan = planmod.load(WIFI_PLAN)
     path = tmp_path / "box.bundle"
@@ -189,7 +189,7 @@ def test_a_numeric_wifi_passphrase_is_not_echoed(tmp_path, field):
 
 @pytest.mark.parametrize("section,key", [("proxy", "password"), ("cellular", "password")])
 def test_numeric_passwords_are_not_echoed(section, key):
-    from installer.planread import from_data
+    from installer.planning.planread import from_data
 
     data = {"version": 1, section: {key: 31415926}}
     with pytest.raises(planmod.PlanError) as e:
@@ -198,7 +198,7 @@ def test_numeric_passwords_are_not_echoed(section, key):
 
 
 def test_a_proxy_url_with_a_password_is_never_repeated():
-    from installer.fields import check_proxy_url
+    from installer.planning.fields import check_proxy_url
 
     for url in ("http://edge:hunter2@proxy.plant.local:99999", "http://edge:hunter2@proxy", "edge:hunter2@proxy:3128"):
         message = check_proxy_url(url)
@@ -209,7 +209,7 @@ def test_a_proxy_url_with_a_password_is_never_repeated():
 
 @pytest.mark.parametrize("secret", ["x", "p1", "a$b", "Zq9"])
 def test_report_redaction_masks_short_secrets(secret):
-    from installer.bundle import redact_report
+    from installer.fleet.bundle import redact_report
 
     report = {"evidence": [f"password: {secret}", f"http://edge:{secret}@proxy:3128", f'"psk": "{secret}"'],
               "summary": "Basic checks passed: examples and extras"}
@@ -220,7 +220,7 @@ def test_report_redaction_masks_short_secrets(secret):
 
 
 def test_report_redaction_masks_basic_auth():
-    from installer.bundle import redact_report
+    from installer.fleet.bundle import redact_report
 
     token = base64.b64encode(b"edge:ab").decode()
     report = {"headers": f"Proxy-Authorization: Basic {token}", "other": f"authorization: basic {token}",
@@ -232,14 +232,14 @@ def test_report_redaction_masks_basic_auth():
 
 
 def test_report_redaction_of_a_url_password_nobody_listed():
-    from installer.bundle import redact_report
+    from installer.fleet.bundle import redact_report
 
     out = redact_report(["via http://u:zz@proxy.plant.local:3128"], [])
     assert out == [f"via http://u:{planmod.REDACTED}@proxy.plant.local:3128"]
 
 
 def test_exported_bundle_report_masks_a_short_proxy_password(tmp_path):
-    from installer.bundle import build_bundle, read_members
+    from installer.fleet.bundle import build_bundle, read_members
 
     plan = planmod.load(PROXY_PLAN)
     plan = dataclasses.replace(plan, proxy=dataclasses.replace(plan.proxy, password="q7"))
@@ -262,7 +262,7 @@ def test_free_text_fields_refuse_control_and_direction_characters(field, bad):
     character there would be obeyed by the terminal (a faked line, a cleared screen)."""
     import dataclasses
 
-    from installer.validate import validate
+    from installer.planning.validate import validate
     from tests import hostile_bundles as H
 
     base = H.base_plan()
@@ -276,7 +276,7 @@ def test_free_text_fields_refuse_control_and_direction_characters(field, bad):
 
 
 def test_an_ssid_with_emoji_and_accents_is_still_accepted():
-    from installer.fields import check_ssid
+    from installer.planning.fields import check_ssid
 
     assert check_ssid("Usine Hall \u00e9\U0001F4F6") is None
     assert check_ssid("Caf\u00e9 \U0001F468\u200d\U0001F527") is None  # ZWJ sequence: not a direction control

@@ -322,7 +322,7 @@ async def test_changed_cells_leave_the_terminal_as_full_repaints_do(tmp_path):
     context = build_context(tmp_path, "test")
     # The walk names the seed's ports (eno1, enp2s0), which the interfaces step refuses on a
     # box without them: this box's frames, on a box that has them (the fixed one, not live).
-    from installer.validate import default_context
+    from installer.planning.validate import default_context
     from tests.wizard_helpers import INVENTORY
 
     context.inventory = INVENTORY

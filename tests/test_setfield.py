@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from installer import plan as P
-from installer.setfield import SetError, apply_sets, check_key, settable_keys
-from installer.validate import validate
+from installer.planning import plan as P
+from installer.planning.setfield import SetError, apply_sets, check_key, settable_keys
+from installer.planning.validate import validate
 from tests.strategies import valid_plans
 
 REPO = Path(__file__).resolve().parent.parent

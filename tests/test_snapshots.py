@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from installer.existing import find_conflicts, move_aside_paths
-from installer.plan import Cellular, Dns, Machine, MachineNetwork, Ntp, Plan, Uplink, Wifi
+from installer.writing.existing import find_conflicts, move_aside_paths
+from installer.planning.plan import Cellular, Dns, Machine, MachineNetwork, Ntp, Plan, Uplink, Wifi
 from installer.render import Target, render
-from installer.wifi import Network
-from installer.writer import write_files
+from installer.box.wifi import Network
+from installer.writing.writer import write_files
 from screens import app as wizard
 from tests.wizard_helpers import REPORT, SIZE, context, no_blink, safe, until
 
@@ -37,7 +37,7 @@ WIFI = dataclasses.replace(PLAN, topology="wifi", uplink=Uplink("wlan0", "dhcp")
 CELLULAR = dataclasses.replace(PLAN, topology="cellular", uplink=Uplink("wwan0", "dhcp"),
                                cellular=Cellular("internet", "edge", "apn-pa55", True, 5000))
 CHECKED = safe(PLAN)  # the fixed report (wizard_helpers.REPORT) is this plan's
-# The networks the wireless step's radio hears (installer.wifi.Network).
+# The networks the wireless step's radio hears (installer.box.wifi.Network).
 AIR = [Network("Plant-Floor", "aa:00:00:00:00:01", -58.0, "wpa2", "5 GHz", 36, 5180, False),
        Network("Plant-Secure", "aa:00:00:00:00:02", -66.0, "wpa2-enterprise", "5 GHz", 44, 5220, False),
        Network("Guest", "aa:00:00:00:00:03", -71.0, "open", "2.4 GHz", 6, 2437, False)]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from installer import plan as planmod
-from installer.existing import find_conflicts, move_aside_paths
+from installer.planning import plan as planmod
+from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.render import Target, render
-from installer.writer import recover, restore, write_files
+from installer.writing.writer import recover, restore, write_files
 
 REPO = Path(__file__).resolve().parent.parent
 OLD_NETPLAN = b"network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true}\n"
@@ -24,10 +24,10 @@ SCRIPT = """
 import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from installer import plan as planmod
-from installer.existing import find_conflicts, move_aside_paths
+from installer.planning import plan as planmod
+from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.render import Target, render
-from installer.writer import restore, write_files
+from installer.writing.writer import restore, write_files
 root, kill_at, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 def hook(step):
     if step == kill_at:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer import plan as planmod
-from installer.validate import Context, validate, validate_document
+from installer.planning import plan as planmod
+from installer.planning.validate import Context, validate, validate_document
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from installer import cli
-from installer import plan as planmod
-from installer.fields import parse_data_cap
-from installer.setfield import SetError, apply_sets
-from installer.validate import suggest, validate
+from installer.planning import plan as planmod
+from installer.planning.fields import parse_data_cap
+from installer.planning.setfield import SetError, apply_sets
+from installer.planning.validate import suggest, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,9 +18,9 @@ import pytest
 
 from installer.checks.base import Result
 from installer.checks.runner import Report
-from installer import watchdog as wd
+from installer.fleet import watchdog as wd
 from installer.commands import status as wstatus
-from installer.watchdog import APPLIED_PLAN, SERVICE_FILE, STATE_DIR, TIMER_FILE, run_once
+from installer.fleet.watchdog import APPLIED_PLAN, SERVICE_FILE, STATE_DIR, TIMER_FILE, run_once
 from tests.judges import systemd_analyze as analyze
 from tests.judges import systemd_verify_root as verify_root
 from tests.lab import netns
@@ -81,7 +81,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
 
 @pytest.mark.parametrize("given", ["15min", "1h", "90s", "900", "2 h", "1d", "61s"])
 def test_every_is_read_as_systemd_reads_it(given):
-    from installer.watchdog import parse_every, span
+    from installer.fleet.watchdog import parse_every, span
 
     seconds = parse_every(given)
     for text in (given, span(seconds)):  # what was typed, and what the timer file says
@@ -360,7 +360,7 @@ def test_the_command_line_ends_a_stuck_run_at_once(tmp_path):
     plan = str(staged_plan(root))
     code = (f"import threading, time\n"
             f"from pathlib import Path\n"
-            f"from installer.watchdog import run_once\n"
+            f"from installer.fleet.watchdog import run_once\n"
             f"def stuck(p, t, d):\n"
             f"    threading.Thread(target=time.sleep, args=(60,)).start()\n"
             f"    time.sleep(60)\n"

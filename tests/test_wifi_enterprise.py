@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from installer import bundle as B
-from installer import fields
-from installer import plan as P
-from installer.describe import describe, mask_secrets
-from installer.profiles import load_catalog
+from installer.fleet import bundle as B
+from installer.planning import fields
+from installer.planning import plan as P
+from installer.planning.describe import describe, mask_secrets
+from installer.vendors.profiles import load_catalog
 from installer.render import Target, render
 from installer.render.dropins import REGDOM_FILE
-from installer.validate import default_context, validate
-from installer.writer import write_files
+from installer.planning.validate import default_context, validate
+from installer.writing.writer import write_files
 from tests import hostile_bundles as H
 from tests.judges import netplan_generate, nm_verify, require_tools
 
@@ -174,7 +174,7 @@ def test_the_country_reaches_the_box_for_both_renderers(pki):
 
 
 # ---------------------------------------------------------------------------------------
-# The country in effect at apply time (installer.apply.set_country). That the kernel really
+# The country in effect at apply time (installer.writing.apply.set_country). That the kernel really
 # takes it is proven on booted boxes (tests/test_box_wifi_enterprise.py); here, the flow around
 # it: the previous country read, `iw reg set`, waiting for the kernel, the messages when the box
 # cannot, and the previous country set again on a rollback.
@@ -204,8 +204,8 @@ class Regdomain:
 def _apply(tmp_path, plan, runner, keep=True):
     from types import SimpleNamespace
 
-    from installer.apply import apply_plan
-    from installer.system import System
+    from installer.writing.apply import apply_plan
+    from installer.box.system import System
 
     lines: list[str] = []
     tmp_path.mkdir(exist_ok=True)
@@ -239,7 +239,7 @@ def test_apply_puts_the_country_in_effect_and_a_rollback_puts_the_previous_one_b
     (Regdomain(takes=False), "kept country 00 (is the Debian package wireless-regdb installed?"),
 ])
 def test_a_box_that_cannot_take_the_country_is_told_and_the_apply_goes_on(tmp_path, kernel, words, monkeypatch):
-    import installer.apply as A
+    import installer.writing.apply as A
 
     monkeypatch.setattr(A, "COUNTRY_WAIT_S", 0.0)
     result, _ = _apply(tmp_path, peap(country="DE"), kernel)
@@ -250,8 +250,8 @@ def test_a_box_that_cannot_take_the_country_is_told_and_the_apply_goes_on(tmp_pa
 
 def test_without_iw_the_country_waits_for_the_next_boot(tmp_path, monkeypatch):
     """The real System on a PATH without iw: said in one message, nothing run, no error."""
-    from installer.apply import ApplyResult, set_country
-    from installer.system import System
+    from installer.writing.apply import ApplyResult, set_country
+    from installer.box.system import System
 
     monkeypatch.setenv("PATH", str(tmp_path))
     result, lines = ApplyResult(), []
@@ -262,8 +262,8 @@ def test_without_iw_the_country_waits_for_the_next_boot(tmp_path, monkeypatch):
 
 
 def test_a_staged_apply_shows_the_country_command(tmp_path):
-    from installer.apply import apply_plan
-    from installer.system import System
+    from installer.writing.apply import apply_plan
+    from installer.box.system import System
 
     result = apply_plan(peap(country="DE"), System(tmp_path), Target(), confirm=lambda s, r: True)
     assert "would run: iw reg set DE" in [c.describe() for c in result.commands]

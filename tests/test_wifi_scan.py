@@ -26,14 +26,14 @@ from pathlib import Path
 
 import pytest
 
-from installer import wifi
+from installer.box import wifi
 from installer.checks import findings, report
 from installer.checks import wifi as wifi_check
 from installer.checks.base import Context, Result
 from installer.checks.planner import plan_checks
 from installer.checks.runner import Report
-from installer.plan import MachineNetwork, Plan, Uplink, Wifi
-from installer.profiles import load_catalog
+from installer.planning.plan import MachineNetwork, Plan, Uplink, Wifi
+from installer.vendors.profiles import load_catalog
 
 IW = Path(__file__).parent / "wifi_iw"
 HOSTILE = b"\x1b[31mRED\\ \xff\nA"
@@ -427,9 +427,9 @@ def dataclass_replace(result, **changes):
 
 
 def test_post_apply_recheck_includes_wifi_signal(monkeypatch):
-    """apply's re-check (installer.apply.recheck) runs the plan's own checks: for a WiFi uplink,
+    """apply's re-check (installer.writing.apply.recheck) runs the plan's own checks: for a WiFi uplink,
     wifi-signal must be among them (the checks are captured, not run)."""
-    from installer import apply
+    from installer.writing import apply
     from installer.checks import runner
 
     kept = []

@@ -2,7 +2,7 @@
 first, dBm and bars, security, band and channel, a hidden-network row, Ctrl+R to scan again),
 choosing a row, open/WEP refused, no scan possible, the passphrase shown on request, the
 802.1X fields and the country. The scanner is injected (extras["wifi_scanner"]): this is a UI
-test; the real scan is proven on simulated radios (installer.wifi's tests)."""
+test; the real scan is proven on simulated radios (installer.box.wifi's tests)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import dataclasses
 
 from textual.widgets import OptionList
 
-from installer.plan import Cellular, MachineNetwork, Plan, Uplink, Wifi
-from installer.wifi import Network, ScanError
+from installer.planning.plan import Cellular, MachineNetwork, Plan, Uplink, Wifi
+from installer.box.wifi import Network, ScanError
 from screens.wireless import signal_bars
 from tests.wizard_helpers import error_at, field, focus, frame_text, keys, new_wizard, replace_text, screen_text
 from tests.wizard_helpers import set_choice, set_field, set_toggle, type_text, until
@@ -86,7 +86,7 @@ async def test_scan_list_strongest_first_with_signal_security_band(tmp_path):
         assert "-60 dBm" in listed[2] and "WPA2/WPA3" in listed[2] and "ch 44" in listed[2]  # the stronger twin
         assert "OPEN-refused" in listed[1] and "WEP-refused" in listed[4]
         assert all(len(r) <= 76 for r in listed)
-        # Bars as phones show them (installer.wifi.bars): -48 dBm four, -71 two, -88 none.
+        # Bars as phones show them (installer.box.wifi.bars): -48 dBm four, -71 two, -88 none.
         assert signal_bars(4, False) in listed[0] and signal_bars(2, False) in listed[3]
         assert signal_bars(0, False) in listed[4]
         text = screen_text(app)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from installer.system import System
+from installer.box.system import System
 from tests.test_screens_finish import SIZE, example, focus, make_app, place, text_of, until
 
 OLD = b"network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true}\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from installer import bundle as B
+from installer.fleet import bundle as B
 from screens import app as wizard
 from screens.run import WizardStartError, start_plan
 from tests.test_screens_finish import SIZE, make_app, text_of
@@ -245,7 +245,7 @@ async def test_the_welcome_step_never_offers_to_accept_a_damaged_bundle(tmp_path
 
 
 def test_the_warning_of_an_accepted_bundle_survives_a_resume(tmp_path):
-    from installer.draft import Draft
+    from installer.planning.draft import Draft
 
     unsigned = export(tmp_path, "--no-secrets", sign=False, name="unsigned.tar.gz")
     plan, _, extras = start_plan(tmp_path, str(unsigned), resume=False, allow_unsigned=True)

@@ -28,12 +28,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button
 
-from installer import plan as planmod
-from installer.draft import Draft
-from installer.fields import check_interface_address, check_passphrase
-from installer.plan import Cellular, Dns, MachineNetwork, Ntp, Plan, Proxy, Uplink, Wifi
+from installer.planning import plan as planmod
+from installer.planning.draft import Draft
+from installer.planning.fields import check_interface_address, check_passphrase
+from installer.planning.plan import Cellular, Dns, MachineNetwork, Ntp, Plan, Proxy, Uplink, Wifi
 from installer.render import Target, render
-from installer.validate import validate
+from installer.planning.validate import validate
 from screens import app as wizard
 from screens.base import Choice
 from tests.wizard_helpers import (SIZE, STATE_DIR, context, drive, error_at, field, frame_text, keys_handled, new_wizard,
@@ -228,7 +228,7 @@ async def test_seven_character_passphrase_blocks_next(tmp_path):
     assert app.plan.wifi == Wifi("Plant-Floor", "wpa2-psk", "abc12345")
 
 
-# The core's message for the unticked box (installer.validate), shown on the step's error line.
+# The core's message for the unticked box (installer.planning.validate), shown on the step's error line.
 # The topology step's own words (a tick box), not the plan file's (a key set to true).
 ACK_MESSAGE = "cellular cannot be chosen without accepting the warning above: tick the box"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from installer import plan as planmod
-from installer.existing import find_conflicts, move_aside_paths
+from installer.planning import plan as planmod
+from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.render import NETPLAN_FILE, RenderedFile, Target, render
-from installer.writer import WriteError, restore, write_files
+from installer.writing.writer import WriteError, restore, write_files
 
 REPO = Path(__file__).resolve().parent.parent
 CLOUD_INIT_NETPLAN = b"network:\n    version: 2\n    ethernets:\n        eth0:\n            dhcp4: true\n"

@@ -22,11 +22,11 @@ from textual.widgets._toggle_button import ToggleButton
 
 from installer.checks.base import Result
 from installer.checks.runner import Report
-from installer.discover import Inventory
-from installer.plan import Dns, Ntp, Plan, Uplink
-from installer.profiles import load_catalog
+from installer.box.discover import Inventory
+from installer.planning.plan import Dns, Ntp, Plan, Uplink
+from installer.vendors.profiles import load_catalog
 from installer.render import Target
-from installer.validate import default_context
+from installer.planning.validate import default_context
 from screens import app as wizard
 from screens.base import Choice, FieldInput, Toggle, WizardContext
 

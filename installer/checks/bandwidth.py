@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from installer.checks.base import Context, Outcome, Result
-from installer.plan import Plan
-from installer.profiles import Catalog
+from installer.planning.plan import Plan
+from installer.vendors.profiles import Catalog
 
 DAYS_PER_MONTH = 30
 SECONDS_PER_MONTH = DAYS_PER_MONTH * 24 * 3600

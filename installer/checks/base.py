@@ -13,8 +13,8 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
-from installer.plan import Plan
-from installer.profiles import Catalog, Endpoint
+from installer.planning.plan import Plan
+from installer.vendors.profiles import Catalog, Endpoint
 
 STATUSES = ("pass", "warn", "fail", "skip")
 # Statuses a dependent check accepts from its prerequisite: a NATS server that answers

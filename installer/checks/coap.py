@@ -12,7 +12,7 @@ from installer.checks.base import Context, Outcome
 from installer.checks.net import Dest, NetError
 from installer.checks.tls import (Leaf, dispose, failure_outcome, handshake, inspecting_context, open_for_tls,
                                   read_leaf, same_dn)
-from installer.profiles import Endpoint, Profile
+from installer.vendors.profiles import Endpoint, Profile
 
 
 async def coap_tls_issuer(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoint, profile: Profile) -> Outcome:

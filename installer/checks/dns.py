@@ -34,7 +34,7 @@ import dns.rcode
 import dns.rdatatype
 
 from installer.checks.base import NOT_NEEDED, USABLE, Context, Outcome
-from installer.plan import GOOGLE_DNS, Plan
+from installer.planning.plan import GOOGLE_DNS, Plan
 
 _RCODE_DIAGNOSIS = {dns.rcode.NXDOMAIN: "dns-nxdomain", dns.rcode.SERVFAIL: "dns-servfail",
                     dns.rcode.REFUSED: "dns-refused"}

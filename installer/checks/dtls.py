@@ -28,7 +28,7 @@ from installer.checks.base import Context, Outcome
 from installer.checks.coap import issuer_verdict
 from installer.checks.net import Dest
 from installer.checks.tls import Budget, read_leaf, server_name
-from installer.profiles import Endpoint, Profile
+from installer.vendors.profiles import Endpoint, Profile
 
 # A DTLS handshake's datagrams stay well under any plant link's MTU at this size; OpenSSL
 # fragments its handshake messages to fit.

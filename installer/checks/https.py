@@ -16,7 +16,7 @@ import time
 from installer.checks.base import Context, Outcome
 from installer.checks.net import Dest, NetError, read_http_head, status_code
 from installer.checks.tls import dispose, failure_outcome, handshake, judge, open_for_tls, server_name
-from installer.profiles import Endpoint, Profile
+from installer.vendors.profiles import Endpoint, Profile
 
 _USER_AGENT = "edge-installer-check"
 

@@ -14,13 +14,13 @@ import ipaddress
 from pathlib import Path
 
 from installer.checks.base import Context, Outcome
-from installer.plan import Port
-from installer.ports import Found, resolve
+from installer.planning.plan import Port
+from installer.box.ports import Found, resolve
 from installer.render import MACHINE_BRIDGE
 
 
 def _inventory(ctx: Context):
-    from installer.discover import discover
+    from installer.box.discover import discover
 
     return discover(Path(ctx.sys_class_net))
 

@@ -18,8 +18,8 @@ from typing import Mapping
 
 from installer.checks.base import Context, Outcome, Result
 from installer.checks.net import NetError, Stream, connect_direct, read_http_head, status_code
-from installer.plan import Machine
-from installer.profiles import Controller
+from installer.planning.plan import Machine
+from installer.vendors.profiles import Controller
 
 # An agent's probe document lists every data item of every device: tens to hundreds of KB for
 # a real shop. Enough to see the root and a good many devices; the parser never sees more.

@@ -47,7 +47,7 @@ def _uplink_addresses(ctx: Context) -> list[str]:
     plan = ctx.plan
     found: list[str] = []
     if plan.uplink is not None and plan.uplink.interface:
-        from installer.discover import interface
+        from installer.box.discover import interface
 
         iface = interface(plan.uplink.interface, Path(ctx.sys_class_net))
         if iface is not None:

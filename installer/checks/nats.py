@@ -27,8 +27,8 @@ from installer.checks.base import Context, Outcome
 from installer.checks.net import Dest, NetError, Stream, open_dest
 from installer.checks.tls import (Budget, dispose, failure_outcome, handshake, inspecting_context, judge,
                                   read_leaf, server_name, where)
-from installer.fields import is_ip
-from installer.profiles import Endpoint, Profile
+from installer.planning.fields import is_ip
+from installer.vendors.profiles import Endpoint, Profile
 
 # An INFO line is a few hundred bytes; a server that sends more than the stream reader's
 # buffer (asyncio's default limit) without a line end is not NATS.

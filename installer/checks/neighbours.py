@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from installer.checks.base import Check, Context, Outcome, Result
-from installer.plan import Plan
+from installer.planning.plan import Plan
 from installer.render import MACHINE_BRIDGE
-from installer.sources import cite
+from installer.vendors.sources import cite
 
 ARPING = "arping"
 ARPING_PACKAGE = "iputils-arping"
@@ -157,10 +157,10 @@ def port_problem(interface: str, sys_class_net: str = "/sys/class/net") -> str |
 
 
 def _guarded() -> str | None:
-    """The test suite's network interlock (installer/netguard.py): arping is a separate
+    """The test suite's network interlock (installer/checks/netguard.py): arping is a separate
     process the audit hook cannot see, so it is refused here, from this machine's own network
     namespace, whenever the suite's guard is on. Inside a lab namespace it runs."""
-    from installer import netguard
+    from installer.checks import netguard
 
     if not os.environ.get(netguard.ENV):
         return None
@@ -347,11 +347,11 @@ class Planned:
 
 def on_box(plan: Plan, name: str, sys_class_net: str = "/sys/class/net") -> str:
     """The kernel name of the plan's port `name` on this box: through its hardware binding
-    (plan.ports: MAC, driver, path; installer.ports) when it has one and it matches exactly one
+    (plan.ports: MAC, driver, path; installer.box.ports) when it has one and it matches exactly one
     port, else the name itself (a probe then says the port does not exist)."""
     if plan.port(name) is None:
         return name
-    from installer import ports
+    from installer.box import ports
 
     found = ports.resolve_name(plan, name, Path(sys_class_net))
     return found.interface or name

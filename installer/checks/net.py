@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from installer.checks.base import Proxy
-from installer.plan import Plan
+from installer.planning.plan import Plan
 
 
 class NetError(Exception):

@@ -28,7 +28,7 @@ import struct
 from installer.checks.base import Context, Outcome
 from installer.checks.net import Dest, NetError, open_dest
 from installer.checks.tls import Budget, dispose, failure_outcome, server_name, where
-from installer.profiles import Endpoint, Profile
+from installer.vendors.profiles import Endpoint, Profile
 
 P_CONTROL_HARD_RESET_CLIENT_V2 = 7
 P_CONTROL_HARD_RESET_SERVER_V2 = 8

@@ -18,9 +18,9 @@ from installer.checks import dtls, icmp
 from installer.checks import neighbours
 from installer.checks.base import DEFAULT_TIMEOUT_S, Check, Context, Outcome
 from installer.checks.net import Dest, bypasses_proxy, proxy_from_plan
-from installer.fields import is_ip
-from installer.plan import POOL_NTP, Plan
-from installer.profiles import Catalog, load_catalog
+from installer.planning.fields import is_ip
+from installer.planning.plan import POOL_NTP, Plan
+from installer.vendors.profiles import Catalog, load_catalog
 from installer.render import MACHINE_BRIDGE
 
 

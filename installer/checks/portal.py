@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from installer.checks.base import NOT_NEEDED, Context, Outcome, Result
 from installer.checks.net import NetError, classify_oserror, connect_direct, read_http_head, status_code
 from installer.checks.tls import Budget
-from installer.fields import is_ip
+from installer.planning.fields import is_ip
 
 # tls-verify diagnoses a captive portal (or another server in the way) produces.
 TRIGGERS = ("tls-wrong-server", "tls-untrusted", "tls-hostname-mismatch", "tls-handshake-failed")

@@ -7,9 +7,9 @@ from __future__ import annotations
 from installer.checks import findings
 from installer.checks.base import Result
 from installer.checks.runner import Report
-from installer.identity import Identity, identify
-from installer.plan import Plan
-from installer.sources import TITLES
+from installer.box.identity import Identity, identify
+from installer.planning.plan import Plan
+from installer.vendors.sources import TITLES
 
 MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
 

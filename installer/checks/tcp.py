@@ -14,7 +14,7 @@ import time
 from installer.checks.base import Context, Outcome
 from installer.checks.net import (PROXY_CODES, Dest, NetError, connect_via_proxy, open_dest, proxy_facts,
                                   proxy_remediation)
-from installer.profiles import Endpoint, Profile
+from installer.vendors.profiles import Endpoint, Profile
 
 
 async def tcp_connect(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoint | None = None,

@@ -36,7 +36,7 @@ from cryptography.x509.oid import NameOID
 from installer.checks.base import Context, Outcome
 from installer.checks.net import (PROXY_CODES, Dest, NetError, Stream, connect_small_mss, open_dest, proxy_facts,
                                   proxy_remediation)
-from installer.profiles import Endpoint, Profile, normalize_fingerprint
+from installer.vendors.profiles import Endpoint, Profile, normalize_fingerprint
 
 # OpenSSL verification errors (X509_V_ERR_*) that mean "no trusted CA above this leaf".
 _UNTRUSTED_ISSUER = {2, 19, 20, 21, 27, 28}

@@ -27,7 +27,7 @@ import asyncio
 from pathlib import Path
 
 from installer.checks.base import Context, Outcome
-from installer.sources import cite
+from installer.vendors.sources import cite
 
 PASS_DBM = -67.0   # design minimum for reliable data (the cell edge of enterprise WLAN design)
 FAIL_DBM = -75.0   # below this: poor (the floor of WLAN planning's edge field strength)
@@ -58,7 +58,7 @@ def _remediation(interface: str, weak: bool) -> str:
 
 def describe(link) -> str:
     """The evidence: signal (average and last), access point, band, channel, bit rate."""
-    from installer.wifi import ascii_printable, bars
+    from installer.box.wifi import ascii_printable, bars
 
     avg = f"{link.signal_avg_dbm:g} dBm average, last {link.signal_dbm:g} dBm" if link.signal_avg_dbm is not None \
         else f"{link.signal_dbm:g} dBm"
@@ -71,7 +71,7 @@ async def wifi_signal(ctx: Context, prereqs, *, interface: str, ssid: str | None
                       expect_applied: bool = True) -> Outcome:
     """`wifi-signal`: the uplink `interface`'s signal from the access point it joined. Before
     the plan is applied (the wizard's checks), not being associated yet is a warning."""
-    from installer import wifi
+    from installer.box import wifi
 
     if ctx is not None and not Path(ctx.sys_class_net, interface).exists():
         # link-state fails for it already (link-missing): one cause, said once.

@@ -5,8 +5,8 @@ Each module has `add_parser(subparsers)` and `run(args) -> int` (the exit code).
 
 from __future__ import annotations
 
-from installer import plan as planmod
-from installer.plan import FieldError, Plan
+from installer.planning import plan as planmod
+from installer.planning.plan import FieldError, Plan
 
 
 class UsageError(Exception):
@@ -44,7 +44,7 @@ def check_root(root: str | None) -> None:
 
 def load_valid_plan(path: str, ctx=None) -> Plan:
     """Read and validate a plan file; raise UsageError with one line per problem."""
-    from installer.validate import validate
+    from installer.planning.validate import validate
 
     try:
         plan = planmod.load(path)

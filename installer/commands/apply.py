@@ -80,7 +80,7 @@ def secret_sets(sets: list[str], set_files: list[str]) -> tuple[list[str], list[
     """(the --set items to apply, the secrets as KEY=VALUE items): a secret comes from
     --set-file KEY=FILE or, for --set KEY alone, from a prompt at the terminal; a secret
     given as --set KEY=VALUE is refused with the way to give it."""
-    from installer.setfield import SetError, read_secret_file, secret_key, secret_refusals
+    from installer.planning.setfield import SetError, read_secret_file, secret_key, secret_refusals
 
     refused = secret_refusals(sets)
     if refused:
@@ -133,16 +133,16 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=Non
     """A validated plan from a plan file or a bundle, with --set applied (secrets among `sets`
     are already read: see secret_sets). A bundle must be signed by a key trusted under root
     (or in trust_keys), unless allow_unsigned (see commands.bundle.check_trust)."""
-    from installer import plan as planmod
-    from installer.validate import validate
+    from installer.planning import plan as planmod
+    from installer.planning.validate import validate
 
     raw = Path(path)
     if not raw.is_file():
         raise UsageError(f"{path}: no such file (a plan or a bundle)")
-    from installer.bundle import is_bundle
+    from installer.fleet.bundle import is_bundle
 
     if is_bundle(raw):
-        from installer.bundle import BundleError, load_bundle
+        from installer.fleet.bundle import BundleError, load_bundle
         from installer.commands.bundle import read_passphrase
 
         try:
@@ -168,7 +168,7 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=Non
         except planmod.PlanError as e:
             raise UsageError(str(e).splitlines()) from None
     if sets:
-        from installer.setfield import SetError, apply_sets
+        from installer.planning.setfield import SetError, apply_sets
 
         try:
             plan = apply_sets(plan, sets)
@@ -192,7 +192,7 @@ def _show(report) -> None:
 
 def _confirmed_remotely(root: Path) -> bool:
     """`edge-installer confirm` was run for the change this process waits on."""
-    from installer.writer import confirmation_requested
+    from installer.writing.writer import confirmation_requested
 
     return confirmation_requested(root, os.getpid())
 
@@ -265,10 +265,10 @@ def terminal_confirm(seconds: float, report, root: Path = Path("/")) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.apply import apply_plan
+    from installer.writing.apply import apply_plan
     from installer.commands.render import describe_target, detect_target
-    from installer.validate import default_context
-    from installer.system import System
+    from installer.planning.validate import default_context
+    from installer.box.system import System
 
     root = Path(args.root) if args.root else Path("/")
     check_root(args.root)

@@ -20,7 +20,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from installer import plan as planmod
+from installer.planning import plan as planmod
 from installer.commands import UsageError, load_valid_plan
 from installer.commands.render import _version, add_target_arguments, describe_target, detect_target
 
@@ -113,7 +113,7 @@ def check_trust(loaded, source: str, root: str | None, trust_keys: list[str], al
     """Refuse (UsageError) a bundle not signed by a trusted key, unless allowed; say who signed it."""
     import sys
 
-    from installer.bundle import TRUST_FILE, BundleError, KeyFileError, read_trusted_keys, trust_verdict
+    from installer.fleet.bundle import TRUST_FILE, BundleError, KeyFileError, read_trusted_keys, trust_verdict
 
     try:
         line, warning = trust_verdict(loaded, read_trusted_keys(root, trust_keys), allow_unsigned,
@@ -145,7 +145,7 @@ def refuse_same_file(output: str, flag: str, inputs: dict[str, str | None]) -> N
 
 def read_passphrase(path: str, *, for_export: bool = False) -> str:
     """The passphrase in a file: its first line, without the line break."""
-    from installer.yamlfile import SmallFileError, read_small
+    from installer.planning.yamlfile import SmallFileError, read_small
 
     try:
         data = read_small(path, MAX_PASSPHRASE_FILE, f"--passphrase-file {path}", "it holds one line")
@@ -161,7 +161,7 @@ def read_passphrase(path: str, *, for_export: bool = False) -> str:
     if not passphrase:
         raise UsageError(f"--passphrase-file {path}: its first line is empty; write the passphrase there")
     if for_export:
-        from installer.bundle import MIN_PASSPHRASE
+        from installer.fleet.bundle import MIN_PASSPHRASE
 
         if len(passphrase) < MIN_PASSPHRASE:
             raise UsageError(f"--passphrase-file {path}: the passphrase has {len(passphrase)} characters; use at "
@@ -170,7 +170,7 @@ def read_passphrase(path: str, *, for_export: bool = False) -> str:
 
 
 def _read_report(path: str) -> dict:
-    from installer.yamlfile import SmallFileError, read_small
+    from installer.planning.yamlfile import SmallFileError, read_small
 
     try:  # a regular file only (a FIFO would wait forever), bounded
         data = read_small(path, MAX_REPORT_BYTES, f"--report {path}", "give `check --json` output")
@@ -186,7 +186,7 @@ def _read_report(path: str) -> dict:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
-    from installer.bundle import KeyFileError, fingerprint, generate_signing_key, public_key_line
+    from installer.fleet.bundle import KeyFileError, fingerprint, generate_signing_key, public_key_line
 
     try:
         raw = generate_signing_key(args.output)
@@ -202,7 +202,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from installer.bundle import KeyFileError, export_bundle, fingerprint, load_signing_key, split_secrets, _raw_public
+    from installer.fleet.bundle import KeyFileError, export_bundle, fingerprint, load_signing_key, split_secrets, _raw_public
 
     refuse_same_file(args.output, "-o", {"PLAN": args.plan, "--report": args.report,
                                          "--passphrase-file": args.passphrase_file, "--sign-key": args.sign_key})
@@ -238,7 +238,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace):
     """The bundle named on the command line, verified, with its secrets when a passphrase is given."""
-    from installer.bundle import BundleError, load_bundle
+    from installer.fleet.bundle import BundleError, load_bundle
 
     passphrase = read_passphrase(args.passphrase_file) if args.passphrase_file else None
     try:
@@ -250,8 +250,8 @@ def _load(args: argparse.Namespace):
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from installer.bundle import printable
-    from installer.writer import atomic_write
+    from installer.fleet.bundle import printable
+    from installer.writing.writer import atomic_write
 
     if args.output:
         refuse_same_file(args.output, "-o", {"the bundle": args.bundle, "--passphrase-file": args.passphrase_file})
@@ -281,7 +281,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_fleet(args: argparse.Namespace) -> int:
-    from installer.fleet import MAX_CSV_BYTES, FleetError, read_devices, write_fleet
+    from installer.fleet.build import MAX_CSV_BYTES, FleetError, read_devices, write_fleet
 
     loaded, passphrase = _load(args)
     text = _read_csv(args.devices, MAX_CSV_BYTES)
@@ -293,7 +293,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         cloud_init=target.cloud_init if args.cloud_init is None else args.cloud_init)
     extras: list = []
     if args.ansible:
-        from installer.fleetinventory import InventoryError, split_controller_columns
+        from installer.fleet.inventory import InventoryError, split_controller_columns
 
         try:
             text, extras = split_controller_columns(text, args.devices)
@@ -305,8 +305,8 @@ def run_fleet(args: argparse.Namespace) -> int:
     except FleetError as e:
         raise UsageError(e.lines) from None
     if args.ansible:
-        from installer.bundle import public_key_line
-        from installer.fleetinventory import ROLLOUT_DIR, write_inventory
+        from installer.fleet.bundle import public_key_line
+        from installer.fleet.inventory import ROLLOUT_DIR, write_inventory
 
         inventory = write_inventory(Path(args.out), devices, extras, bundle=Path(args.bundle),
                                     signer_line=public_key_line(loaded.signer) if loaded.signer else None)
@@ -321,7 +321,7 @@ def run_fleet(args: argparse.Namespace) -> int:
 
 
 def _read_csv(path: str, cap: int) -> str:
-    from installer.yamlfile import SmallFileError, read_small
+    from installer.planning.yamlfile import SmallFileError, read_small
 
     try:
         data = read_small(path, cap, f"--devices {path}", "split the fleet into several files")
@@ -334,7 +334,7 @@ def _read_csv(path: str, cap: int) -> str:
 
 
 def run_fleet_report(args: argparse.Namespace) -> int:
-    from installer import fleetreport
+    from installer.fleet import report as fleetreport
 
     try:
         report = fleetreport.read_results(args.results)
@@ -353,6 +353,6 @@ def run_fleet_report(args: argparse.Namespace) -> int:
 
 def printable_line(text: str) -> str:
     """Text from a box, safe for a terminal."""
-    from installer.bundle import printable
+    from installer.fleet.bundle import printable
 
     return printable(text)

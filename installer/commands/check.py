@@ -45,10 +45,10 @@ def _seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from installer.checks import findings, report as reports
-    from installer.identity import identify
+    from installer.box.identity import identify
     from installer.checks.planner import build_context, plan_checks, remediation
     from installer.checks.runner import run_checks_sync
-    from installer.writer import atomic_write
+    from installer.writing.writer import atomic_write
 
     plan = load_valid_plan(args.plan)
     if plan.tls.extra_ca_file and not Path(plan.tls.extra_ca_file).is_file():

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.writer import awaiting_confirmation, backup_state, request_confirmation
+    from installer.writing.writer import awaiting_confirmation, backup_state, request_confirmation
 
     check_root(args.root)
     waiting = awaiting_confirmation(Path(args.root))

@@ -20,9 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer import firewall
-    from installer.identity import identify
-    from installer.profiles import load_catalog
+    from installer.vendors import firewall
+    from installer.box.identity import identify
+    from installer.vendors.profiles import load_catalog
 
     plan = load_valid_plan(args.plan)
     catalog = load_catalog()
@@ -39,7 +39,7 @@ def _resolve(plan, catalog, timeout: float) -> dict[str, tuple[str, ...] | str]:
 
     from installer.checks import dns
     from installer.checks.planner import build_context
-    from installer.fields import is_ip
+    from installer.planning.fields import is_ip
 
     ctx = build_context(plan, catalog, timeout=timeout)
     names = sorted({ep.target(plan.profile_params.get(pid, {})) for pid in plan.profiles

@@ -1,6 +1,6 @@
 """`edge-installer firstboot [--root DIR] [--device PATH] [--label EDGE-SETUP] [--boot-dir DIR ...]
 [--console TTY ...] [--wait S] [--trust-key KEY.pub ...] [--force]`: zero-touch set-up from a
-setup medium (installer/firstboot.py), run at boot by edge-installer-zerotouch.service.
+setup medium (installer/fleet/firstboot.py), run at boot by edge-installer-zerotouch.service.
 
 Exit 0: the change was kept (or staged), or there was nothing to do (no medium; the same
 bundle and devices list as the last time); 1: applied and reverted, refused, or the medium
@@ -17,7 +17,7 @@ from installer.commands import check_root
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from installer import firstboot as fb
+    from installer.fleet import firstboot as fb
 
     p = sub.add_parser("firstboot", help="zero-touch set-up from a USB stick or the boot partition (at boot)",
                        description=f"Find the setup medium (a filesystem labelled {fb.LABEL}, or a folder "
@@ -62,8 +62,8 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer import firstboot as fb
-    from installer.writer import box_path
+    from installer.fleet import firstboot as fb
+    from installer.writing.writer import box_path
 
     check_root(args.root)
     root = Path(args.root) if args.root else Path("/")

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.discover import discover, format_table
+    from installer.box.discover import discover, format_table
 
     inventory = discover()
     if args.json:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from installer.commands import check_root
-from installer.writer import WriteError, recover
+from installer.writing.writer import WriteError, recover
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.apply import undo_unconfirmed
-    from installer.system import System
+    from installer.writing.apply import undo_unconfirmed
+    from installer.box.system import System
 
     check_root(args.root)
     root = Path(args.root)

@@ -11,9 +11,9 @@ import argparse
 from pathlib import Path
 
 from installer.commands import check_root, load_valid_plan
-from installer.existing import find_conflicts, move_aside_paths
+from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.render import Target, dns_by_networkmanager, netplan_backend, render
-from installer.writer import write_files
+from installer.writing.writer import write_files
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def _version(text: str) -> tuple[int, ...]:
 def detect_target(root: Path, args: argparse.Namespace) -> Target:
     """The Target for the box under root, with the command line's overrides."""
     from installer.render import target_for
-    from installer.stack import detect_stack
+    from installer.box.stack import detect_stack
 
     return target_for(detect_stack(root), netplan_version=getattr(args, "netplan_version", None),
                       networkmanager=getattr(args, "networkmanager", None),
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else Path("/")
     check_root(args.root)
     target = detect_target(root, args)
-    from installer.validate import default_context
+    from installer.planning.validate import default_context
 
     plan = load_valid_plan(args.plan, default_context(target=target))
     files = render(plan, target)

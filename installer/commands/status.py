@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from installer import watchdog as w
-from installer.bundle import printable
+from installer.fleet import watchdog as w
+from installer.fleet.bundle import printable
 from installer.commands import check_root
-from installer.writer import box_path
+from installer.writing.writer import box_path
 
 NEVER_RAN = 3  # status's exit code when there is no run to show (0, 1, 2: the last run's, as check's)
 

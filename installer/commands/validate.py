@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from installer.commands import check_root
     from installer.commands.render import detect_target
-    from installer.validate import default_context
+    from installer.planning.validate import default_context
 
     check_root(args.root)
     # Refused here too when this box lacks what the plan needs (a package), as render and

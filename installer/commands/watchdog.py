@@ -15,8 +15,8 @@ from pathlib import Path
 
 from installer.commands import UsageError, check_root
 from installer.commands.check import _seconds
-from installer import watchdog as wd
-from installer.watchdog import APPLIED_PLAN, SERVICE_FILE, STATE_DIR, TIMER_FILE, UNIT
+from installer.fleet import watchdog as wd
+from installer.fleet.watchdog import APPLIED_PLAN, SERVICE_FILE, STATE_DIR, TIMER_FILE, UNIT
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -74,10 +74,10 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def run_enable(args: argparse.Namespace) -> int:
-    from installer.apply import self_command
+    from installer.writing.apply import self_command
     from installer.commands import load_valid_plan
-    from installer.system import System
-    from installer.writer import atomic_write, box_path
+    from installer.box.system import System
+    from installer.writing.writer import atomic_write, box_path
 
     root = _root(args)
     try:
@@ -124,8 +124,8 @@ def run_enable(args: argparse.Namespace) -> int:
 
 
 def run_disable(args: argparse.Namespace) -> int:
-    from installer.system import System
-    from installer.writer import box_path
+    from installer.box.system import System
+    from installer.writing.writer import box_path
 
     root = _root(args)
     # The wants link too: `systemctl enable` makes it on the box (and `systemctl --root` on a stage).
@@ -147,7 +147,7 @@ def run_disable(args: argparse.Namespace) -> int:
 
 
 def run_once(args: argparse.Namespace) -> int:
-    from installer.bundle import printable
+    from installer.fleet.bundle import printable
 
     root = _root(args)
     plan = args.plan if args.plan.startswith("/") else os.path.abspath(args.plan)

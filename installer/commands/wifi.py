@@ -38,7 +38,7 @@ def _no_action(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer import wifi
+    from installer.box import wifi
 
     try:
         interface = wifi.choose_interface(args.interface)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 def format_table(found: list, interface: str) -> str:
     """The technician's table: ASCII only, at most 80 columns, one network per line."""
-    from installer.wifi import ascii_printable
+    from installer.box.wifi import ascii_printable
 
     if not found:
         return f"No WiFi networks heard on {ascii_printable(interface)}."
@@ -76,6 +76,6 @@ def format_table(found: list, interface: str) -> str:
 
 
 def _bars(dbm: float) -> int:
-    from installer.wifi import bars
+    from installer.box.wifi import bars
 
     return bars(dbm)

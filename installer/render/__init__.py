@@ -1,8 +1,8 @@
 """Renderers: pure functions from a validated Plan to the files the box needs.
 
 Every renderer returns `RenderedFile`s (path on the box, exact bytes, mode); one writer
-(`installer.writer`) does all the I/O. The same plan and target always give the same bytes.
-Renderers assume a plan that `installer.validate` accepted.
+(`installer.writing.writer`) does all the I/O. The same plan and target always give the same bytes.
+Renderers assume a plan that `installer.planning.validate` accepted.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from installer.plan import Plan
+from installer.planning.plan import Plan
 
 NETPLAN_FILE = "/etc/netplan/90-edge-installer.yaml"
 KEYFILE_DIR = "/etc/NetworkManager/system-connections"

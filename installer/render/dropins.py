@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import quote, urlsplit
 
-from installer.plan import GOOGLE_DNS, POOL_NTP, REDACTED, Plan
+from installer.planning.plan import GOOGLE_DNS, POOL_NTP, REDACTED, Plan
 from installer.render import MACHINE_BRIDGE, RenderedFile, Target, dns_by_networkmanager, netplan_backend
 
 RESOLVED_FILE = "/etc/systemd/resolved.conf.d/60-edge-installer.conf"
@@ -126,7 +126,7 @@ def _chrony(plan: Plan) -> RenderedFile:
 
 
 def _nm_unmanaged(plan: Plan) -> RenderedFile:
-    from installer.existing import plan_interfaces
+    from installer.writing.existing import plan_interfaces
 
     names = sorted(plan_interfaces(plan))
     if plan.machine_network is not None and len(plan.machine_network.interfaces) >= 2:
@@ -217,7 +217,7 @@ def _proxy(plan: Plan) -> list[RenderedFile]:
 def _regdom(country: str) -> RenderedFile:
     """The WiFi regulatory country for the kernel (cfg80211), which NetworkManager has no setting
     for: read when cfg80211 loads, i.e. at the next boot, before any driver scans. At apply time
-    installer.apply.set_country puts it in effect (`iw reg set`) on every stack."""
+    installer.writing.apply.set_country puts it in effect (`iw reg set`) on every stack."""
     text = (_HEADER + "# The WiFi regulatory domain of the country the box is in: which channels and transmit\n"
             "# power the radio may use (needs the Debian package wireless-regdb; takes effect when\n"
             "# cfg80211 loads, at the next boot).\n"

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from installer.fields import canonical_mac
-from installer.plan import GOOGLE_DNS, Plan
+from installer.planning.fields import canonical_mac
+from installer.planning.plan import GOOGLE_DNS, Plan
 from installer.render import (
     CONN_MACHINES,
     CONN_UPLINK,
@@ -123,7 +123,7 @@ def _bound(plan: Plan, ifname: str, sections: list[Section]) -> list[Section]:
     NetworkManager does not rename a port, so on this renderer the plan's name is the plan's
     label for the port, not the kernel's: the profile follows the hardware at once, with no
     reboot for a udev rename to happen, and the bridge takes its ports by connection, not by
-    name. `check` finds the port by the same binding (installer.ports)."""
+    name. `check` finds the port by the same binding (installer.box.ports)."""
     port = plan.port(ifname)
     if port is None or port.binding is None:
         return sections

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from installer.fields import canonical_mac
-from installer.plan import GOOGLE_DNS, Plan
+from installer.planning.fields import canonical_mac
+from installer.planning.plan import GOOGLE_DNS, Plan
 from installer.render import MACHINE_BRIDGE, NETPLAN_FILE, RenderedFile, Target, netplan_backend
 
 HEADER = (
@@ -89,7 +89,7 @@ def _match(plan: Plan, name: str) -> dict[str, Any]:
     if port.mac is not None:
         return {"match": {"macaddress": canonical_mac(port.mac)}, "set-name": name}
     # With two ports of this driver, udev renames the first one only (netplan(5), set-name);
-    # `check` refuses the ambiguity on the box (installer.ports).
+    # `check` refuses the ambiguity on the box (installer.box.ports).
     return {"match": {"driver": port.driver}, "set-name": name}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from installer.profiles import load_catalog
+from installer.vendors.profiles import load_catalog
 from tests.lab import topology as T
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from installer.profiles import load_catalog
+from installer.vendors.profiles import load_catalog
 from tests.lab import dnsauth, firewall, netns, network, pki, servers
 from tests.lab import topology as T
 from tests.lab import badlink

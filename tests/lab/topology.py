@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from installer.profiles import Catalog
+from installer.vendors.profiles import Catalog
 
 # Interfaces (names as on a real box, seed 000: eno1 = machine network, enp2s0 = uplink).
 UPLINK_IF, MACHINE_IF = "enp2s0", "eno1"

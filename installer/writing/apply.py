@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from installer.existing import find_conflicts, move_aside_paths
-from installer.plan import Plan
+from installer.writing.existing import find_conflicts, move_aside_paths
+from installer.planning.plan import Plan
 from installer.render import CONN_MACHINES, CONN_UPLINK, Target, render
 from installer.render.dropins import (CHRONY_FILE, LEGACY_PROXY_FILE, NM_UNMANAGED_FILE, PROXY_ENV_FILE,
                                      PROXY_FILE, REGDOM_FILE, RESOLVED_FILE, SYSCTL_FILE, TIMESYNCD_FILE)
-from installer.system import CommandResult, System
-from installer.writer import (WriteResult, await_confirmation, confirm_set, recover, restore,
+from installer.box.system import CommandResult, System
+from installer.writing.writer import (WriteResult, await_confirmation, confirm_set, recover, restore,
                               revert_unconfirmed, write_files)
 
 DEFAULT_CONFIRM_TIMEOUT_S = 120.0

@@ -7,7 +7,7 @@ each cell a `--set HEADER=CELL` on the bundle's plan. The box is told apart by i
 row whose `ports.NAME.mac` cell is one of this box's permanent MACs is the box's own.
 
 Then, as `edge-installer apply BUNDLE --set ... --keep-if-healthy` would (the same functions:
-commands.apply.load_source, installer.apply.apply_plan, commands.apply.keep_if_healthy): the
+commands.apply.load_source, installer.writing.apply.apply_plan, commands.apply.keep_if_healthy): the
 bundle must be signed by a key in /etc/edge-installer/trusted-keys, the row's values are applied
 to the plan and validated, the addresses probed, the files written and applied, and the change
 is kept only when the re-check failed nothing; otherwise every file is restored. The checks then
@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.writer import APPLIED_PLAN
+from installer.writing.writer import APPLIED_PLAN
 
 LABEL = "EDGE-SETUP"
 FOLDER = "edge-setup"
@@ -50,7 +50,7 @@ MOUNT_POINT = "/run/edge-installer/setup-medium"
 STATE_DIR = "/var/lib/edge-installer"
 STAMP = f"{STATE_DIR}/firstboot.done"
 LOCAL_REPORTS = f"{STATE_DIR}/firstboot"
-PLAN_FILE = APPLIED_PLAN                   # the wizard's "this box is set up" (installer.writer)
+PLAN_FILE = APPLIED_PLAN                   # the wizard's "this box is set up" (installer.writing.writer)
 CONSOLES = ("/dev/tty1", "/dev/ttyS0")
 MAX_STAMP_BYTES = 64 << 10
 COMMAND_TIMEOUT_S = 30.0
@@ -221,7 +221,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess:
 
 
 def _one_line(text: str) -> str:
-    from installer.bundle import printable
+    from installer.fleet.bundle import printable
 
     return printable(" ".join(text.split()) or "no reason given", 160)
 
@@ -248,7 +248,7 @@ def setup_files(folder: Path) -> tuple[Path, Path]:
 
 
 def _printable(text: str) -> str:
-    from installer.bundle import printable
+    from installer.fleet.bundle import printable
 
     return printable(text, 80)
 
@@ -263,9 +263,9 @@ def normal_mac(text: str) -> str:
 
 
 def box_macs(root: Path) -> list[str]:
-    """This box's permanent MACs (installer.ports: ethtool's permanent address, else the
+    """This box's permanent MACs (installer.box.ports: ethtool's permanent address, else the
     current one), every interface but the loopback."""
-    from installer import ports
+    from installer.box import ports
 
     sys_class_net = Path(root) / "sys/class/net" if Path(root).resolve() != Path("/") else ports.SYS_CLASS_NET
     return sorted({f.mac for f in ports.inventory(sys_class_net) if f.mac})
@@ -276,7 +276,7 @@ def find_row(text: str, macs: Sequence[str], source: str = DEVICES_FILE) -> tupl
     its header and that row (at the row's own line, for read_devices' messages).
     FirstbootError when the list has no MAC column, no row or two rows for this box."""
     first = text.split("\n", 1)[0]
-    delimiter = ";" if ";" in first and "," not in first else ","  # as installer.fleet reads it
+    delimiter = ";" if ";" in first and "," not in first else ","  # as installer.fleet.build reads it
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     try:
         header = [h.strip() for h in next(reader)]
@@ -358,7 +358,7 @@ def run(opts: Options) -> Outcome:
     except Exception as e:  # the consoles and the report still say what happened, in one line
         if os.environ.get("EDGE_INSTALLER_DEBUG"):
             raise
-        from installer.writer import WriteError
+        from installer.writing.writer import WriteError
 
         why = f"cannot write {e}" if isinstance(e, WriteError) else (
             f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else
@@ -381,9 +381,9 @@ def _wait_for_medium(opts: Options) -> Medium | None:
 
 
 def _from_folder(opts: Options, folder: Path, out: Outcome) -> None:
-    from installer.bundle import MAX_FILE_BYTES
-    from installer.fleet import MAX_CSV_BYTES
-    from installer.yamlfile import SmallFileError, read_small
+    from installer.fleet.bundle import MAX_FILE_BYTES
+    from installer.fleet.build import MAX_CSV_BYTES
+    from installer.planning.yamlfile import SmallFileError, read_small
 
     bundle_path, devices_path = setup_files(folder)
     try:
@@ -409,8 +409,8 @@ def _from_folder(opts: Options, folder: Path, out: Outcome) -> None:
 
 def _apply(opts: Options, bundle_bytes: bytes, text: str, out: Outcome) -> None:
     """Check the bundle's signature, find this box's row, apply as `apply --keep-if-healthy`."""
-    from installer.apply import apply_plan
-    from installer.bundle import BundleError, loads_bundle
+    from installer.writing.apply import apply_plan
+    from installer.fleet.bundle import BundleError, loads_bundle
     from installer.commands import UsageError
     from installer.commands.apply import (
         Interrupted,
@@ -420,9 +420,9 @@ def _apply(opts: Options, bundle_bytes: bytes, text: str, out: Outcome) -> None:
     )
     from installer.commands.bundle import check_trust
     from installer.commands.render import detect_target
-    from installer.fleet import FleetError, read_devices
-    from installer.system import System
-    from installer.validate import default_context
+    from installer.fleet.build import FleetError, read_devices
+    from installer.box.system import System
+    from installer.planning.validate import default_context
 
     root = Path(opts.root)
     staged = root.resolve() != Path("/")
@@ -514,7 +514,7 @@ def _run_checks(plan, opts: Options, out: Outcome, *, expect_applied: bool) -> N
     from installer.checks import report as reports
     from installer.checks.planner import build_context, plan_checks, remediation
     from installer.checks.runner import run_checks_sync
-    from installer.identity import identify
+    from installer.box.identity import identify
 
     if plan.tls.extra_ca_file and not Path(plan.tls.extra_ca_file).is_file():
         out.messages.append(f"checks not run: tls.extra_ca_file {plan.tls.extra_ca_file} does not exist on this box")
@@ -535,7 +535,7 @@ def _run_checks(plan, opts: Options, out: Outcome, *, expect_applied: bool) -> N
 def _save_plan(root: Path, plan) -> None:
     """The plan the box was set up with, where the wizard's Done step saves it (mode 0600): the
     setup wizard units then stand down at boot, and `check --plan` finds it."""
-    from installer.writer import WriteError, save_applied_plan
+    from installer.writing.writer import WriteError, save_applied_plan
 
     try:
         save_applied_plan(root, plan, "zero-touch first boot")
@@ -547,8 +547,8 @@ def _save_plan(root: Path, plan) -> None:
 # Stamp, reports, consoles.
 
 def read_stamp(root: Path) -> dict:
-    from installer.writer import box_path
-    from installer.yamlfile import read_regular
+    from installer.writing.writer import box_path
+    from installer.planning.yamlfile import read_regular
 
     try:
         data = json.loads(read_regular(box_path(Path(root), STAMP), MAX_STAMP_BYTES).decode("utf-8"))
@@ -558,7 +558,7 @@ def read_stamp(root: Path) -> dict:
 
 
 def write_stamp(root: Path, out: Outcome) -> None:
-    from installer.writer import WriteError, atomic_write, box_path
+    from installer.writing.writer import WriteError, atomic_write, box_path
 
     data = {"bundle_sha256": out.bundle_sha256, "devices_sha256": out.devices_sha256, "outcome": out.outcome,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(out.started))}
@@ -615,7 +615,7 @@ def report_name(out: Outcome) -> str:
 def _write_reports(opts: Options, folder: Path | None, out: Outcome) -> None:
     """The report (JSON and text) on the box, under /var/lib/edge-installer/firstboot/, and on
     the medium under reports/; a medium that cannot take it is said, the box's copy kept."""
-    from installer.writer import WriteError, atomic_write, box_path
+    from installer.writing.writer import WriteError, atomic_write, box_path
 
     if out.outcome in ("no-medium", "done-before"):
         return

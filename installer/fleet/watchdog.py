@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from installer.bundle import printable
+from installer.fleet.bundle import printable
 # APPLIED_PLAN: where the wizard's Done step (or a zero-touch first boot) leaves the plan the
 # box was set up with: the plan the watchdog checks unless told otherwise.
-from installer.writer import APPLIED_PLAN, PRIVATE_DIR_MODE, atomic_write, box_path, make_dirs  # noqa: F401
+from installer.writing.writer import APPLIED_PLAN, PRIVATE_DIR_MODE, atomic_write, box_path, make_dirs  # noqa: F401
 
 STATE_DIR = "/var/lib/edge-installer/watchdog"
 UNIT = "edge-installer-watchdog"
@@ -459,7 +459,7 @@ def run_once(root: Path, plan_path: str, *, timeout: float, deadline: float, che
     skip. Should the checks still be running deadline + backstop_s after the start, the run is
     recorded and logged as `overran`, and then, with hard_exit (the command line), the process
     ends at once (a thread stuck in a system call cannot hold it); without, this returns."""
-    from installer.redact import masker
+    from installer.planning.redact import masker
 
     result = RunResult()
     lock = _lock(root)

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.plan import Plan
-from installer.sources import version
+from installer.planning.plan import Plan
+from installer.vendors.sources import version
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Identity:
 def identify(plan: Plan | None, *, sys_class_net: Path = Path("/sys/class/net"), when: float | None = None
              ) -> Identity:
     """The identity of the box this runs on, for the plan's uplink (else the default route's)."""
-    from installer import discover
+    from installer.box import discover
 
     uplink = plan.uplink.interface if plan is not None and plan.uplink is not None else None
     if not uplink:

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from installer import plan as planmod
-from installer.archive import ArchiveError, pack, read_archive
-from installer.plan import SECRET_FIELDS, Plan
+from installer.planning import plan as planmod
+from installer.fleet.archive import ArchiveError, pack, read_archive
+from installer.planning.plan import SECRET_FIELDS, Plan
 from installer.render import RenderedFile, Target, render
 
 FORMAT = "edge-installer-bundle"
@@ -234,7 +234,7 @@ def build_bundle(plan: Plan, passphrase: str | None, *, report: dict[str, Any] |
 
 def export_bundle(plan: Plan, out: str | os.PathLike[str], passphrase: str | None, **kwargs: Any) -> dict[str, Any]:
     """Write a bundle file (atomically, mode 0600) and return its manifest."""
-    from installer.writer import atomic_write
+    from installer.writing.writer import atomic_write
 
     data = build_bundle(plan, passphrase, **kwargs)
     atomic_write(Path(out), data, 0o600)
@@ -243,8 +243,8 @@ def export_bundle(plan: Plan, out: str | os.PathLike[str], passphrase: str | Non
 
 def redact_report(report: Any, secrets: list[str]) -> Any:
     """The report with every secret (however short, as typed or percent-encoded), any password
-    inside a URL and any HTTP Basic credentials masked (installer.redact)."""
-    from installer.redact import masker
+    inside a URL and any HTTP Basic credentials masked (installer.planning.redact)."""
+    from installer.planning.redact import masker
 
     mask = masker(secrets)
 
@@ -415,7 +415,7 @@ def verify_members(members: dict[str, bytes], passphrase: str | None) -> LoadedB
         plan = merge_secrets(plan, decrypted)
     missing = [f for f in fields if f not in decrypted]
 
-    from installer.validate import validate
+    from installer.planning.validate import validate
 
     errors = [e for e in validate(plan) if e.field not in missing]
     if errors:
@@ -583,7 +583,7 @@ def parse_public_keys(text: str, source: str) -> list[bytes]:
 
 
 def _read_small_text(path: Path, what: str) -> str:
-    from installer.yamlfile import SmallFileError, read_small
+    from installer.planning.yamlfile import SmallFileError, read_small
 
     try:
         data = read_small(path, MAX_KEY_FILE_BYTES, what, "it holds public keys, one a line")
@@ -689,7 +689,7 @@ def load_signing_key(path: str | os.PathLike[str]) -> Any:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from installer.yamlfile import SmallFileError, read_small
+    from installer.planning.yamlfile import SmallFileError, read_small
 
     what = f"--sign-key {path}"
     try:  # a regular file only (a FIFO would wait forever), bounded
@@ -760,7 +760,7 @@ def _verify_signature(members: dict[str, bytes]) -> bytes | None:
 
 def printable(text: Any, limit: int = 200) -> str:
     """Text from a bundle made safe for a terminal: control characters and escapes shown as \\xNN."""
-    from installer.discover import _printable
+    from installer.box.discover import _printable
 
     text = str(text)
     return _printable(text[:limit]) + ("..." if len(text) > limit else "")

@@ -8,11 +8,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from installer.fields import is_ip
-from installer.profilemodel import (_CHECK_NEEDS, _HOST_RE, _ID_RE, _PARAM_RE, _SEED_RE, CHECKS, DIAGNOSIS_CODES,
+from installer.planning.fields import is_ip
+from installer.vendors.profilemodel import (_CHECK_NEEDS, _HOST_RE, _ID_RE, _PARAM_RE, _SEED_RE, CHECKS, DIAGNOSIS_CODES,
                                     PARAM_KINDS, PROBES, PROTOCOLS, SERVICES, TLS_TRUST, Controller, DownloadFigures,
                                     Endpoint, ParamSpec, Profile, ProfileError)
-from installer.yamlfile import YamlProblem, describe, load_strict
+from installer.planning.yamlfile import YamlProblem, describe, load_strict
 
 def read_yaml(path: Path | Traversable) -> dict[str, Any]:
     """Parse one file with yaml.safe_load; refuse duplicate keys and non-mapping documents."""

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from installer.render import RenderedFile
-from installer.yamlfile import read_regular
+from installer.planning.yamlfile import read_regular
 
 BACKUP_DIR = "/var/lib/edge-installer/backups"
 MANIFEST = "manifest.json"
@@ -542,7 +542,7 @@ APPLIED_PLAN = "/var/lib/edge-installer/plan.yaml"
 def save_applied_plan(root: Path, plan, how: str = "") -> Path:
     """Write `plan` to APPLIED_PLAN under root, atomically, mode 0600; the path written.
     `how`: how the box was set up, for the file's first line (e.g. "zero-touch first boot")."""
-    from installer import plan as planmod
+    from installer.planning import plan as planmod
 
     target = box_path(Path(root), APPLIED_PLAN)
     header = (f"# edge-installer: the plan this box was set up with{f' ({how})' if how else ''}. Check it "

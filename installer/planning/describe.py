@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from installer.plan import GOOGLE_DNS, POOL_NTP, Plan
-from installer.profiles import Catalog
+from installer.planning.plan import GOOGLE_DNS, POOL_NTP, Plan
+from installer.vendors.profiles import Catalog
 from installer.render import RenderedFile
 
 TOPOLOGY_WORDS = {
@@ -73,7 +73,7 @@ def describe(plan: Plan, catalog: Catalog) -> list[str]:
             source = "the cellular network" if topo == "cellular" else "the company network's DHCP"
             out.append(f"Uplink on {iface}: address from {source}.")
     if plan.ports:
-        from installer.ports import binding_words
+        from installer.box.ports import binding_words
 
         bound = [f"{p.name} is the port with {binding_words(p)}" for p in plan.ports if p.binding]
         if bound:
@@ -210,8 +210,8 @@ def _eap_words(w) -> str:
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     """Text with every secret value replaced by asterisks: known secret keys, credentials in
-    URLs and HTTP Basic auth, and any of `secrets` wherever they appear (installer.redact)."""
-    from installer.redact import masker
+    URLs and HTTP Basic auth, and any of `secrets` wherever they appear (installer.planning.redact)."""
+    from installer.planning.redact import masker
 
     return masker(secrets)(text)
 

@@ -38,11 +38,11 @@ from typing import Any
 
 import yaml
 
-from installer.plan import SECRET_FIELDS, Plan
+from installer.planning.plan import SECRET_FIELDS, Plan
 from installer.render import NETPLAN_FILE, RenderedFile, Target, render
 from installer.render import dropins
 from installer.render import netplan as netplan_renderer
-from installer.setfield import SetError, _set_one, apply_sets_judged, check_key
+from installer.planning.setfield import SetError, _set_one, apply_sets_judged, check_key
 
 MAX_CSV_BYTES = 1 << 20
 MAX_DEVICES = 5000
@@ -92,7 +92,7 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
 
     `missing_secrets` are the secret fields the bundle could not supply: each needs a column.
     """
-    from installer.validate import default_context, validate
+    from installer.planning.validate import default_context, validate
 
     first = text.split("\n", 1)[0]
     delimiter = ";" if ";" in first and "," not in first else ","  # spreadsheets in many locales
@@ -531,7 +531,7 @@ def _new_folder(out: Path, hostname: str) -> Path:
 
 def _build_box(tmp: Path, hostname: str, plan: Plan, target: Target) -> None:
     """Fill the fresh private folder tmp with root/, seed/ and the record of their digests."""
-    from installer.writer import DIR_MODE
+    from installer.writing.writer import DIR_MODE
 
     root, seed = tmp / "root", tmp / "seed"
     root.mkdir()
@@ -565,7 +565,7 @@ def _tree_path(root: Path, path: str) -> Path:
     """Where a path of the box lands under root, refused as writer.box_path refuses it (not
     absolute, `..`). box_path also resolves every directory on the way, against links out of
     root; root here is in a folder this run just made, private, holding only what it made."""
-    from installer.writer import WriteError
+    from installer.writing.writer import WriteError
 
     if not path.startswith("/"):
         raise WriteError(f"{path}: not an absolute path")
@@ -578,7 +578,7 @@ def _tree_path(root: Path, path: str) -> Path:
 def _write_new(path: Path, content: bytes, mode: int) -> str:
     """Create path (in a folder of ours nobody else writes: no temporary name needed) with
     exactly `mode` before any byte is written; its SHA-256, for the record."""
-    from installer.writer import WriteError, os_problem
+    from installer.writing.writer import WriteError, os_problem
 
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -595,7 +595,7 @@ def _write_new(path: Path, content: bytes, mode: int) -> str:
 
 
 def _os_call(fn, path: Path, *args: Any) -> None:
-    from installer.writer import WriteError, os_problem
+    from installer.writing.writer import WriteError, os_problem
 
     try:
         fn(path, *args)
@@ -607,7 +607,7 @@ def _commit(out: Path, pending: list[tuple[Path, Path]], count: int, written: li
     """Put the first `count` folders of `pending` (built) on disk, then give each its name
     (replacing the previous run's folder whole, which goes to the trash); they leave
     `pending` as they are named."""
-    from installer.writer import fsync_dir
+    from installer.writing.writer import fsync_dir
 
     if not count:
         return
@@ -628,7 +628,7 @@ def _commit(out: Path, pending: list[tuple[Path, Path]], count: int, written: li
 
 def _sync_filesystem(directory: Path) -> None:
     """Everything written on directory's filesystem, on disk: syncfs(2), else sync(2)."""
-    from installer.writer import WriteError, os_problem
+    from installer.writing.writer import WriteError, os_problem
 
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -671,7 +671,7 @@ def _not_ours(path: Path, hostname: str) -> str | None:
     """None when path is absent, an empty directory, or exactly what a previous run wrote for
     this host (its record, every file listed with its digest, nothing else, no links); else the
     first thing that is not ours, in words."""
-    from installer.yamlfile import SmallFileError, read_small
+    from installer.planning.yamlfile import SmallFileError, read_small
 
     if not path.exists() and not path.is_symlink():
         return None

@@ -3,7 +3,7 @@
 Format version 1 is public (SPEC, "The plan file"): technicians and IT teams edit it by
 hand and bundles carry it, so the key names here are the format and never change within
 a version. This module knows the *shape* of a plan (which keys, which types); whether the
-values make sense together is `installer.validate`'s job.
+values make sense together is `installer.planning.validate`'s job.
 
 Loading never raises anything but `PlanError`, whose lines each name a key (``uplink.gateway``,
 ``machines[2].address``) or the file and say what would be valid.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from installer.yamlfile import YamlProblem, dump, load_strict, read_regular
+from installer.planning.yamlfile import YamlProblem, dump, load_strict, read_regular
 
 FORMAT_VERSION = 1
 MAX_PLAN_BYTES = 1_000_000  # a plan is a few KB; anything this large is not a plan
@@ -299,7 +299,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
 
 def from_dict(data: Any, source: str = "plan") -> "Plan":
     """Build a Plan from parsed YAML data; raise PlanError listing every structural problem."""
-    from installer.planread import from_data
+    from installer.planning.planread import from_data
 
     return from_data(data, source)
 

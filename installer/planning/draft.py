@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer import plan as planmod
-from installer.plan import Plan
-from installer.writer import atomic_write, box_path
+from installer.planning import plan as planmod
+from installer.planning.plan import Plan
+from installer.writing.writer import atomic_write, box_path
 
 DRAFT_DIR = "/var/lib/edge-installer"
 DRAFT_FILE = f"{DRAFT_DIR}/draft.yaml"
@@ -56,7 +56,7 @@ class Draft:
 
     def warning(self) -> str | None:
         """The warning saved with the draft (sanitized for the terminal), or None."""
-        from installer.bundle import printable
+        from installer.fleet.bundle import printable
 
         try:
             state = json.loads(self.state_path.read_text())

@@ -17,11 +17,11 @@ import io
 from dataclasses import dataclass
 from typing import Mapping
 
-from installer.fields import is_ip
-from installer.identity import Identity
-from installer.plan import GOOGLE_DNS, POOL_NTP, Plan
-from installer.profiles import Catalog
-from installer.sources import TITLES, cite
+from installer.planning.fields import is_ip
+from installer.box.identity import Identity
+from installer.planning.plan import GOOGLE_DNS, POOL_NTP, Plan
+from installer.vendors.profiles import Catalog
+from installer.vendors.sources import TITLES, cite
 
 TITLE_000 = TITLES["000"]
 

@@ -12,12 +12,12 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from installer import plan as planmod
-from installer.fields import (check_apn, has_control, check_apn_credential, check_driver, check_host_address,
+from installer.planning import plan as planmod
+from installer.planning.fields import (check_apn, has_control, check_apn_credential, check_driver, check_host_address,
                               check_host_or_ip, check_hostname, check_ifname, check_interface_address, check_mac,
                               check_passphrase, check_port_path, check_proxy_url, check_ssid)
-from installer.fields import check_country, check_eap_secret, check_eap_text, check_pem_path
-from installer.plan import FieldError, Plan
+from installer.planning.fields import check_country, check_eap_secret, check_eap_text, check_pem_path
+from installer.planning.plan import FieldError, Plan
 
 IPv4Interface = ipaddress.IPv4Interface
 
@@ -57,7 +57,7 @@ class Context:
 def default_context(interface_kinds: Mapping[str, str] | None = None, target: Any = None) -> Context:
     """A Context built from the packaged profiles and machine-protocol table, for the box
     `target` describes (installer.render.Target; None: no box)."""
-    from installer.profiles import load_catalog
+    from installer.vendors.profiles import load_catalog
 
     catalog = load_catalog()
     return Context(
@@ -78,7 +78,7 @@ def interface_kind(name: str, ctx: Context) -> str:
     """The kind of an interface: from the box when it has it, else guessed from the name."""
     if ctx.interface_kinds and name in ctx.interface_kinds:
         return ctx.interface_kinds[name]
-    from installer.discover import kind_from_name
+    from installer.box.discover import kind_from_name
 
     return kind_from_name(name)
 
@@ -227,7 +227,7 @@ def _wifi(plan: Plan, topo: str | None, err) -> None:
     err("wifi.country", check_country(w.country))
     choices = ", ".join(planmod.WIFI_SECURITY)
     if w.security in ("none", "open", "wep", "wep-open", "wep-shared", "owe"):
-        from installer.sources import TITLES
+        from installer.vendors.sources import TITLES
 
         err("wifi.security", f"{w.security} networks are refused: {TITLES['000']} requires a WPA2/WPA3 "
                              f"encrypted network; use one of {choices}")
@@ -380,7 +380,7 @@ def _no_proxy_ok(entry: str) -> bool:
 
 def _profiles(plan: Plan, ctx: Context, err) -> None:
     known = ctx.profiles if ctx.profiles is not None else default_context().profiles
-    from installer.profiles import param_error
+    from installer.vendors.profiles import param_error
 
     kinds = ctx.param_kinds if ctx.param_kinds is not None else default_context().param_kinds or {}
     seen: set[str] = set()

@@ -1,6 +1,6 @@
 """Reading a plan's data: a small declarative schema, so every type error names its key.
 
-This is the shape of format version 1 (which keys, which types); `installer.validate`
+This is the shape of format version 1 (which keys, which types); `installer.planning.validate`
 judges whether the values make sense together. Everything here raises nothing but
 `PlanError`, whose lines each name a key and say what would be valid.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Mapping
 
-from installer.plan import (FORMAT_VERSION, Cellular, Dns, FieldError, Machine, MachineNetwork, Ntp, Plan,
+from installer.planning.plan import (FORMAT_VERSION, Cellular, Dns, FieldError, Machine, MachineNetwork, Ntp, Plan,
                             PlanError, Port, Proxy, Tls, Uplink, Wifi)
-from installer.yamlfile import describe
+from installer.planning.yamlfile import describe
 
 _Parser = Callable[[Any, str, list[FieldError]], Any]
 _INVALID = object()
@@ -186,7 +186,7 @@ def _mac(value: Any, path: str, errors: list[FieldError]) -> Any:
 
 def _data_cap(value: Any, path: str, errors: list[FieldError]) -> Any:
     """The cellular data cap: a number of MB, or text with its unit ("2 GB", "500 MB")."""
-    from installer.fields import parse_data_cap
+    from installer.planning.fields import parse_data_cap
 
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value  # a number of MB; whether it is positive is validation's to say
@@ -343,7 +343,7 @@ def _judged_in_part(partial: Plan, shape: list[FieldError]) -> list[FieldError]:
     problems already say: `validate` then reports every problem in one pass instead of
     stopping at a misspelt key. A field that has a shape problem (or that a misspelt key's
     suggestion names) is left to that problem's line."""
-    from installer.validate import validate
+    from installer.planning.validate import validate
 
     covered = set()
     for e in shape:

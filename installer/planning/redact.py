@@ -14,7 +14,7 @@ import re
 from typing import Callable, Iterable
 from urllib.parse import quote
 
-from installer.plan import REDACTED
+from installer.planning.plan import REDACTED
 
 _SECRET_LINE = re.compile(r"^(\s*[\"']?(?:password|passphrase|psk|pin|wep-key\d|private-key-password|"
                           r"[a-z_-]*[-_]password)[\"']?\s*[:=]\s*).+$", re.I | re.M)

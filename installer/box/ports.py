@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.plan import Plan, Port
+from installer.planning.plan import Plan, Port
 
 SYS_CLASS_NET = Path("/sys/class/net")
 UDEV_DATA = Path("/run/udev/data")

@@ -296,7 +296,7 @@ def _anchor(name: str) -> str:
 
 def write(report: Mapping, out: Path | str) -> tuple[Path, Path]:
     """fleet-report.json and fleet-report.html in `out` (created), each written atomically."""
-    from installer.writer import atomic_write
+    from installer.writing.writer import atomic_write
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """The vocabulary of the vendor profiles: what a profile, an endpoint, a controller type and
 the catalog are, the values their fields may take, and `ProfileError`.
 
-Only the types and their rules live here, so that the reader (`installer.profileread`) and
-the loader (`installer.profiles`, which everything else imports them from) both depend on
+Only the types and their rules live here, so that the reader (`installer.vendors.profileread`) and
+the loader (`installer.vendors.profiles`, which everything else imports them from) both depend on
 this module and not on each other. No Textual or Rich here.
 """
 
@@ -36,7 +36,7 @@ def normalize_fingerprint(value: str) -> str | None:
 
 def param_error(kind: str, value: object) -> str | None:
     """Why `value` is not acceptable for a parameter of `kind` other than "host" (a pin), or
-    None when it is (a host is judged by installer.fields.check_host_or_ip)."""
+    None when it is (a host is judged by installer.planning.fields.check_host_or_ip)."""
     if kind == "sha256-fingerprint":
         if normalize_fingerprint(value) is None:  # type: ignore[arg-type]
             shown = value if isinstance(value, str) and len(value) <= 120 else "that value"
@@ -81,7 +81,7 @@ class ParamSpec:
 
     def validate(self, value: str) -> str | None:
         """Return why `value` is not acceptable for this parameter, or None when it is."""
-        from installer.fields import check_host_or_ip
+        from installer.planning.fields import check_host_or_ip
 
         if self.kind == "sha256-fingerprint":
             if not self.required and isinstance(value, str) and not value.strip():

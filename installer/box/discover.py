@@ -17,9 +17,9 @@ from pathlib import Path
 
 import netifaces
 
-from installer.stack import Stack, _dotted, detect_stack  # noqa: F401 (Stack, detect_stack: re-exported)
-from installer.stack import read_int as _read_int
-from installer.stack import read_value as _read
+from installer.box.stack import Stack, _dotted, detect_stack  # noqa: F401 (Stack, detect_stack: re-exported)
+from installer.box.stack import read_int as _read_int
+from installer.box.stack import read_value as _read
 
 KINDS = ("wired", "wireless", "cellular", "virtual", "loopback")
 

@@ -428,8 +428,8 @@ def _fail(interface: str, done: subprocess.CompletedProcess) -> ScanError:
 
 
 def wireless_interfaces(sys_class_net: Path = Path("/sys/class/net")) -> list[str]:
-    """The box's wireless interfaces, in the kernel's order (installer.discover)."""
-    from installer.discover import discover
+    """The box's wireless interfaces, in the kernel's order (installer.box.discover)."""
+    from installer.box.discover import discover
 
     return [i.name for i in discover(sys_class_net).interfaces if i.kind == "wireless"]
 
@@ -443,7 +443,7 @@ def choose_interface(interface: str | None, sys_class_net: Path = Path("/sys/cla
             raise ScanError("this box has no WiFi interface (no wireless adapter detected)")
         return found[0]
     if interface not in found:
-        from installer.discover import _printable
+        from installer.box.discover import _printable
 
         others = ", ".join(found) or "none"
         raise ScanError(f"{_printable(interface)} is not a WiFi interface of this box (wireless: {others})")

@@ -118,8 +118,8 @@ def new_host(plan) -> str | None:
 
 def host_vars(device, extra: dict[str, str], out: Path) -> dict[str, Any]:
     """One box's inventory variables (see the module docstring); secrets go to files."""
-    from installer.plan import SECRET_FIELDS
-    from installer.writer import atomic_write
+    from installer.planning.plan import SECRET_FIELDS
+    from installer.writing.writer import atomic_write
 
     plain, secret_files = [], {}
     for item in device.sets:
@@ -146,7 +146,7 @@ def host_vars(device, extra: dict[str, str], out: Path) -> dict[str, Any]:
     if secret_files:
         entry["edge_installer_secret_files"] = secret_files
     # The box's own plan, for `check --plan` after the change (secrets included: mode 0600).
-    from installer import plan as planmod
+    from installer.planning import plan as planmod
 
     plan_file = out / SECRETS_DIR / device.hostname / "plan.yaml"
     atomic_write(plan_file, planmod.dumps(device.plan).encode("utf-8"), 0o600, dir_mode=0o700)
@@ -157,7 +157,7 @@ def host_vars(device, extra: dict[str, str], out: Path) -> dict[str, Any]:
 def write_inventory(out: Path, devices: Sequence, extras: Sequence[dict[str, str]], *, bundle: Path,
                     signer_line: str | None, results: Path | None = None) -> Path:
     """OUT/inventory.yml for `devices` (from fleet.read_devices, in CSV order); its path."""
-    from installer.writer import atomic_write
+    from installer.writing.writer import atomic_write
 
     out = Path(out)
     hosts = {d.hostname: host_vars(d, extras[i] if i < len(extras) else {}, out) for i, d in enumerate(devices)}

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from installer.plan import Plan
+from installer.planning.plan import Plan
 from installer.render import KEYFILE_DIR, NETPLAN_FILE, RenderedFile
-from installer.yamlfile import read_regular
+from installer.planning.yamlfile import read_regular
 
 NETPLAN_DIRS = ("/etc/netplan", "/run/netplan")
 # Configuration files on the box are a few KB; anything past this is not read (nor a FIFO or a
@@ -53,7 +53,7 @@ def bound_interfaces(root: Path, plan: Plan, sys_class_net: Path | None = None) 
     box's only when writing to "/"; `sys_class_net` gives them otherwise (tests)."""
     if not plan.ports or (sys_class_net is None and Path(root).resolve() != Path("/")):
         return set()
-    from installer import ports
+    from installer.box import ports
 
     box = ports.inventory(sys_class_net or ports.SYS_CLASS_NET)
     found = (ports.resolve(p, box=box) for p in plan.ports if p.binding is not None)

@@ -1,6 +1,6 @@
 """`--set KEY=VALUE`: change one field of a plan by the path validation reports it under.
 
-KEY is a field path exactly as `installer.validate` names fields in its errors: `hostname`,
+KEY is a field path exactly as `installer.planning.validate` names fields in its errors: `hostname`,
 `uplink.gateway`, `dns.servers` (a comma-separated list), `dns.servers[1]`,
 `machines[2].address`, `profile_params.siemens-industrial-edge.iem_host`. An empty VALUE
 clears the field (back to its default). This is how the next box of a fleet differs from
@@ -15,8 +15,8 @@ import difflib
 import re
 from typing import Any, Iterable
 
-from installer import plan as planmod
-from installer.plan import FieldError, Plan
+from installer.planning import plan as planmod
+from installer.planning.plan import FieldError, Plan
 
 # The sections a key can name, and the dataclass each one holds.
 _SECTIONS: dict[str, type] = {
@@ -135,7 +135,7 @@ def apply_sets_judged(plan: Plan, sets: Iterable[str], ctx=None, before: set | N
                       ) -> tuple[Plan, list[FieldError]]:
     """`apply_sets`, and every validation problem of the new plan. `before`: the plan's own
     problems when already known (a fleet applies every row to one plan: validated once)."""
-    from installer.validate import validate
+    from installer.planning.validate import validate
 
     errors: list[FieldError] = []
     new = plan
@@ -267,7 +267,7 @@ def _typed(cls: type, name: str, current: Any, path: str, index: int | None, val
             return False
         raise _Bad(f"must be true or false, got {value!r}")
     if path == "cellular.data_cap_mb":
-        from installer.fields import parse_data_cap
+        from installer.planning.fields import parse_data_cap
 
         mb, problem = parse_data_cap(value)
         if problem:

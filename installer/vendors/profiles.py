@@ -9,8 +9,8 @@ Both are data cited to the vendor documents (every entry has a `seed:`), validat
 on load: anything malformed raises `ProfileError` naming the file and the key path, never a
 traceback from deep inside. No Textual or Rich here.
 
-The types are defined in `installer.profilemodel` and imported from here; the reading itself is
-`installer.profileread`.
+The types are defined in `installer.vendors.profilemodel` and imported from here; the reading itself is
+`installer.vendors.profileread`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import MappingProxyType
 
-from installer.profilemodel import (CHECKS, DIAGNOSIS_CODES, PARAM_KINDS, PROBES, PROTOCOLS, SERVICES, TLS_TRUST,
+from installer.vendors.profilemodel import (CHECKS, DIAGNOSIS_CODES, PARAM_KINDS, PROBES, PROTOCOLS, SERVICES, TLS_TRUST,
                                     Catalog, Controller, DownloadFigures, Endpoint, ParamSpec, Profile,
                                     ProfileError, normalize_fingerprint, param_error)
 
@@ -43,7 +43,7 @@ def load_catalog(assets_dir: Path | None = None) -> Catalog:
 
 def load_profile(path: Path) -> Profile:
     """Load and validate one profile file; its `id` must equal the file name without .yaml."""
-    from installer.profileread import build_profile, read_yaml
+    from installer.vendors.profileread import build_profile, read_yaml
 
     return build_profile(read_yaml(path), path.name, _stem(path.name))
 
@@ -54,7 +54,7 @@ def _default_catalog() -> Catalog:
 
 
 def _load_catalog(root: Path | Traversable) -> Catalog:
-    from installer.profileread import build_machine_table, build_profile, read_yaml
+    from installer.vendors.profileread import build_machine_table, build_profile, read_yaml
 
     profiles_dir = root / "profiles"
     if not profiles_dir.is_dir():
