@@ -62,12 +62,20 @@ def box_group(item) -> str:
     return groups.pop() if len(groups) == 1 else "box-nm"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
+LAB_FIXTURES = frozenset({"lab", "healthy_lab"})
+
+
+# tryfirst: before xdist's own hook, which reads the groups, and before `-m` selects (so that
+# `-m "not lab"` leaves out every lab test).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """The VMs of the real-box lab: in their groups (see BOX_GROUP_OF_VARIANT)."""
+    """The VMs of the real-box lab: in their groups (see BOX_GROUP_OF_VARIANT). Every test
+    that takes the network lab's fixtures carries the `lab` marker."""
     for item in items:
         if item.get_closest_marker("box") is not None:
             item.add_marker(pytest.mark.xdist_group(box_group(item)))
+        if LAB_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("lab") is None:
+            item.add_marker(pytest.mark.lab)
 
 
 def pytest_sessionfinish(session, exitstatus):
