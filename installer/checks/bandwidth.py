@@ -10,7 +10,8 @@ lives in assets/machine-protocols.yaml, so the catalogue, not this code, holds t
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from installer.checks.base import Context, Outcome, Result
 from installer.planning.plan import Plan
@@ -21,8 +22,8 @@ SECONDS_PER_MONTH = DAYS_PER_MONTH * 24 * 3600
 MB = 1_000_000  # data plans count decimal megabytes
 SEED = "000_d0122341ad91427d.txt#Bandwidth Requirements"
 _SEED_WORDS = "MachineMetrics' Network Requirements, \"Bandwidth Requirements\""
-_CELLULAR_WORDS = ("MachineMetrics' Network Requirements, \"Option 5: Cellular Network\", Limitations & Risks: \"Potential data "
-                   "caps and overage charges\"")
+_CELLULAR_WORDS = ("MachineMetrics' Network Requirements, \"Option 5: Cellular Network\", Limitations & Risks: "
+                   "\"Potential data caps and overage charges\"")
 
 
 def monthly_mb(kbps: float) -> float:

@@ -10,8 +10,9 @@ bug into a `Result`; a check function never has to catch its own surprises.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from installer.planning.plan import Plan
 from installer.vendors.profiles import Catalog, Endpoint

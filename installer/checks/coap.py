@@ -8,14 +8,25 @@ firewall apart is the leaf's issuer: the bootstrap server's certificate must be 
 
 from __future__ import annotations
 
-from installer.checks.base import Context, Outcome
+from collections.abc import Mapping
+
+from installer.checks.base import Context, Outcome, Result
 from installer.checks.net import Dest, NetError
-from installer.checks.tls import (Leaf, dispose, failure_outcome, handshake, inspecting_context, open_for_tls,
-                                  read_leaf, same_dn)
+from installer.checks.tls import (
+    Leaf,
+    dispose,
+    failure_outcome,
+    handshake,
+    inspecting_context,
+    open_for_tls,
+    read_leaf,
+    same_dn,
+)
 from installer.vendors.profiles import Endpoint, Profile
 
 
-async def coap_tls_issuer(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoint, profile: Profile) -> Outcome:
+async def coap_tls_issuer(ctx: Context, prereqs: Mapping[str, Result], *, dest: Dest, endpoint: Endpoint,
+                          profile: Profile) -> Outcome:
     """`coap-tls-issuer`: TLS handshake without verification (SNI = host), then the leaf's
     issuer CN must equal `endpoint.expected_issuer` (and its DN `expected_issuer_dn` when the
     profile states one); otherwise `tls-intercepted`, naming the issuer."""

@@ -20,6 +20,7 @@ import asyncio
 import ipaddress
 import socket
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +33,11 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 
-from installer.checks.base import NOT_NEEDED, USABLE, Context, Outcome
+from installer.checks.base import NOT_NEEDED, USABLE, Context, Outcome, Result
 from installer.planning.plan import GOOGLE_DNS, Plan
+from installer.vendors.profiles import Profile
 
 _RCODE_DIAGNOSIS = {dns.rcode.NXDOMAIN: "dns-nxdomain", dns.rcode.SERVFAIL: "dns-servfail",
                     dns.rcode.REFUSED: "dns-refused"}
@@ -71,12 +74,12 @@ TTL_SENSITIVE_PROFILES = ("izuma-device-management",)
 TTL_PROBE_BUDGET_S = 1.5
 
 
-def ttl_note(profile) -> str:
+def ttl_note(profile: Profile) -> str:
     """The profile's own note about DNS TTLs, or ""."""
     return next((n for n in profile.notes if "TTL" in n or "time to live" in n.lower()), "")
 
 
-def ttl_sensitive(profile) -> bool:
+def ttl_sensitive(profile: Profile) -> bool:
     """Whether the plan should look at how the resolver keeps this profile's names."""
     return profile.id in TTL_SENSITIVE_PROFILES or bool(ttl_note(profile))
 
@@ -150,7 +153,8 @@ class Exchange:
         return "; ".join(parts)
 
 
-def make_query(name: str, rdtype=dns.rdatatype.A, recursion: bool = True) -> dns.message.Message:
+def make_query(name: str, rdtype: dns.rdatatype.RdataType = dns.rdatatype.A,
+               recursion: bool = True) -> dns.message.Message:
     """A query as a modern stub sends it: EDNS0, 1232-byte payload."""
     q = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
     if not recursion:
@@ -164,14 +168,16 @@ async def _udp(q: dns.message.Message, server: str, deadline: float, resend_s: f
     answer to an earlier copy still counts) until an answer or the deadline. Raises
     dns.message.Truncated for a truncated answer, dns.exception.Timeout, OSError."""
     backend = dns.asyncbackend.get_default_backend()
-    sock = await backend.make_socket(dns.inet.af_for_address(server), socket.SOCK_DGRAM)
+    # dnspython's backend API carries no annotations.
+    sock = await backend.make_socket(dns.inet.af_for_address(server),  # type: ignore[no-untyped-call]
+                                     socket.SOCK_DGRAM)
     wire = q.to_wire()
     tries = 0
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise dns.exception.Timeout(timeout=0)
+                raise dns.exception.Timeout(timeout=0)  # type: ignore[no-untyped-call]  # dnspython: unannotated
             await dns.asyncquery.send_udp(sock, wire, (server, 53))
             tries += 1
             wait = min(left, resend_s)
@@ -194,7 +200,7 @@ class _Truncated(Exception):
         self.tries = tries
 
 
-async def exchange(name: str, server: str, timeout: float, rdtype=dns.rdatatype.A, *,
+async def exchange(name: str, server: str, timeout: float, rdtype: dns.rdatatype.RdataType = dns.rdatatype.A, *,
                    tcp_fallback: bool = True, recursion: bool = True, resend: bool = True,
                    until: float | None = None) -> Exchange:
     """Ask `server` about `name`: UDP with re-sends within `timeout`, then TCP 53 for a
@@ -214,7 +220,7 @@ async def exchange(name: str, server: str, timeout: float, rdtype=dns.rdatatype.
         if not tcp_fallback:
             # The header says enough: the resolver answered (what it said is not judged).
             raise DnsFailure("dns-truncated", f"{server} answered {name} with a truncated answer") from None
-    except (dns.exception.Timeout, asyncio.TimeoutError):
+    except (TimeoutError, dns.exception.Timeout):
         raise DnsFailure("dns-timeout", f"{server}: no answer on 53/udp within {_secs(timeout)} s "
                                         f"({_tries(resend_s, timeout)}; port 53 blocked or dropped)") from None
     except OSError as e:
@@ -225,7 +231,7 @@ async def exchange(name: str, server: str, timeout: float, rdtype=dns.rdatatype.
     tcp_timeout = timeout if until is None else max(0.05, min(timeout, until - t1))
     try:
         response = await dns.asyncquery.tcp(q, server, timeout=tcp_timeout)
-    except (dns.exception.Timeout, asyncio.TimeoutError):
+    except (TimeoutError, dns.exception.Timeout):
         why = f"no answer on TCP 53 within {_secs(tcp_timeout)} s (dropped)"
     except OSError as e:
         why = f"TCP 53 {'refused (rejected)' if isinstance(e, ConnectionRefusedError) else e.strerror or e}"
@@ -316,7 +322,7 @@ def _named(ctx: Context, server: str) -> str:
     return f"{server} ({resolver_role(ctx, server)})"
 
 
-def _all_named(ctx: Context, servers) -> str:
+def _all_named(ctx: Context, servers: Iterable[str]) -> str:
     servers = list(dict.fromkeys(servers))
     if not servers:
         return "no resolver"
@@ -344,7 +350,8 @@ def _vendor_text(ctx: Context, code: str, host: str | None = None) -> str:
     return ""
 
 
-def remediation(ctx: Context, code: str, *, servers, host: str | None = None, answer: str = "") -> str:
+def remediation(ctx: Context, code: str, *, servers: Iterable[str], host: str | None = None,
+                answer: str = "") -> str:
     """The advice for a DNS diagnosis, naming the resolvers, then the vendor's own words."""
     who = _all_named(ctx, servers)
     addrs = ", ".join(dict.fromkeys(servers)) or "the resolver"
@@ -384,7 +391,8 @@ def remediation(ctx: Context, code: str, *, servers, host: str | None = None, an
 
 # --- checks -----------------------------------------------------------------------------------
 
-async def dns_resolver(ctx: Context, prereqs, *, server: str, probe: str, fallback_exists: bool = False) -> Outcome:
+async def dns_resolver(ctx: Context, prereqs: Mapping[str, Result], *, server: str, probe: str,
+                       fallback_exists: bool = False) -> Outcome:
     """Does this resolver answer on 53/udp? `probe` is a name to ask (a profile host).
 
     Any answer but REFUSED proves the resolver works for us (NXDOMAIN included: the domain
@@ -414,7 +422,7 @@ async def dns_resolver(ctx: Context, prereqs, *, server: str, probe: str, fallba
                    facts={"resolver": server, "tries": ex.tries})
 
 
-def _addresses(response: dns.message.Message, rdtype) -> list[str]:
+def _addresses(response: dns.message.Message, rdtype: dns.rdatatype.RdataType) -> list[str]:
     return [item.address for rrset in response.answer if rrset.rdtype == rdtype for item in rrset]
 
 
@@ -426,14 +434,14 @@ async def _aaaa(host: str, server: str, timeout: float) -> list[str]:
     return _addresses(ex.response, dns.rdatatype.AAAA) if ex.response.rcode() == dns.rcode.NOERROR else []
 
 
-async def dns_resolve(ctx: Context, prereqs, *, host: str) -> Outcome:
+async def dns_resolve(ctx: Context, prereqs: Mapping[str, Result], *, host: str) -> Outcome:
     """Resolve host's A records with the plan's resolvers, in order, as a stub resolver would.
 
     The first resolver that gives a definite answer decides; one that times out or is
     unreachable hands over to the next. facts["addresses"] feeds the connection checks.
     The AAAA answer is asked beside (a filter answers "::" there), never waited for long.
     """
-    resolvers = [r for r in ctx.resolvers]
+    resolvers = list(ctx.resolvers)
     if not resolvers:
         return Outcome("fail", "dns-no-resolver", "no resolver is configured or known on this box",
                        remediation="Give the plan DNS servers (or let the uplink get them by DHCP).")
@@ -474,15 +482,15 @@ async def dns_resolve(ctx: Context, prereqs, *, host: str) -> Outcome:
                    remediation=remediation(ctx, code, servers=order, host=host))
 
 
-async def _sunk_v6(aaaa: "asyncio.Future[list[str]]") -> list[str]:
+async def _sunk_v6(aaaa: asyncio.Future[list[str]]) -> list[str]:
     try:
         v6 = await asyncio.wait_for(asyncio.shield(aaaa), 0.5)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
+    except (TimeoutError, asyncio.CancelledError):
         return []
     return [a for a in v6 if (address_class(a) or ("",))[0] == "sinkhole"]
 
 
-async def _judge(ctx: Context, host: str, ex: Exchange, aaaa: "asyncio.Future[list[str]]") -> Outcome:
+async def _judge(ctx: Context, host: str, ex: Exchange, aaaa: asyncio.Future[list[str]]) -> Outcome:
     server, response = ex.server, ex.response
     how = f"; {ex.how()}" if ex.how() else ""
     rcode = response.rcode()
@@ -507,15 +515,15 @@ async def _judge(ctx: Context, host: str, ex: Exchange, aaaa: "asyncio.Future[li
     # The AAAA answer normally arrives with the A answer; a short wait, never a long one.
     try:
         v6 = await asyncio.wait_for(asyncio.shield(aaaa), 0.3 if addresses else 1.0)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
+    except (TimeoutError, asyncio.CancelledError):
         v6 = []
     facts["addresses"] = tuple(addresses)
     if v6:
         facts["addresses6"] = tuple(v6)
     classes = {a: address_class(a) for a in addresses + v6}
-    sink = [a for a, c in classes.items() if c and c[0] == "sinkhole"]
+    sink = {a: c[1] for a, c in classes.items() if c and c[0] == "sinkhole"}
     if sink:
-        what = address_class(sink[0])[1]  # type: ignore[index]
+        what = next(iter(sink.values()))
         answer = ", ".join(sink)
         return Outcome("fail", "dns-sinkhole",
                        f"{server} answered {host} with {answer} ({what}: a DNS filter's sinkhole, no server "
@@ -524,7 +532,7 @@ async def _judge(ctx: Context, host: str, ex: Exchange, aaaa: "asyncio.Future[li
     if not addresses:
         return Outcome("fail", "dns-no-address", f"{server} knows {host} but gave no IPv4 address (A record){how}",
                        facts=facts, remediation=remediation(ctx, "dns-no-address", servers=[server], host=host))
-    private = [a for a in addresses if classes[a] and classes[a][0] == "private"]
+    private = [a for a in addresses if (classes[a] or ("",))[0] == "private"]
     if private and is_vendor_name(ctx, host):
         # A warning, not a failure: a filter's block page fails the connection checks that
         # follow (they still run and say how), and a deliberate internal relay passes them.
@@ -540,7 +548,8 @@ async def _judge(ctx: Context, host: str, ex: Exchange, aaaa: "asyncio.Future[li
 
 # --- TTL: does the resolver keep records longer than their owner says? ------------------------
 
-async def _ask(name, server: str, rdtype, timeout: float, recursion: bool = True) -> dns.message.Message:
+async def _ask(name: dns.name.Name | str, server: str, rdtype: dns.rdatatype.RdataType, timeout: float,
+               recursion: bool = True) -> dns.message.Message:
     ex = await exchange(str(name), server, timeout, rdtype, recursion=recursion)
     return ex.response
 
@@ -581,7 +590,7 @@ async def _zone_servers(name: dns.name.Name, resolver: str, deadline: float) -> 
     raise DnsFailure("no-zone", f"no name server found for {name}")
 
 
-async def _authoritative_ttl(owner: dns.name.Name, rdtype, resolver: str, deadline: float
+async def _authoritative_ttl(owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, resolver: str, deadline: float
                              ) -> tuple[int | None, str]:
     """(TTL the zone's own name server gives for owner/rdtype, or None; words on how)."""
     try:
@@ -615,7 +624,7 @@ def _ttl_notes(ctx: Context) -> str:
     return " ".join(dict.fromkeys(n for n in notes if n))
 
 
-async def dns_ttl(ctx: Context, prereqs, *, host: str, resolve_key: str) -> Outcome:
+async def dns_ttl(ctx: Context, prereqs: Mapping[str, Result], *, host: str, resolve_key: str) -> Outcome:
     """Does the resolver that answered `host` serve its records with a TTL longer than the
     zone's own name server gives? A cache that counts down from the real TTL never does; one
     that extends TTLs (a minimum cache TTL) does, and then keeps addresses that changed.
@@ -639,11 +648,11 @@ async def dns_ttl(ctx: Context, prereqs, *, host: str, resolve_key: str) -> Outc
         return Outcome("pass", "ok", f"TTL not judged: {resolver} gave no record for {host} this time",
                        facts={"resolver": resolver, "host": host})
 
-    async def one(rrset):
+    async def one(rrset: dns.rrset.RRset) -> tuple[dns.rrset.RRset, int | None, str]:
         try:
             ttl, how = await asyncio.wait_for(_authoritative_ttl(rrset.name, rrset.rdtype, resolver, deadline),
                                               max(0.05, deadline - time.monotonic()))
-        except (asyncio.TimeoutError, DnsFailure):
+        except (TimeoutError, DnsFailure):
             ttl, how = None, f"the zone's name servers did not answer within {TTL_PROBE_BUDGET_S:g} s"
         return rrset, ttl, how
 

@@ -23,12 +23,17 @@ import asyncio
 import errno
 import socket
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from installer.checks.base import Context, Outcome
+from installer.checks.base import Context, Outcome, Result
 from installer.checks.coap import issuer_verdict
 from installer.checks.net import Dest
 from installer.checks.tls import Budget, read_leaf, server_name
 from installer.vendors.profiles import Endpoint, Profile
+
+if TYPE_CHECKING:  # pyOpenSSL loads when a DTLS check runs, not at import
+    from OpenSSL import SSL
 
 # A DTLS handshake's datagrams stay well under any plant link's MTU at this size; OpenSSL
 # fragments its handshake messages to fit.
@@ -45,7 +50,7 @@ class DtlsError(Exception):
         self.evidence = evidence
 
 
-def _client(host: str):
+def _client(host: str) -> SSL.Connection:
     """A pyOpenSSL DTLS client connection on memory BIOs that verifies nothing (only to read
     the certificate), with SNI = host (an address gets no SNI, as RFC 6066 says)."""
     from OpenSSL import SSL
@@ -64,7 +69,7 @@ def _client(host: str):
     return conn
 
 
-def _outgoing(conn) -> list[bytes]:
+def _outgoing(conn: SSL.Connection) -> list[bytes]:
     """The datagrams OpenSSL has written into its memory BIO since the last call."""
     from OpenSSL import SSL
 
@@ -131,7 +136,7 @@ async def dtls_handshake(address: str, port: int, host: str, budget: Budget) -> 
             wait = min(remaining, retransmit if retransmit is not None else remaining)
             try:
                 datagram = await asyncio.wait_for(loop.sock_recv(sock, _MAX_DATAGRAM), max(wait, 0.001))
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 if foreign is not None and not answered:
                     # DTLS discards what is not a record silently, so OpenSSL would only wait: a
                     # retransmission period with nothing but foreign answers is enough.
@@ -224,7 +229,8 @@ def _socket_error(e: OSError, address: str, port: int) -> DtlsError:
     return DtlsError("dtls-handshake-failed", f"{address}:{port}: {type(e).__name__}: {e}")
 
 
-async def dtls_issuer(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoint, profile: Profile) -> Outcome:
+async def dtls_issuer(ctx: Context, prereqs: Mapping[str, Result], *, dest: Dest, endpoint: Endpoint,
+                      profile: Profile) -> Outcome:
     """`dtls-issuer`: a DTLS handshake on UDP (SNI = host) without verification, then the leaf's
     issuer as `coap-tls-issuer` judges it. Each address DNS gave is tried in turn while the
     previous one refused at once; a silent address ends the check (its budget is spent)."""

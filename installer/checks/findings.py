@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Any
 
 from installer.checks.base import Result
+from installer.checks.runner import Report
 
 # Diagnoses that mean "no answer in time": on a poor link they are the link's doing, not a
 # firewall's, until the link is fixed and they remain.
@@ -59,7 +61,7 @@ class Finding:
     remediation: str
     evidence: tuple[str, ...] = field(default=())  # a few lines of what was seen
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """A finding in `check --json`'s `findings` list."""
         return {"id": self.id, "cause": self.cause, "status": self.status, "title": self.title,
                 "hosts": list(self.hosts), "ports": list(self.ports), "checks": list(self.checks),
@@ -82,7 +84,8 @@ def host_port(result: Result) -> tuple[str, int | None]:
     return m.group(1), port
 
 
-def _fact(result: Result, key: str, default=None):
+def _fact(result: Result, key: str, default: Any = None) -> Any:
+    # facts are what the checks parsed from the network: any JSON-like value
     value = result.facts.get(key, default) if result.facts else default
     return value if value is not None else default
 
@@ -180,7 +183,7 @@ def group(results: Iterable[Result]) -> tuple[list[Finding], dict[str, str]]:
     checks they caused to be skipped; passing checks have none)."""
     results = list(results)
     world = _world(results)
-    groups: "OrderedDict[tuple[str, str], list[Result]]" = OrderedDict()
+    groups: OrderedDict[tuple[str, str], list[Result]] = OrderedDict()
     for r in results:
         if r.status in ("fail", "warn"):
             groups.setdefault(classify(r, world), []).append(r)
@@ -336,8 +339,10 @@ def _finding(cause: str, members: list[Result], world: _World) -> Finding:
         title = first.evidence[:1].upper() + first.evidence[1:]
     elif cause == "machine-absent":
         names = list(OrderedDict.fromkeys(r.target.split(" (")[0] for r in members))
+        named = ([f"{nm} ({h})" for nm, h in zip(names, hosts, strict=True)] if len(names) == len(hosts)
+                 else hosts)
         title = (f"{_plural(len(hosts), 'machine')} absent from the machine network (no ARP answer): "
-                 f"{_list([f'{nm} ({h})' for nm, h in zip(names, hosts)] if len(names) == len(hosts) else hosts)}")
+                 f"{_list(named)}")
     elif cause == "neighbours-unchecked":
         title = (f"{len(members)} address{'es' if len(members) != 1 else ''} could not be checked on the wire: "
                  f"{first.evidence}")
@@ -378,13 +383,13 @@ def _dest(r: Result) -> str:
     return f"{host}:{port}" if port is not None else host
 
 
-def document(report, box: Mapping | None = None) -> dict:
+def document(report: Report, box: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`check --json`'s document: the SPEC's (version, duration, summary, checks), each check
     pointing at its `finding` (None when it has none), the `findings` list, and the `box` the
     run is about when known."""
     findings, of = group(report.results)
     doc = report.to_json()
-    for entry, r in zip(doc["checks"], report.results):
+    for entry, r in zip(doc["checks"], report.results, strict=True):  # one entry per result
         entry["finding"] = of.get(r.key)
     doc["findings"] = [f.to_json() for f in findings]
     if box is not None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Mapping
 
-from installer.checks.base import Context, Outcome
+from installer.checks.base import Context, Outcome, Result
 from installer.checks.net import Dest, NetError, read_http_head, status_code
 from installer.checks.tls import dispose, failure_outcome, handshake, judge, open_for_tls, server_name
 from installer.vendors.profiles import Endpoint, Profile
@@ -28,7 +29,7 @@ def request_bytes(host: str, port: int, path: str) -> bytes:
             "Connection: close\r\n\r\n").encode("ascii")
 
 
-async def https_ping(ctx: Context, prereqs, *, dest: Dest, path: str, endpoint: Endpoint,
+async def https_ping(ctx: Context, prereqs: Mapping[str, Result], *, dest: Dest, path: str, endpoint: Endpoint,
                      profile: Profile) -> Outcome:
     """`https-ping`: GET `path` over TLS verified like `tls-verify`; 2xx passes, any other status
     is an `http-status` warning, no answer at all is `http-no-response`."""
@@ -49,7 +50,7 @@ async def https_ping(ctx: Context, prereqs, *, dest: Dest, path: str, endpoint: 
         try:
             stream.writer.write(request_bytes(host, dest.port, path))
             status_line, headers = await asyncio.wait_for(read_http_head(stream.reader), budget.next())
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             return _no_response(dest, path, via, f"no HTTP answer within {ctx.timeout:g} s", endpoint, profile)
         except ValueError as e:  # read_http_head: closed before a complete head
             return _no_response(dest, path, via, str(e), endpoint, profile)

@@ -32,11 +32,12 @@ import socket
 import statistics
 import struct
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Protocol
 
-from installer.checks.base import NOT_NEEDED, Context, Outcome
+from installer.checks.base import NOT_NEEDED, Context, Outcome, Result
 from installer.checks.tls import Budget
 
 ECHO_REQUEST, ECHO_REPLY = 8, 0
@@ -78,10 +79,11 @@ class Series:
         """"min", "median" or "max" round trip in ms (None without an answer)."""
         if not self.rtts:
             return None
-        fn = {"min": min, "median": statistics.median, "max": max}[which]
+        fns: dict[str, Callable[[list[float]], float]] = {"min": min, "median": statistics.median, "max": max}
+        fn = fns[which]
         return round(fn(self.rtts) * 1000, 1)
 
-    def add(self, other: "Series") -> "Series":
+    def add(self, other: Series) -> Series:
         return Series(self.target, self.method, self.sent + other.sent, self.rtts + other.rtts,
                       self.error or other.error)
 
@@ -98,7 +100,7 @@ class Series:
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     total = (total >> 16) + (total & 0xFFFF)
     total += total >> 16
     return ~total & 0xFFFF
@@ -122,7 +124,7 @@ def parse_reply(data: bytes, ident: int | None, raw: bool) -> int | None:
     kind, _, _, their_ident, seq = struct.unpack("!BBHHH", data[:8])
     if kind != ECHO_REPLY or (ident is not None and their_ident != ident):
         return None
-    return seq
+    return int(seq)
 
 
 def _open_icmp(target: str) -> tuple[socket.socket, bool]:
@@ -199,10 +201,10 @@ async def _series(sock: socket.socket, make: Callable[[int], bytes], match: Call
         limit = min(end, time.monotonic() + wait)
         try:
             await asyncio.wait_for(done.wait(), max(0.0, limit - time.monotonic()))
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             pass
         return result
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         return result
     finally:
         for task in (send_task, recv_task):
@@ -306,8 +308,8 @@ def _link_remediation(interface: str | None, wireless: bool) -> str:
             "synchronization). Then re-run the checks.")
 
 
-async def link_quality(ctx: Context, prereqs, *, gateway: str | None = None, interface: str | None = None,
-                       wireless: bool = False) -> Outcome:
+async def link_quality(ctx: Context, prereqs: Mapping[str, Result], *, gateway: str | None = None,
+                       interface: str | None = None, wireless: bool = False) -> Outcome:
     """`link-quality`: latency and loss to the uplink's gateway (the plan's, else the default
     route's), else to the first resolver; by ICMP echo, else by DNS queries to the resolver."""
     budget = Budget(ctx.timeout)
@@ -361,7 +363,13 @@ def _window(seen: Series | None) -> float:
     return min(1.0, max(0.3, 3 * slowest))
 
 
-async def _probe(probe, target: str, budget: Budget, wait: float) -> Series:
+class _Prober(Protocol):
+    """`echo` or `dns_probe`: a series of probes to one target."""
+
+    async def __call__(self, target: str, /, *, count: int, interval: float, wait: float, end: float) -> Series: ...
+
+
+async def _probe(probe: _Prober, target: str, budget: Budget, wait: float) -> Series:
     return await probe(target, count=LINK_COUNT, interval=LINK_INTERVAL_S, wait=wait,
                        end=time.monotonic() + budget.next())
 
@@ -406,8 +414,8 @@ def _host_port(target: str) -> str:
     return target
 
 
-async def icmp_reference(ctx: Context, prereqs, *, watched: tuple[str, ...], target: str = REFERENCE,
-                         link_key: str | None = None) -> Outcome:
+async def icmp_reference(ctx: Context, prereqs: Mapping[str, Result], *, watched: tuple[str, ...],
+                         target: str = REFERENCE, link_key: str | None = None) -> Outcome:
     """`icmp-reference`: when a watched cloud check failed, three echo requests to `target`.
     An answer means the internet is reachable and the failing hosts are blocked specifically
     (unless the link-quality check, `link_key`, found the link itself poor: then the failures

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from installer.checks.base import Context, Outcome
-from installer.planning.plan import Port
 from installer.box.ports import Found, resolve
+from installer.checks.base import Context, Outcome, Result
+from installer.planning.plan import Port
 from installer.render import MACHINE_BRIDGE
 
+if TYPE_CHECKING:  # discover (and netifaces) load when a check runs, not at import
+    from installer.box.discover import Inventory
 
-def _inventory(ctx: Context):
+
+def _inventory(ctx: Context) -> Inventory:
     from installer.box.discover import discover
 
     return discover(Path(ctx.sys_class_net))
@@ -36,7 +41,7 @@ def _find(ctx: Context, port: Port) -> Found:
     return resolve(port, Path(ctx.sys_class_net))
 
 
-async def link_state(ctx: Context, prereqs, *, interface: str, role: str, address: str | None,
+async def link_state(ctx: Context, prereqs: Mapping[str, Result], *, interface: str, role: str, address: str | None,
                      expect_applied: bool = True, port: Port | None = None) -> Outcome:
     """Does `interface` exist, have carrier, and carry `address` (or any IPv4 address)?
 
@@ -45,7 +50,7 @@ async def link_state(ctx: Context, prereqs, *, interface: str, role: str, addres
     shown_as = interface
     if port is not None and port.binding is not None:
         found = await asyncio.to_thread(_find, ctx, port)
-        if not found.ok:
+        if found.interface is None:  # not found.ok
             return Outcome("fail", f"port-{found.problem}", f"{interface} ({role}): {found.evidence}",
                            remediation="Check that this box has the port the plan binds (see `edge-installer "
                                        "interfaces`), or set the binding for this box, e.g. --set "
@@ -65,8 +70,8 @@ async def link_state(ctx: Context, prereqs, *, interface: str, role: str, addres
         state = "no carrier" if iface.carrier is False else "the link is down"
         return Outcome("fail", "link-down", f"{shown_as} ({role}): {state} (operstate {iface.operstate})",
                        remediation="Check the cable and the switch port (or the WiFi association) for this "
-                                   "interface; MachineMetrics' Network Requirements: verify local network connectivity and VLAN/switch "
-                                   "configuration.")
+                                   "interface; MachineMetrics' Network Requirements: verify local network "
+                                   "connectivity and VLAN/switch configuration.")
     shown = ", ".join(a for a in iface.addresses if ":" not in a) or "no IPv4 address"
     if not _has_address(iface.addresses, address):
         want = address or "an IPv4 address (DHCP)"
@@ -81,8 +86,8 @@ async def link_state(ctx: Context, prereqs, *, interface: str, role: str, addres
     return Outcome("pass", "ok", f"{shown_as} ({role}): carrier, {shown}")
 
 
-async def link_isolation(ctx: Context, prereqs, *, interfaces: tuple[str, ...], expect_applied: bool = True,
-                         ports: tuple[Port, ...] = ()) -> Outcome:
+async def link_isolation(ctx: Context, prereqs: Mapping[str, Result], *, interfaces: tuple[str, ...],
+                         expect_applied: bool = True, ports: tuple[Port, ...] = ()) -> Outcome:
     """The machine network has no default route and IPv4 forwarding is off. A port the plan
     binds to the hardware (`ports`) counts under the kernel's name for it as well."""
     inventory = await asyncio.to_thread(_inventory, ctx)
@@ -90,7 +95,7 @@ async def link_isolation(ctx: Context, prereqs, *, interfaces: tuple[str, ...], 
     for port in ports:
         if port.name in interfaces:
             found = await asyncio.to_thread(_find, ctx, port)
-            if found.ok:
+            if found.interface is not None:  # found.ok
                 machine_side.add(found.interface)
     problems = []
     for gateway, iface in inventory.default_gateways:

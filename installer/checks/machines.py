@@ -13,13 +13,17 @@ from __future__ import annotations
 import asyncio
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING
 
 from installer.checks.base import Context, Outcome, Result
 from installer.checks.net import NetError, Stream, connect_direct, read_http_head, status_code
 from installer.planning.plan import Machine
 from installer.vendors.profiles import Controller
+
+if TYPE_CHECKING:  # neighbours loads when a failed port calls for an ARP probe
+    from installer.checks.neighbours import ProbeFacts
 
 # An agent's probe document lists every data item of every device: tens to hundreds of KB for
 # a real shop. Enough to see the root and a good many devices; the parser never sees more.
@@ -33,12 +37,10 @@ def _who(machine: Machine, controller: Controller) -> str:
     return f"{name}{machine.address} ({controller.label})"
 
 
-async def _connect(ctx: Context, machine: Machine, controller: Controller) -> Stream | Outcome:
-    """A stream to the machine's controller port, or the Outcome that says why not."""
-    if not machine.address:
-        return _no_address(machine, controller)
+async def _connect(ctx: Context, address: str, machine: Machine, controller: Controller) -> Stream | Outcome:
+    """A stream to the machine's controller port at `address`, or the Outcome that says why not."""
     try:
-        return await connect_direct([machine.address], controller.port, ctx.timeout)
+        return await connect_direct([address], controller.port, ctx.timeout)
     except NetError as e:
         return _connect_failed(e, machine, controller)
 
@@ -61,14 +63,17 @@ async def machine_port(ctx: Context, prereqs: Mapping[str, Result], *, machine: 
     firewall rejects it). A probe that could not go out (no carrier) is said in the evidence.
     """
     who = _who(machine, controller)
-    stream = await _connect(ctx, machine, controller)
+    address = machine.address
+    if not address:
+        return _no_address(machine, controller)
+    stream = await _connect(ctx, address, machine, controller)
     if isinstance(stream, Outcome):
         if not presence:
             return stream
         from installer.checks import neighbours
 
-        found = await neighbours.presence(ctx, machine.address)
-        return _with_presence(stream, found, machine, controller) if found is not None else stream
+        found = await neighbours.presence(ctx, address)
+        return _with_presence(stream, found, address, machine, controller) if found is not None else stream
     await stream.close()
     return Outcome("pass", "ok", f"{who}: port {controller.port}/tcp open, {stream.describe()}",
                    {"connect_s": stream.connect_s})
@@ -86,11 +91,14 @@ async def mtconnect_probe(ctx: Context, prereqs: Mapping[str, Result], *, machin
     `machine_port` (fail).
     """
     who = _who(machine, controller)
-    stream = await _connect(ctx, machine, controller)
+    address = machine.address
+    if not address:
+        return _no_address(machine, controller)
+    stream = await _connect(ctx, address, machine, controller)
     if isinstance(stream, Outcome):
         return stream
     try:
-        answer = await _get_probe(stream, machine.address, controller.port, ctx.timeout)
+        answer = await _get_probe(stream, address, controller.port, ctx.timeout)
     finally:
         await stream.close()
     if answer.problem:
@@ -145,7 +153,7 @@ async def _get_probe(stream: Stream, address: str, port: int, timeout: float) ->
         stream.writer.write(request.encode("ascii"))
         await asyncio.wait_for(stream.writer.drain(), timeout)
         status_line, headers = await asyncio.wait_for(read_http_head(stream.reader), _left(deadline))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return _Answer(problem=f"nothing answered GET /probe within {timeout:g} s (not an HTTP server)")
     except (ValueError, OSError) as e:
         return _Answer(problem=f"the answer to GET /probe is not HTTP ({e})")
@@ -177,7 +185,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str],
     while len(data) < limit and (want is None or len(data) < want):
         try:
             chunk = await asyncio.wait_for(reader.read(65536), _left(deadline))
-        except (asyncio.TimeoutError, OSError):
+        except (TimeoutError, OSError):
             return bytes(data), False
         if not chunk:
             return bytes(data), True
@@ -240,7 +248,7 @@ def _parse_probe(body: bytes, complete: bool) -> _Doc:
         # MTConnect documents never declare entities; refusing them keeps expansion tricks away.
         doc.problem = "a document with a DOCTYPE (not parsed)"
         return doc
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     depth = 0
     error = None
     try:
@@ -250,7 +258,10 @@ def _parse_probe(body: bytes, complete: bool) -> _Doc:
     except ET.ParseError as e:
         error = e
     try:
-        for event, elem in parser.read_events():
+        for item in parser.read_events():
+            event, elem = item[0], item[-1]
+            if not isinstance(elem, ET.Element):  # never: only start and end events were asked for
+                continue
             ns, name = _local(elem.tag)
             if event == "start":
                 depth += 1
@@ -312,7 +323,8 @@ def _connect_failed(e: NetError, machine: Machine, controller: Controller) -> Ou
     return Outcome("fail", e.diagnosis, f"{_who(machine, controller)}: {e.evidence}", remediation=text)
 
 
-def _with_presence(failed: Outcome, presence: Mapping, machine: Machine, controller: Controller) -> Outcome:
+def _with_presence(failed: Outcome, presence: ProbeFacts, address: str, machine: Machine,
+                   controller: Controller) -> Outcome:
     """A failed connection read together with the ARP probe for the machine's address."""
     from dataclasses import replace
 
@@ -320,7 +332,7 @@ def _with_presence(failed: Outcome, presence: Mapping, machine: Machine, control
 
     state = presence.get("state")
     macs = list(presence.get("macs") or [])
-    address, port = machine.address, controller.port
+    port = controller.port
     who = _who(machine, controller)
     allow = (f"any firewall between the Edge and the machines allows outbound TCP {port} from the Edge "
              f"({_PORTS})")

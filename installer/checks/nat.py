@@ -24,13 +24,24 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypedDict
 
-from installer.checks.base import NOT_NEEDED, Context, Outcome
+from installer.checks.base import NOT_NEEDED, Context, Outcome, Result
 
 # Addresses that reach the internet only through NAT: RFC 1918 and RFC 6598 (CGNAT).
 NAT_RANGES = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                                                        "100.64.0.0/10"))
+
+
+class NatFacts(TypedDict):
+    """What `nat-detect` found: the box's own uplink address, the one a NATS server saw, and
+    whether the uplink is behind NAT (None: could not tell)."""
+
+    local_ip: str | None
+    public_ip: str | None
+    nat: bool | None
 
 
 def nat_only(address: str) -> bool:
@@ -57,7 +68,7 @@ def _uplink_addresses(ctx: Context) -> list[str]:
     return found
 
 
-async def nat_detect(ctx: Context, prereqs, *, nats_keys: tuple[str, ...] = (),
+async def nat_detect(ctx: Context, prereqs: Mapping[str, Result], *, nats_keys: tuple[str, ...] = (),
                      coap_udp_profiles: tuple[str, ...] = ()) -> Outcome:
     """`nat-detect`: compare what the NATS servers saw with the box's own address (see above)."""
     seen: list[tuple[str, str, str]] = []  # (target, local_ip, public_ip)
@@ -71,7 +82,7 @@ async def nat_detect(ctx: Context, prereqs, *, nats_keys: tuple[str, ...] = (),
     uplink = await asyncio.to_thread(_uplink_addresses, ctx)
     hurt = ", ".join(ctx.catalog.profiles[p].title for p in coap_udp_profiles if p in ctx.catalog.profiles)
     translated = [(t, lo, pub) for t, lo, pub in seen if lo != pub]
-    facts: dict = {}
+    facts: NatFacts
     if translated:
         target, local, public = translated[0]
         facts = {"local_ip": local, "public_ip": public, "nat": True}

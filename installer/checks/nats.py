@@ -22,11 +22,22 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from collections.abc import Mapping
+from typing import Any
 
-from installer.checks.base import Context, Outcome
+from installer.checks.base import Context, Outcome, Result
 from installer.checks.net import Dest, NetError, Stream, open_dest
-from installer.checks.tls import (Budget, dispose, failure_outcome, handshake, inspecting_context, judge,
-                                  read_leaf, server_name, where)
+from installer.checks.tls import (
+    Budget,
+    dispose,
+    failure_outcome,
+    handshake,
+    inspecting_context,
+    judge,
+    read_leaf,
+    server_name,
+    where,
+)
 from installer.planning.fields import is_ip
 from installer.vendors.profiles import Endpoint, Profile
 
@@ -50,7 +61,7 @@ def describe_bytes(data: bytes) -> str:
     return repr(text) + (" ..." if len(data) > 60 else "")
 
 
-def parse_info(line: bytes) -> dict | None:
+def parse_info(line: bytes) -> dict[str, Any] | None:
     """The JSON object of an `INFO {...}` line, or None when the line is not one."""
     text = line.decode("utf-8", "replace").strip()
     op, _, rest = text.partition(" ")
@@ -74,7 +85,8 @@ def nats_targets(profile: Profile, port: int) -> str:
     return ", ".join(names)
 
 
-async def nats_info(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoint, profile: Profile) -> Outcome:
+async def nats_info(ctx: Context, prereqs: Mapping[str, Result], *, dest: Dest, endpoint: Endpoint,
+                    profile: Profile) -> Outcome:
     """`nats-info`: connect (through the proxy when the plan has one), read `INFO`, upgrade to
     TLS when the server requires it, send CONNECT and PING, and expect PONG."""
     budget = Budget(ctx.timeout)
@@ -103,8 +115,8 @@ async def nats_info(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoint, pr
         dispose(stream)
 
 
-async def _open(ctx: Context, prereqs, dest: Dest, endpoint: Endpoint, profile: Profile, budget: Budget
-                ) -> tuple[Stream, dict, str] | Outcome:
+async def _open(ctx: Context, prereqs: Mapping[str, Result], dest: Dest, endpoint: Endpoint, profile: Profile,
+                budget: Budget) -> tuple[Stream, Mapping[str, Any], str] | Outcome:
     """Connect and read the INFO line: (stream, info, label), or the Outcome that ends the check."""
     try:
         stream = await open_dest(dest, prereqs, budget.next())
@@ -113,7 +125,7 @@ async def _open(ctx: Context, prereqs, dest: Dest, endpoint: Endpoint, profile: 
     label = f"{dest.label}{where(stream, dest)}"
     try:
         line = await asyncio.wait_for(stream.reader.readuntil(b"\n"), budget.next() or 0.01)
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         dispose(stream)
         return _not_nats(label, f"the port is open but said nothing within {ctx.timeout:g} s "
                                 "(a NATS server sends INFO at once)")
@@ -147,8 +159,8 @@ def _client_tls(ctx: Context, dest: Dest) -> ssl.SSLContext:
     return context
 
 
-async def _judge_tls(ctx: Context, prereqs, dest: Dest, endpoint: Endpoint, profile: Profile, budget: Budget,
-                     error: ssl.SSLCertVerificationError, label: str) -> Outcome:
+async def _judge_tls(ctx: Context, prereqs: Mapping[str, Result], dest: Dest, endpoint: Endpoint, profile: Profile,
+                     budget: Budget, error: ssl.SSLCertVerificationError, label: str) -> Outcome:
     """The server's certificate failed verification: fetch it on a second session (without
     verifying) and judge it like tls-verify does (interception, expiry, wrong name)."""
     leaf, version = None, None
@@ -168,8 +180,8 @@ async def _judge_tls(ctx: Context, prereqs, dest: Dest, endpoint: Endpoint, prof
                    out.facts, out.remediation)
 
 
-async def _session(ctx: Context, stream: Stream, info: dict, facts: dict, head: str, label: str, dest: Dest,
-                   profile: Profile, budget: Budget) -> Outcome:
+async def _session(ctx: Context, stream: Stream, info: Mapping[str, Any], facts: dict[str, Any], head: str,
+                   label: str, dest: Dest, profile: Profile, budget: Budget) -> Outcome:
     """CONNECT and PING, then read until PONG (pass), an -ERR, or the end of the session."""
     hello = dict(_CONNECT, tls_required=bool(info.get("tls_required")))
     try:
@@ -200,7 +212,7 @@ async def _session(ctx: Context, stream: Stream, info: dict, facts: dict, head: 
                 facts["session"] = "cut"
                 return _cut(info, facts, label, dest, profile,
                             f"something else answered after CONNECT: {describe_bytes(line)}")
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         facts["session"] = "silent"  # silence, unlike a reset, is also what a lossy link does
         return _cut(info, facts, label, dest, profile,
                     f"no answer to CONNECT and PING within {ctx.timeout:g} s (the session went silent)")
@@ -217,7 +229,8 @@ async def _session(ctx: Context, stream: Stream, info: dict, facts: dict, head: 
         return _cut(info, facts, label, dest, profile, f"the connection was {how} after CONNECT")
 
 
-def _cut(info: dict, facts: dict, label: str, dest: Dest, profile: Profile, what: str) -> Outcome:
+def _cut(info: Mapping[str, Any], facts: dict[str, Any], label: str, dest: Dest, profile: Profile,
+         what: str) -> Outcome:
     """`nats-session-cut`: the greeting got through, the session did not."""
     port = facts.get("vendor_port") or dest.port
     targets = nats_targets(profile, port) or dest.label
@@ -232,11 +245,11 @@ def _cut(info: dict, facts: dict, label: str, dest: Dest, profile: Profile, what
                    facts, remediation=remediation)
 
 
-def _name(info: dict) -> str:
+def _name(info: Mapping[str, Any]) -> str:
     return str(info.get("server_name") or info.get("server_id") or "?")[:80]
 
 
-def _describe(info: dict, label: str) -> str:
+def _describe(info: Mapping[str, Any], label: str) -> str:
     parts = [f"NATS server {_name(info)}"]
     if info.get("server_name") and info.get("server_id") and info["server_name"] != info["server_id"]:
         parts.append(f"id {info['server_id']}")
@@ -247,7 +260,7 @@ def _describe(info: dict, label: str) -> str:
     return ", ".join(str(p) for p in parts)
 
 
-def _facts(info: dict, stream: Stream, dest: Dest) -> dict:
+def _facts(info: Mapping[str, Any], stream: Stream, dest: Dest) -> dict[str, Any]:
     facts = {k: info.get(k) for k in ("server_id", "server_name", "version", "tls_required", "auth_required")}
     facts.update(host=dest.host or (dest.addresses[0] if dest.addresses else None), port=dest.port,
                  via_proxy=stream.via_proxy)

@@ -41,9 +41,10 @@ import os
 import re
 import shutil
 import signal
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import NotRequired, TypedDict
 
 from installer.checks.base import Check, Context, Outcome, Result
 from installer.planning.plan import Plan
@@ -91,6 +92,29 @@ class Probe:
         return f"{self.address} answers ARP on {self.interface} from {self.mac} ({who})"
 
 
+class ProbeLine(TypedDict):
+    """One probe in the facts of a check (see `Probe`)."""
+
+    interface: str
+    state: str
+    mac: str | None
+    own: bool
+    problem: str
+
+
+class ProbeFacts(TypedDict):
+    """The facts of the probes for one address: `address-free`, `gateway-present`, and
+    `presence` (which adds `words`, the probes in words)."""
+
+    host: str
+    port: None
+    interfaces: list[str]
+    macs: list[str]
+    state: str  # "present" | "absent" | "unchecked"
+    probes: list[ProbeLine]
+    words: NotRequired[str]
+
+
 # How long the probes listen. Among the checks (run beside everything else, and again and
 # again while a technician fixes things) 0.2 s with three probes (arping: one): a device on
 # the same segment answers ARP within milliseconds (0.5 ms in the lab; an embedded
@@ -117,7 +141,7 @@ def presence_window(timeout: float) -> float:
 
 def box_macs(sys_class_net: str = "/sys/class/net") -> set[str]:
     """Every MAC address of this box's interfaces, lower case."""
-    macs = set()
+    macs: set[str] = set()
     try:
         entries = list(Path(sys_class_net).iterdir())
     except OSError:
@@ -251,9 +275,9 @@ async def _raw_probe(address: str, interface: str, window_s: float, own_macs: se
             wake = min(end, start + sent * gap) if sent < PROBES_IN_WINDOW else end
             try:
                 data, where = await asyncio.wait_for(loop.sock_recvfrom(sock, 256), max(0.001, wake - now))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
-            if len(where) > 2 and where[2] == socket.PACKET_OUTGOING or len(data) < 28:
+            if (len(where) > 2 and where[2] == socket.PACKET_OUTGOING) or len(data) < 28:
                 continue
             _, ptype, hlen, plen, op, sha, spa, _, _ = struct.unpack("!HHBBH6s4s6s4s", data[:28])
             if ptype != 0x0800 or hlen != 6 or plen != 4 or op not in (1, 2) or spa != target or sha == own_port:
@@ -295,7 +319,7 @@ async def _arping_probe(address: str, interface: str, window_s: float, own_macs:
             if not done:
                 _signal(proc, signal.SIGINT)  # the window is over: arping reports and exits
         out, err = await asyncio.wait_for(talk, whole + 2)
-    except (asyncio.TimeoutError, asyncio.CancelledError) as e:
+    except (TimeoutError, asyncio.CancelledError) as e:
         _signal(proc, signal.SIGKILL)
         await _reap(proc)
         talk.cancel()
@@ -314,17 +338,17 @@ async def _arping_probe(address: str, interface: str, window_s: float, own_macs:
     return unchecked(f"arping failed (exit {proc.returncode}): {_printable(line)[:160]}")
 
 
-def _signal(proc, sig: int) -> None:
+def _signal(proc: asyncio.subprocess.Process, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-async def _reap(proc) -> None:
+async def _reap(proc: asyncio.subprocess.Process) -> None:
     try:
         await asyncio.wait_for(proc.wait(), 1.0)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
+    except (TimeoutError, asyncio.CancelledError):
         pass
 
 
@@ -414,7 +438,7 @@ async def probe_all(address: str, interfaces: Sequence[str], *, window_s: float,
 # --------------------------------------------------------------------------- checks
 
 
-def _facts(probes: Sequence[Probe], address: str) -> dict:
+def _facts(probes: Sequence[Probe], address: str) -> ProbeFacts:
     answered = [p for p in probes if p.state == "answered"]
     return {"host": address, "port": None, "interfaces": [p.interface for p in probes],
             "macs": sorted({p.mac for p in answered if p.mac and not p.own}),
@@ -505,7 +529,7 @@ async def gateway_present(ctx: Context, prereqs: Mapping[str, Result], *, gatewa
                                 f"{_NOT_CONNECTING}: verify internet connectivity from the Edge location."))
 
 
-async def presence(ctx: Context, address: str) -> dict | None:
+async def presence(ctx: Context, address: str) -> ProbeFacts | None:
     """Is a device at `address` on the machine network? The facts of an ARP probe from the
     plan's machine port(s): {"state": "present" | "absent" | "unchecked", "macs", "interfaces",
     "probes"}; None when the plan has no machine network holding that address (ARP could not
@@ -587,7 +611,7 @@ async def preflight_async(plan: Plan, *, timeout: float = 3.0, sys_class_net: st
         jobs.append(probe_all(gw[0], (gw[1],), window_s=window, own_macs=own, sys_class_net=sys_class_net))
     found = await asyncio.gather(*jobs)
     conflicts, lines = [], []
-    for p, probes in zip(planned, found):
+    for p, probes in zip(planned, found, strict=False):  # found ends with the gateway's probes
         bad = next((pr for pr in probes if pr.other), None)
         if bad is not None:
             conflicts.append((p, bad))

@@ -13,21 +13,24 @@ import base64
 import errno
 import ipaddress
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from installer.checks.base import Proxy
+from installer.checks.base import Proxy, Result
 from installer.planning.plan import Plan
+from installer.vendors.profiles import Endpoint, Profile
 
 
 class NetError(Exception):
     """A connection that failed, with its diagnosis code and the evidence in words."""
 
-    def __init__(self, diagnosis: str, evidence: str, facts: dict | None = None):
+    def __init__(self, diagnosis: str, evidence: str, facts: Mapping[str, Any] | None = None):
         super().__init__(evidence)
         self.diagnosis = diagnosis
         self.evidence = evidence
-        self.facts = facts or {}  # e.g. the proxy's HTTP status for a refused CONNECT
+        self.facts: Mapping[str, Any] = facts or {}  # e.g. the proxy's HTTP status for a refused CONNECT
 
 
 @dataclass
@@ -50,7 +53,7 @@ class Stream:
         self.writer.close()
         try:
             await asyncio.wait_for(self.writer.wait_closed(), 0.5)
-        except (OSError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, OSError, ValueError):
             pass
 
 
@@ -62,7 +65,7 @@ def proxy_from_plan(plan: Plan) -> Proxy | None:
     parts = urlsplit(p.url)
     auth = None
     if p.username is not None:
-        token = f"{p.username}:{p.password or ''}".encode("utf-8")
+        token = f"{p.username}:{p.password or ''}".encode()
         auth = "Basic " + base64.b64encode(token).decode("ascii")
     shown = f"{parts.scheme}://{parts.hostname}:{parts.port}"
     return Proxy(parts.hostname or "", parts.port or 3128, auth, shown)
@@ -116,7 +119,7 @@ async def connect_direct(addresses: list[str] | tuple[str, ...], port: int, time
         t0 = time.monotonic()
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), remaining)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             diagnosis, words = classify_oserror(e)
             last = (diagnosis, f"{address}:{port}: {words}")
             continue
@@ -144,7 +147,7 @@ async def connect_small_mss(address: str, port: int, timeout: float, mss: int = 
         sock.setblocking(False)
         await asyncio.wait_for(loop.sock_connect(sock, (address, port)), timeout)
         reader, writer = await asyncio.open_connection(sock=sock)
-    except (OSError, asyncio.TimeoutError) as e:
+    except (TimeoutError, OSError) as e:
         sock.close()
         diagnosis, words = classify_oserror(e)
         raise NetError(diagnosis, f"{address}:{port}: {words}") from None
@@ -159,7 +162,7 @@ async def connect_via_proxy(proxy: Proxy, host: str, port: int, timeout: float) 
     t0 = time.monotonic()
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(proxy.host, proxy.port), timeout)
-    except (OSError, asyncio.TimeoutError) as e:
+    except (TimeoutError, OSError) as e:
         _, words = classify_oserror(e)
         raise NetError("proxy-unreachable", f"the proxy {proxy.url_redacted}: {words}") from None
     request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -168,9 +171,9 @@ async def connect_via_proxy(proxy: Proxy, host: str, port: int, timeout: float) 
     request += "\r\n"
     try:
         writer.write(request.encode("ascii"))
-        status_line, headers = await asyncio.wait_for(read_http_head(reader),
-                                                      max(0.1, timeout - (time.monotonic() - t0)))
-    except (OSError, asyncio.TimeoutError, ValueError) as e:
+        status_line, _ = await asyncio.wait_for(read_http_head(reader),
+                                                max(0.1, timeout - (time.monotonic() - t0)))
+    except (TimeoutError, OSError, ValueError) as e:
         writer.close()
         if isinstance(e, asyncio.TimeoutError):
             raise NetError("proxy-timeout", f"the proxy {proxy.url_redacted} accepted the connection but did not "
@@ -231,7 +234,7 @@ class Dest:
         """host:port, or address:port for an address-only endpoint."""
         return f"{self.host or (self.addresses[0] if self.addresses else '?')}:{self.port}"
 
-    def connect_addresses(self, prereqs) -> tuple[str, ...]:
+    def connect_addresses(self, prereqs: Mapping[str, Result]) -> tuple[str, ...]:
         """The addresses to connect to: what DNS gave, else the stated ones."""
         if self.resolve_key and self.resolve_key in prereqs:
             found = tuple(prereqs[self.resolve_key].facts.get("addresses", ()))
@@ -240,7 +243,7 @@ class Dest:
         return self.addresses
 
 
-async def open_dest(dest: Dest, prereqs, timeout: float) -> Stream:
+async def open_dest(dest: Dest, prereqs: Mapping[str, Result], timeout: float) -> Stream:
     """Open a stream to a Dest (through its proxy when it has one). Raises NetError."""
     if dest.proxy is not None:
         return await connect_via_proxy(dest.proxy, dest.host or dest.addresses[0], dest.port, timeout)
@@ -256,17 +259,18 @@ PROXY_CODES = ("proxy-denied", "proxy-auth-required", "proxy-unreachable", "prox
 _SERVICE_NAMES = {"https": "HTTPS", "nats": "NATS", "coap": "CoAP", "ssh": "SSH", "grpc": "gRPC"}
 
 
-def proxy_facts(dest: Dest, err: NetError | None = None) -> dict:
+def proxy_facts(dest: Dest, err: NetError | None = None) -> dict[str, Any]:
     """The facts of a failure through the proxy: destination host and port, the proxy (its URL
     without credentials), and what the proxy answered (`proxy_status`, `proxy_allows_443`)."""
-    facts = {"host": dest.host or (dest.addresses[0] if dest.addresses else None), "port": dest.port,
-             "via_proxy": True, "proxy": dest.proxy.url_redacted if dest.proxy else None}
+    facts: dict[str, Any] = {"host": dest.host or (dest.addresses[0] if dest.addresses else None), "port": dest.port,
+                             "via_proxy": True, "proxy": dest.proxy.url_redacted if dest.proxy else None}
     if err is not None:
         facts.update(err.facts)
     return facts
 
 
-def proxy_remediation(code: str, dest: Dest, profile, endpoint, facts: dict | None = None) -> str:
+def proxy_remediation(code: str, dest: Dest, profile: Profile | None, endpoint: Endpoint | None,
+                      facts: Mapping[str, Any] | None = None) -> str:
     """What to ask IT for when the proxy refused, demanded credentials for, or never opened a
     tunnel to `dest` (code in PROXY_CODES): the CONNECT ports the proxy must allow for the
     profile, or the destinations to exempt in no_proxy and open on the firewall. `facts` may
@@ -278,11 +282,12 @@ def proxy_remediation(code: str, dest: Dest, profile, endpoint, facts: dict | No
     proxy = dest.proxy.url_redacted if dest.proxy else "the proxy"
     service = getattr(endpoint, "service", None)
     what = _SERVICE_NAMES.get(service or "", (service or "").upper() or "TCP")
-    needed = sorted({e.port for e in getattr(profile, "endpoints", ()) if e.protocol == "tcp"} | {port})
+    endpoints = profile.endpoints if profile is not None else ()
+    needed = sorted({e.port for e in endpoints if e.protocol == "tcp"} | {port})
     ports = " and ".join(str(p) for p in needed)
     if endpoint is not None and endpoint.host is None and endpoint.addresses:
         # Address-only endpoints (the NATS IPs): every address of that service and port.
-        peers = [a for e in profile.endpoints if e.service == service and e.port == port and e.host is None
+        peers = [a for e in endpoints if e.service == service and e.port == port and e.host is None
                  for a in e.addresses]
         exempt = f"the {what} addresses ({', '.join(peers or [host])})"
     else:

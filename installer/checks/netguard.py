@@ -82,7 +82,7 @@ def install(log: str) -> None:
             pass
         raise PermissionError(f"{ENV}: the test suite may not reach {what} from this machine's own network")
 
-    def hook(event: str, args: tuple) -> None:
+    def hook(event: str, args: tuple[object, ...]) -> None:
         if event in ("socket.connect", "socket.sendto", "socket.sendmsg"):
             address = args[1] if len(args) > 1 else None
             if isinstance(address, tuple) and address and not _local(address[0]) and _own_namespace():

@@ -17,9 +17,9 @@ import asyncio
 import errno
 import ipaddress
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import ntplib
 
@@ -135,8 +135,8 @@ async def ntp_server(ctx: Context, prereqs: Mapping[str, Result], *, server: str
         f"The box's clock is off by more than {WARN_OFFSET_S:g} s but less than {_duration(FAIL_OFFSET_S)}: "
         "certificates are still judged correctly, but timestamps of the machines' data are off. Once "
         "the plan is applied the time service corrects it from this server; if the offset comes back, "
-        "check that NTP synchronisation keeps working (MachineMetrics' Network Requirements, \"Intermittent Connectivity\": Check NTP "
-        "synchronization)."))
+        "check that NTP synchronisation keeps working (MachineMetrics' Network Requirements, "
+        "\"Intermittent Connectivity\": Check NTP synchronization)."))
 
 
 def _addresses(server: str, resolve_key: str | None, prereqs: Mapping[str, Result]) -> list[str]:
@@ -158,7 +158,7 @@ async def _ask(address: str, timeout: float) -> _Answer | _NoAnswer:
     outer wait only guards against a thread that outlives it."""
     try:
         stats = await asyncio.wait_for(asyncio.to_thread(_request, address, timeout), timeout + 1.0)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return _NoAnswer(address, "ntp-timeout", f"no answer within {timeout:g} s")
     except ntplib.NTPException as e:
         # ntplib turns its socket timeout into NTPException; what it wraps tells the cases apart.

@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+from collections.abc import Mapping
+from typing import NotRequired, TypedDict
 
-from installer.checks.base import Context, Outcome
+from installer.checks.base import Context, Outcome, Result
 from installer.checks.net import Dest, NetError, open_dest
 from installer.checks.tls import Budget, dispose, failure_outcome, server_name, where
 from installer.vendors.profiles import Endpoint, Profile
@@ -38,6 +40,17 @@ _OPCODES = {1: "P_CONTROL_HARD_RESET_CLIENT_V1", 2: "P_CONTROL_HARD_RESET_SERVER
             8: "P_CONTROL_HARD_RESET_SERVER_V2", 9: "P_DATA_V2", 10: "P_CONTROL_HARD_RESET_CLIENT_V3",
             11: "P_CONTROL_WKC_V1"}
 _MAX_PACKET = 1600  # OpenVPN's control packets are well below a TCP MSS
+
+
+class OpenvpnFacts(TypedDict):
+    """What `openvpn-handshake` saw: where it went, whether HTTPS to the host worked, and the
+    server's session id when it answered."""
+
+    host: str
+    port: int
+    via_proxy: bool
+    https_ok: bool
+    server_session: NotRequired[str]
 
 
 def hard_reset_client(session_id: bytes) -> bytes:
@@ -71,8 +84,8 @@ def looks_like(data: bytes) -> str:
     return f"{len(data)} bytes that are not OpenVPN ({text!r})"
 
 
-async def openvpn_handshake(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoint, profile: Profile,
-                            tls_key: str | None = None) -> Outcome:
+async def openvpn_handshake(ctx: Context, prereqs: Mapping[str, Result], *, dest: Dest, endpoint: Endpoint,
+                            profile: Profile, tls_key: str | None = None) -> Outcome:
     """`openvpn-handshake`: send the client's hard reset over TCP (direct or through the proxy's
     CONNECT tunnel) and judge the answer (see the module's doc string)."""
     budget = Budget(ctx.timeout)
@@ -82,9 +95,8 @@ async def openvpn_handshake(ctx: Context, prereqs, *, dest: Dest, endpoint: Endp
     except NetError as e:
         return failure_outcome(e, dest, endpoint, profile)
     label = f"{dest.label}{where(stream, dest)}"
-    facts = {"host": host, "port": dest.port, "via_proxy": stream.via_proxy}
     https_ok = tls_key is not None and tls_key in prereqs and prereqs[tls_key].status == "pass"
-    facts["https_ok"] = https_ok
+    facts: OpenvpnFacts = {"host": host, "port": dest.port, "via_proxy": stream.via_proxy, "https_ok": https_ok}
     session_id = os.urandom(8)
     try:
         stream.writer.write(hard_reset_client(session_id))
@@ -94,11 +106,11 @@ async def openvpn_handshake(ctx: Context, prereqs, *, dest: Dest, endpoint: Endp
             more = b""
             try:
                 more = await asyncio.wait_for(stream.reader.read(64), 0.2)
-            except (asyncio.TimeoutError, TimeoutError, OSError):
+            except (TimeoutError, OSError):
                 pass
             return _not_openvpn(label, head + more, facts, dest, endpoint, profile)
         body = await asyncio.wait_for(stream.reader.readexactly(length), budget.next() or 0.01)
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         return _silent(label, ctx.timeout, facts, dest, endpoint, profile, https_ok)
     except asyncio.IncompleteReadError as e:
         if e.partial:
@@ -130,7 +142,7 @@ def _advice(dest: Dest, endpoint: Endpoint, profile: Profile) -> str:
     return own
 
 
-def _reset(label: str, how: str, facts: dict, dest: Dest, endpoint: Endpoint, profile: Profile,
+def _reset(label: str, how: str, facts: OpenvpnFacts, dest: Dest, endpoint: Endpoint, profile: Profile,
            https_ok: bool) -> Outcome:
     host = server_name(dest)
     beside = (f", while HTTPS to the same host works (tls-verify of {host} passed)" if https_ok else "")
@@ -144,8 +156,8 @@ def _reset(label: str, how: str, facts: dict, dest: Dest, endpoint: Endpoint, pr
     return Outcome("fail", "openvpn-reset", evidence, facts, remediation=remediation.strip())
 
 
-def _silent(label: str, timeout: float, facts: dict, dest: Dest, endpoint: Endpoint, profile: Profile,
-            https_ok: bool) -> Outcome:
+def _silent(label: str, timeout: float, facts: OpenvpnFacts, dest: Dest, endpoint: Endpoint,
+            profile: Profile, https_ok: bool) -> Outcome:
     host = server_name(dest)
     beside = (" HTTPS to the same host works (tls-verify passed), so the port is open;" if https_ok else "")
     evidence = (f"{label}: the connection opened but the box's OpenVPN hard reset got no answer within "
@@ -157,7 +169,8 @@ def _silent(label: str, timeout: float, facts: dict, dest: Dest, endpoint: Endpo
     return Outcome("warn", "openvpn-silent", evidence, facts, remediation=remediation.strip())
 
 
-def _not_openvpn(label: str, data: bytes, facts: dict, dest: Dest, endpoint: Endpoint, profile: Profile) -> Outcome:
+def _not_openvpn(label: str, data: bytes, facts: OpenvpnFacts, dest: Dest, endpoint: Endpoint,
+                 profile: Profile) -> Outcome:
     host = server_name(dest)
     through = " (the proxy's tunnel reached something else)" if dest.proxy is not None else ""
     evidence = (f"{label}: the answer to OpenVPN's hard reset was {looks_like(data)}{through}: a proxy or "

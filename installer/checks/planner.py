@@ -10,19 +10,33 @@ exempts (no_proxy) are reached directly.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable
+from typing import TypedDict
 
-from installer.checks import bandwidth, coap, dns, https, link, machines, nat, nats, ntp, openvpn, tcp, tls
-from installer.checks import dtls, icmp
-from installer.checks import neighbours
-from installer.checks.base import DEFAULT_TIMEOUT_S, Check, Context, Outcome
+from installer.checks import (
+    bandwidth,
+    coap,
+    dns,
+    dtls,
+    https,
+    icmp,
+    link,
+    machines,
+    nat,
+    nats,
+    neighbours,
+    ntp,
+    openvpn,
+    tcp,
+    tls,
+)
+from installer.checks.base import DEFAULT_TIMEOUT_S, Check, Context, Outcome, Proxy, Result
 from installer.checks.net import Dest, bypasses_proxy, proxy_from_plan
 from installer.planning.fields import is_ip
-from installer.planning.plan import POOL_NTP, Plan
-from installer.vendors.profiles import Catalog, load_catalog
+from installer.planning.plan import POOL_NTP, Plan, Port
 from installer.render import MACHINE_BRIDGE
-
+from installer.vendors.profiles import Catalog, Endpoint, Profile, load_catalog
 
 
 def build_context(plan: Plan, catalog: Catalog | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
@@ -42,6 +56,13 @@ def ntp_servers(plan: Plan, run: Path = Path("/run")) -> tuple[str, ...]:
     if plan.ntp.mode == "dhcp":
         return tuple(ntp.dhcp_ntp_servers(run))
     return POOL_NTP
+
+
+class _Common(TypedDict):
+    """What every check of one endpoint carries."""
+
+    profile: str
+    endpoint: Endpoint
 
 
 class _Plan:
@@ -83,10 +104,10 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
         resolver_keys.append(out.add(Check("dns-resolver", "dns", server, functools.partial(
             dns.dns_resolver, server=server, probe=probe, fallback_exists=fallback), timeout_diagnosis="dns-timeout")))
     resolve_key: dict[str, str] = {}
-    for host, pid in hosts:
+    for host, owner in hosts:
         if host not in resolve_key:
             resolve_key[host] = out.add(Check("dns-resolve", "dns", host, functools.partial(dns.dns_resolve, host=host),
-                                              profile=pid, needs=(tuple(resolver_keys),),
+                                              profile=owner, needs=(tuple(resolver_keys),),
                                               timeout_diagnosis="dns-timeout"))
     _plan_dns_ttl(plan, ctx, out, resolve_key)
 
@@ -107,7 +128,7 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
             proxied = ctx.proxy is not None and not bypasses_proxy(plan, host or ep.addresses[0])
             dest = _dest(ep, host, resolve_key, ctx.proxy if proxied else None)
             needs = ((dest.resolve_key,),) if dest.resolve_key and not proxied else ()
-            common = dict(profile=pid, endpoint=ep)
+            common: _Common = {"profile": pid, "endpoint": ep}
             tcp_key = out.add(Check("tcp-connect", "tcp", dest.label, functools.partial(
                 tcp.tcp_connect, dest=dest, endpoint=ep, profile=profile),
                 needs=needs, timeout_diagnosis="tcp-timeout", **common))
@@ -153,13 +174,13 @@ def plan_checks(plan: Plan, ctx: Context, *, expect_applied: bool = True, run: P
     return list(out.checks.values())
 
 
-def _dest(ep, host: str | None, resolve_key: dict[str, str], proxy) -> Dest:
+def _dest(ep: Endpoint, host: str | None, resolve_key: dict[str, str], proxy: Proxy | None) -> Dest:
     """Where an endpoint's checks go: a name (its addresses from its dns-resolve check), an
     address, or the addresses the vendor states for an address-only endpoint."""
-    is_name = host is not None and not is_ip(host)
+    name = host if host is not None and not is_ip(host) else None
     return Dest(host=host, port=ep.port,
-                addresses=ep.addresses if host is None else ((host,) if not is_name else ep.addresses),
-                resolve_key=resolve_key.get(host) if is_name else None, proxy=proxy)
+                addresses=ep.addresses if host is None else ((host,) if name is None else ep.addresses),
+                resolve_key=resolve_key.get(name) if name is not None else None, proxy=proxy)
 
 
 def _plan_dns_ttl(plan: Plan, ctx: Context, out: _Plan, resolve_key: dict[str, str]) -> None:
@@ -178,13 +199,13 @@ def _plan_dns_ttl(plan: Plan, ctx: Context, out: _Plan, resolve_key: dict[str, s
                 after=(resolve_key[host],), timeout_diagnosis="dns-timeout"))
 
 
-def _plan_openvpn(out: _Plan, dest: Dest, ep, profile, pid: str, tcp_key: str) -> None:
+def _plan_openvpn(out: _Plan, dest: Dest, ep: Endpoint, profile: Profile, pid: str, tcp_key: str) -> None:
     """CloudLink's OpenVPN probe, after the host's TCP check (needed) and its tls-verify (waited
     for, whatever its verdict: a reset while HTTPS works names a VPN-blocking rule)."""
     if "openvpn" not in ep.checks:
         return
-    tls_key = f"tls-verify:{dest.label}"
-    tls_key = tls_key if tls_key in out.checks else None
+    verify_key = f"tls-verify:{dest.label}"
+    tls_key = verify_key if verify_key in out.checks else None
     out.add(Check("openvpn-handshake", "openvpn", dest.label, functools.partial(
         openvpn.openvpn_handshake, dest=dest, endpoint=ep, profile=profile, tls_key=tls_key),
         profile=pid, endpoint=ep, needs=((tcp_key,),), after=(tls_key,) if tls_key else (),
@@ -305,7 +326,8 @@ def _links(plan: Plan, out: _Plan, expect_applied: bool) -> None:
             port=plan.port(up.interface))))
 
 
-async def _port_state(ctx: Context, prereqs, *, interface: str, expect_applied: bool, port=None) -> Outcome:
+async def _port_state(ctx: Context, prereqs: Mapping[str, Result], *, interface: str, expect_applied: bool,
+                      port: Port | None = None) -> Outcome:
     """A bridge port: it must exist and have carrier; its address lives on the bridge."""
     outcome = await link.link_state(ctx, prereqs, interface=interface, role="machine network port",
                                     address=None, expect_applied=expect_applied, port=port)

@@ -18,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from installer.checks.base import NOT_NEEDED, Context, Outcome, Result
 from installer.checks.net import NetError, classify_oserror, connect_direct, read_http_head, status_code
 from installer.checks.tls import Budget
 from installer.planning.fields import is_ip
+from installer.planning.plan import Plan
 
 # tls-verify diagnoses a captive portal (or another server in the way) produces.
 TRIGGERS = ("tls-wrong-server", "tls-untrusted", "tls-hostname-mismatch", "tls-handshake-failed")
@@ -81,7 +83,7 @@ def redirect_sign(location: str, host: str) -> str | None:
     return f"{to}, another host"
 
 
-async def _get(ctx: Context, plan, host: str, path: str, addresses: tuple[str, ...], budget: Budget
+async def _get(ctx: Context, plan: Plan, host: str, path: str, addresses: tuple[str, ...], budget: Budget
                ) -> tuple[str, dict[str, str], str, str]:
     """GET http://host{path} on port 80: (status line, headers, body start, how it was reached).
     Raises NetError, or ValueError for an answer that is not HTTP."""
@@ -91,7 +93,7 @@ async def _get(ctx: Context, plan, host: str, path: str, addresses: tuple[str, .
     if proxy is not None:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(proxy.host, proxy.port), budget.next())
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             _, words = classify_oserror(e)
             raise NetError("proxy-unreachable", f"the proxy {proxy.url_redacted}: {words}") from None
         how = f"through the proxy at {proxy.host}:{proxy.port}"
@@ -113,7 +115,7 @@ async def _get(ctx: Context, plan, host: str, path: str, addresses: tuple[str, .
             try:
                 chunk = await asyncio.wait_for(reader.read(_BODY_LIMIT - len(body)),
                                                max(0.01, deadline - time.monotonic()))
-            except (asyncio.TimeoutError, OSError):
+            except (TimeoutError, OSError):
                 break
             if not chunk:
                 break
@@ -121,7 +123,7 @@ async def _get(ctx: Context, plan, host: str, path: str, addresses: tuple[str, .
             length = headers.get("content-length", "")
             if length.isdigit() and len(body) >= int(length):
                 break
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         raise NetError("http-no-response", f"http://{host}{path} ({how}): no HTTP answer in time") from None
     except (ConnectionError, OSError) as e:
         raise NetError("http-no-response", f"http://{host}{path} ({how}): {type(e).__name__}: {e}") from None

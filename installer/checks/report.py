@@ -4,10 +4,10 @@ no secret appears: evidence never carries credentials and the plan is shown reda
 
 from __future__ import annotations
 
+from installer.box.identity import Identity, identify
 from installer.checks import findings
 from installer.checks.base import Result
 from installer.checks.runner import Report
-from installer.box.identity import Identity, identify
 from installer.planning.plan import Plan
 from installer.vendors.sources import TITLES
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Any
 
 from installer.checks.base import NOT_NEEDED, USABLE, Check, Context, Outcome, Result
 
@@ -44,7 +45,7 @@ class Report:
             return 1
         return 0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The SPEC's JSON document: version, duration, summary, checks."""
         return {"version": 1, "duration_s": round(self.duration_s, 3), "summary": dict(self.summary),
                 "checks": [r.to_json() for r in self.results]}
@@ -132,7 +133,7 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
         t0 = time.monotonic()
         try:
             outcome = await asyncio.wait_for(check.run(ctx, prereqs), ctx.timeout * 2 + _GRACE_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             outcome = Outcome("fail", check.timeout_diagnosis,
                               f"no answer within {ctx.timeout:g} s")
         except asyncio.CancelledError:
@@ -159,7 +160,8 @@ async def run_checks(checks: Iterable[Check], ctx: Context, *, deadline: float |
             await asyncio.gather(*tasks, return_exceptions=True)
         for c in checks:
             if not futures[c.key].done():
-                finish(c, result_of(c, Outcome("skip" if cancelled else "fail", "cancelled" if cancelled else "deadline",
+                finish(c, result_of(c, Outcome("skip" if cancelled else "fail",
+                                               "cancelled" if cancelled else "deadline",
                                                "cancelled before it finished" if cancelled else
                                                f"unfinished when the overall deadline of {deadline:g} s passed"),
                                     time.monotonic() - started))
@@ -183,9 +185,11 @@ def unlabelled(evidence: str, target: str) -> str:
     return evidence
 
 
-def run_checks_sync(checks: Iterable[Check], ctx: Context, **kwargs) -> Report:
+def run_checks_sync(checks: Iterable[Check], ctx: Context, *, deadline: float | None = None,
+                    progress: Progress | None = None,
+                    remediation: Callable[[Check, Outcome], str] | None = None) -> Report:
     """run_checks for callers without an event loop (the command line)."""
-    return asyncio.run(run_checks(checks, ctx, **kwargs))
+    return asyncio.run(run_checks(checks, ctx, deadline=deadline, progress=progress, remediation=remediation))
 
 
 def results_by_key(results: Iterable[Result]) -> Mapping[str, Result]:

@@ -10,22 +10,31 @@ The remediation (`net.proxy_remediation`) names what to allow accordingly.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
-from installer.checks.base import Context, Outcome
-from installer.checks.net import (PROXY_CODES, Dest, NetError, connect_via_proxy, open_dest, proxy_facts,
-                                  proxy_remediation)
+from installer.checks.base import Context, Outcome, Result
+from installer.checks.net import (
+    PROXY_CODES,
+    Dest,
+    NetError,
+    connect_via_proxy,
+    open_dest,
+    proxy_facts,
+    proxy_remediation,
+)
 from installer.vendors.profiles import Endpoint, Profile
 
 
-async def tcp_connect(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoint | None = None,
+async def tcp_connect(ctx: Context, prereqs: Mapping[str, Result], *, dest: Dest, endpoint: Endpoint | None = None,
                       profile: Profile | None = None) -> Outcome:
     """Open a TCP connection to dest (or a CONNECT tunnel through the proxy) and close it."""
     end = time.monotonic() + 2 * ctx.timeout  # the runner allows a check twice its timeout
     try:
         stream = await open_dest(dest, prereqs, ctx.timeout)
     except NetError as e:
-        facts = {"host": dest.host or (dest.addresses[0] if dest.addresses else None), "port": dest.port,
-                 "via_proxy": dest.proxy is not None}
+        facts: dict[str, Any] = {"host": dest.host or (dest.addresses[0] if dest.addresses else None),
+                                 "port": dest.port, "via_proxy": dest.proxy is not None}
         if e.diagnosis not in PROXY_CODES:
             return Outcome("fail", e.diagnosis, e.evidence, facts)
         facts = proxy_facts(dest, e)

@@ -26,16 +26,25 @@ import hashlib
 import ipaddress
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from installer.checks.base import Context, Outcome
-from installer.checks.net import (PROXY_CODES, Dest, NetError, Stream, connect_small_mss, open_dest, proxy_facts,
-                                  proxy_remediation)
+from installer.checks.base import Context, Outcome, Result
+from installer.checks.net import (
+    PROXY_CODES,
+    Dest,
+    NetError,
+    Stream,
+    connect_small_mss,
+    open_dest,
+    proxy_facts,
+    proxy_remediation,
+)
 from installer.vendors.profiles import Endpoint, Profile, normalize_fingerprint
 
 # OpenSSL verification errors (X509_V_ERR_*) that mean "no trusted CA above this leaf".
@@ -203,14 +212,15 @@ async def handshake(stream: Stream, host: str, context: ssl.SSLContext, timeout:
                                                        ssl_handshake_timeout=timeout + 1), timeout)
     except ssl.SSLCertVerificationError:
         raise
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         raise NetError("tls-timeout", f"TCP connected, but the TLS handshake got no answer within {timeout:g} s "
                                       "(a firewall that drops the traffic once it sees the host name)") from None
     except ssl.SSLError as e:
         reason = e.reason or str(e)
         if reason == "WRONG_VERSION_NUMBER":
-            raise NetError("tls-handshake-failed", "the answer was not TLS (OpenSSL: wrong version number): a proxy, "
-                                                   "captive portal or firewall block page answered in plain text") from None
+            raise NetError("tls-handshake-failed", "the answer was not TLS (OpenSSL: wrong version number): a "
+                                                   "proxy, captive portal or firewall block page answered in plain "
+                                                   "text") from None
         if "EOF" in reason:
             raise NetError("tls-reset", "the connection was closed during the TLS handshake") from None
         raise NetError("tls-handshake-failed", f"the TLS handshake failed: {reason}") from None
@@ -222,7 +232,8 @@ async def handshake(stream: Stream, host: str, context: ssl.SSLContext, timeout:
                                     "before the server answered") from None
     except OSError as e:
         raise NetError("tls-handshake-failed", f"the TLS handshake failed: {type(e).__name__}: {e}") from None
-    return stream.writer.get_extra_info("ssl_object")
+    sslobj: ssl.SSLObject = stream.writer.get_extra_info("ssl_object")  # what start_tls left there
+    return sslobj
 
 
 def dispose(stream: Stream) -> None:
@@ -248,7 +259,7 @@ def _date(when: datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
-async def open_for_tls(ctx: Context, prereqs, dest: Dest, endpoint: Endpoint, profile: Profile
+async def open_for_tls(ctx: Context, prereqs: Mapping[str, Result], dest: Dest, endpoint: Endpoint, profile: Profile
                        ) -> tuple[Budget, str, Stream, str] | Outcome:
     """The start every TLS check shares: its time budget, the server name, a stream to the
     destination (direct or through the proxy) and how it was reached; or the failure."""
@@ -355,7 +366,7 @@ def judge(leaf: Leaf | None, error: ssl.SSLCertVerificationError | None, *, dest
     if code in _NAME_MISMATCH:
         return Outcome("fail", "tls-hostname-mismatch",
                        f"{label}: the certificate is for {_names(leaf)}, not {host} ({by}){fp}", facts)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if code == _EXPIRED:
         return Outcome("fail", "tls-expired", f"{label}: the certificate expired on {_date(leaf.not_after)}, and "
                                               f"this box's clock says {_date(now)} ({by})", facts)
@@ -418,7 +429,7 @@ def _judge_pinned(leaf: Leaf, pinned: tuple[str, ...], *, dest: Dest, label: str
                        f"with the one above, and if they match, update profile_params.{profile.id}.{param} in the "
                        f"plan.")
         return Outcome("fail", "tls-pin-mismatch", evidence, facts, remediation=remediation)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if now < leaf.not_before:
         return Outcome("fail", "clock-skew", f"{label}: the pinned certificate matches, but it is valid only from "
                                              f"{_date(leaf.not_before)} and this box's clock says {_date(now)}: "
@@ -487,7 +498,7 @@ def _seen(stream: Stream, dest: Dest, sslobj: ssl.SSLObject | None,
     return _Seen(read_leaf(der) if der else None, sslobj.version(), None, where(stream, dest), address)
 
 
-async def _look(dest: Dest, prereqs, context: ssl.SSLContext, budget: Budget) -> _Seen:
+async def _look(dest: Dest, prereqs: Mapping[str, Result], context: ssl.SSLContext, budget: Budget) -> _Seen:
     """One connection and handshake."""
     stream = await open_dest(dest, prereqs, budget.next())
     try:
@@ -525,14 +536,14 @@ async def _small_mss_look(address: str, dest: Dest, budget: Budget) -> tuple[_Se
         dispose(stream)
 
 
-async def _first_look(dest: Dest, prereqs, ctx: Context, budget: Budget) -> _Seen:
+async def _first_look(dest: Dest, prereqs: Mapping[str, Result], ctx: Context, budget: Budget) -> _Seen:
     """The verifying handshake. On a direct connection whose handshake gets no answer for
     `stall_after(timeout)`, a second attempt with a small MSS runs beside it: when only that
     one completes, large packets from the server are lost on the way (raises _BlackHole)."""
     stream = await open_dest(dest, prereqs, budget.next())
     started = time.monotonic()
     shake = asyncio.ensure_future(handshake(stream, server_name(dest), ctx.trust(), budget.next()))
-    probe: asyncio.Future | None = None
+    probe: asyncio.Future[tuple[_Seen, float]] | None = None
     try:
         if not stream.via_proxy:
             done, _ = await asyncio.wait({shake}, timeout=stall_after(ctx.timeout))
@@ -568,7 +579,8 @@ async def _first_look(dest: Dest, prereqs, ctx: Context, budget: Budget) -> _See
         dispose(stream)
 
 
-async def tls_verify(ctx: Context, prereqs, *, dest: Dest, endpoint: Endpoint, profile: Profile) -> Outcome:
+async def tls_verify(ctx: Context, prereqs: Mapping[str, Result], *, dest: Dest, endpoint: Endpoint,
+                     profile: Profile) -> Outcome:
     """`tls-verify`: handshake with SNI, verify against the system store and the plan's extra
     CA file with host name checking, and judge the leaf (see `judge`). A handshake that stalls
     on a direct connection is told apart from a name filter by a small-MSS retry (see

@@ -24,10 +24,15 @@ several dB), and the evidence gives both, with the access point, band, channel a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from installer.checks.base import Context, Outcome
+from installer.checks.base import Context, Outcome, Result
 from installer.vendors.sources import cite
+
+if TYPE_CHECKING:  # installer.box.wifi loads when the check runs, not at import
+    from installer.box.wifi import Link
 
 PASS_DBM = -67.0   # design minimum for reliable data (the cell edge of enterprise WLAN design)
 FAIL_DBM = -75.0   # below this: poor (the floor of WLAN planning's edge field strength)
@@ -56,7 +61,7 @@ def _remediation(interface: str, weak: bool) -> str:
             f"Re-check with `edge-installer wifi scan` at the new place.")
 
 
-def describe(link) -> str:
+def describe(link: Link) -> str:
     """The evidence: signal (average and last), access point, band, channel, bit rate."""
     from installer.box.wifi import ascii_printable, bars
 
@@ -67,7 +72,7 @@ def describe(link) -> str:
             f"{link.bssid}, {link.band} channel {link.channel} ({link.frequency} MHz){rate}")
 
 
-async def wifi_signal(ctx: Context, prereqs, *, interface: str, ssid: str | None = None,
+async def wifi_signal(ctx: Context, prereqs: Mapping[str, Result], *, interface: str, ssid: str | None = None,
                       expect_applied: bool = True) -> Outcome:
     """`wifi-signal`: the uplink `interface`'s signal from the access point it joined. Before
     the plan is applied (the wizard's checks), not being associated yet is a warning."""
