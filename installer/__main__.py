@@ -1,4 +1,5 @@
-from installer.cli import main
 import sys
+
+from installer.cli import main
 
 sys.exit(main())

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from installer.commands import UsageError
 from installer.commands import apply as apply_cmd
@@ -32,7 +33,7 @@ VERBS = (validate_cmd, render_cmd, check_cmd, firewall_cmd, apply_cmd, confirm_c
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors exit 2 too, without usage noise
+    def error(self, message: str) -> NoReturn:  # argparse's own errors exit 2 too, without usage noise
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
@@ -68,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if not getattr(args, "run", None):
             return _wizard(args)
-        return args.run(args)
+        run: Callable[[argparse.Namespace], int] = args.run  # each verb's add_parser sets its run()
+        return run(args)
     except UsageError as e:
         for line in e.lines:
             print(line, file=sys.stderr)

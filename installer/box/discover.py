@@ -12,12 +12,14 @@ import ipaddress
 import os
 import re
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import netifaces
 
-from installer.box.stack import Stack, _dotted, detect_stack  # noqa: F401 (Stack, detect_stack: re-exported)
+from installer.box.stack import Stack, _dotted, detect_stack
 from installer.box.stack import read_int as _read_int
 from installer.box.stack import read_value as _read
 
@@ -25,6 +27,9 @@ KINDS = ("wired", "wireless", "cellular", "virtual", "loopback")
 
 
 JSON_VERSION = 1
+
+# netifaces.ifaddresses(name): address family -> one {"addr", "netmask", "broadcast", ...} per address.
+IfAddresses = Mapping[int, list[dict[str, str]]]
 
 _ARPHRD_LOOPBACK = 772  # include/uapi/linux/if_arp.h
 _IFF_LOOPBACK = 0x8  # include/uapi/linux/if.h
@@ -73,7 +78,7 @@ class Inventory:
                 return interface
         return None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The stable shape printed by `edge-installer interfaces --json`.
 
         {"version": 1,
@@ -117,7 +122,7 @@ class Inventory:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> Inventory:
+    def from_json(cls, data: Mapping[str, Any]) -> Inventory:
         """Rebuild an Inventory from `to_json()` output (another box's, or a test's)."""
         s = data["stack"]
         version = s.get("netplan_version")
@@ -279,9 +284,10 @@ def _interface(name: str, sys_class_net: Path) -> Interface:
     )
 
 
-def _ifaddresses(name: str) -> dict:
+def _ifaddresses(name: str) -> IfAddresses:
     try:
-        return netifaces.ifaddresses(name)
+        links: IfAddresses = netifaces.ifaddresses(name)  # netifaces has no type hints
+        return links
     except (ValueError, OSError):  # the link vanished, or it lives in another namespace
         return {}
 
@@ -308,7 +314,7 @@ def _carrier(node: Path) -> bool | None:
     return {"1": True, "0": False}.get(value or "")
 
 
-def _addresses(links: dict) -> tuple[str, ...]:
+def _addresses(links: IfAddresses) -> tuple[str, ...]:
     found = []
     for family, host_bits in ((netifaces.AF_INET, 32), (netifaces.AF_INET6, 128)):
         for entry in links.get(family, ()):
@@ -398,11 +404,11 @@ def format_table(inv: Inventory, width: int = 80) -> str:
     columns = (name_w, 8, 17, 7)
     address_col = sum(columns) + 2 * len(columns)
 
-    def row(cells):
-        return "  ".join(c.ljust(w) for c, w in zip(cells, columns)) + "  "
+    def row(cells: tuple[str, str, str, str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, columns, strict=True)) + "  "
 
     lines = [(row(("NAME", "KIND", "MAC", "CARRIER")) + "ADDRESSES").rstrip()]
-    for name, interface in zip(names, inv.interfaces):
+    for name, interface in zip(names, inv.interfaces, strict=True):
         if len(name) > name_w:
             lines.append(name[:width])  # an escaped exotic name gets a line of its own
             name = ""

@@ -42,7 +42,7 @@ class Identity:
             uplink = f"{self.uplink}, address {self.address or 'none'}, MAC {self.mac or 'unknown'}"
         return [f"Box: {name}", f"Uplink: {uplink}", f"edge-installer {self.version}, {self.date}"]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, str | None]:
         """The identity in a report's JSON."""
         return {"hostname": self.hostname, "planned_hostname": self.planned_hostname, "uplink": self.uplink,
                 "address": self.address, "mac": self.mac, "version": self.version, "date": self.date}

@@ -10,12 +10,18 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
+from typing import TypedDict
 
 # netplan is on disk but no package database knows its version: renderers take the
 # conservative (0.106) branch for anything that depends on it.
 NETPLAN_VERSION_UNKNOWN: tuple[int, ...] = (0,)
+
+# subprocess.run, or a test's stand-in: called as run(argv, capture_output=True, text=True, ...).
+Run = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ class Stack:
             parts.append("cloud-init installed (may rewrite network config at boot)")
         return "; ".join(parts)
 
-def detect_stack(root: Path = Path("/"), run=subprocess.run) -> Stack:
+
+def detect_stack(root: Path = Path("/"), run: Run = subprocess.run) -> Stack:
     """Which network stack the box (or the staged tree at `root`) has. Never raises.
 
     netplan's version comes from dpkg-query on the live box, else from the dpkg or opkg
@@ -134,7 +141,7 @@ def detect_stack(root: Path = Path("/"), run=subprocess.run) -> Stack:
     try:
         extra = _services(root, commands if booted else set(), packages)
     except Exception:
-        extra = {}
+        extra = _Services()
     return Stack(
         netplan_version=netplan,
         networkmanager_installed=nm_installed,
@@ -151,7 +158,18 @@ _BIN_DIRS = ("usr/sbin", "usr/bin", "sbin", "bin")
 _LIB_DIRS = ("usr/lib/systemd", "lib/systemd")
 
 
-def _services(root: Path, running: set[str], packages: dict[str, str] | None) -> dict:
+class _Services(TypedDict, total=False):
+    """Stack's fields about what else the box runs (see _services); absent: not known."""
+
+    packages_known: bool
+    resolved: bool | None
+    time_daemon: str | None
+    wpa_supplicant: bool | None
+    modemmanager: bool | None
+    ifupdown: bool | None
+
+
+def _services(root: Path, running: set[str], packages: dict[str, str] | None) -> _Services:
     """resolved, the time daemon, wpa_supplicant, ModemManager and ifupdown: from the
     processes running (a booted box), the packages installed (None: no package database),
     and the files under root."""
@@ -160,7 +178,7 @@ def _services(root: Path, running: set[str], packages: dict[str, str] | None) ->
     def package(*names: str) -> bool:
         return _version_of(packages, names) is not None
 
-    def binary(name: str, dirs=_BIN_DIRS) -> bool:
+    def binary(name: str, dirs: tuple[str, ...] = _BIN_DIRS) -> bool:
         return any((root / d / name).is_file() for d in dirs)
 
     def enabled(unit: str) -> bool:
@@ -198,7 +216,7 @@ def _services(root: Path, running: set[str], packages: dict[str, str] | None) ->
     }
 
 
-def _netplan_version(root: Path, live: bool, run, packages: dict[str, str]) -> tuple[int, ...] | None:
+def _netplan_version(root: Path, live: bool, run: Run, packages: dict[str, str]) -> tuple[int, ...] | None:
     if live:
         try:
             done = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}${Version}", "netplan.io"],
@@ -208,9 +226,9 @@ def _netplan_version(root: Path, live: bool, run, packages: dict[str, str]) -> t
                 return _parse_version(version.strip())
         except Exception:
             pass  # no dpkg, or a hung one: the status files and the binary still tell
-    version = _version_of(packages, ("netplan.io", "netplan"))
-    if version:
-        return _parse_version(version)
+    listed = _version_of(packages, ("netplan.io", "netplan"))
+    if listed:
+        return _parse_version(listed)
     if any((root / d / "netplan").is_file() for d in ("usr/sbin", "usr/bin", "sbin")):
         return NETPLAN_VERSION_UNKNOWN
     return None
@@ -245,7 +263,7 @@ def _installed_packages(root: Path, names: tuple[str, ...] = _PACKAGES) -> dict[
     status file (the first that has one wins); None when root has no package database."""
     # A box's status file holds hundreds of packages: read only the stanzas of these (the
     # wizard's start-up waits for this). dpkg and opkg begin a stanza with Package.
-    wanted = re.compile(r"^Package:[ \t]*(?:%s)[ \t]*$" % "|".join(map(re.escape, names)), re.M)
+    wanted = re.compile(r"^Package:[ \t]*(?:{})[ \t]*$".format("|".join(map(re.escape, names))), re.M)
     found: dict[str, str] = {}
     known = False
     for status in _STATUS_FILES:
@@ -270,7 +288,7 @@ def _version_of(packages: dict[str, str] | None, names: tuple[str, ...]) -> str 
     return next((packages[n] for n in names if packages and n in packages), None)
 
 
-def _daemons_running(base: Path, commands=...) -> tuple[bool, bool]:
+def _daemons_running(base: Path, commands: set[str] | EllipsisType | None = ...) -> tuple[bool, bool]:
     """(NetworkManager running, systemd-networkd running) from base/run and the names of the
     processes in base/proc (given when already read; None: no process table to look at)."""
     if commands is ...:
@@ -293,8 +311,7 @@ def _process_names(proc: Path) -> set[str] | None:
         pids = [e.name for e in os.scandir(proc) if e.name.isdigit()]
     except OSError:
         return None
-    names = {read_value(proc / pid / "comm") for pid in pids}
-    names.discard(None)
+    names = {name for pid in pids if (name := read_value(proc / pid / "comm")) is not None}
     return names or None
 
 

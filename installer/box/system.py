@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class System:
     """The box (root "/") or a staged tree (any other root)."""
 
     root: Path = Path("/")
-    runner: Callable[..., subprocess.CompletedProcess] = subprocess.run
+    runner: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
     history: list[CommandResult] = field(default_factory=list)
     # None: live exactly when root is "/". Tests of the apply flow set it with their own runner.
     live_override: bool | None = None

@@ -34,9 +34,10 @@ import re
 import subprocess
 import time
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any
 
 SECURITIES = ("wpa2", "wpa3", "wpa2-wpa3", "wpa2-enterprise", "wpa3-enterprise", "open", "wep")
 BANDS = ("2.4 GHz", "5 GHz", "6 GHz")
@@ -79,7 +80,7 @@ class Network:
     frequency: int      # MHz
     hidden: bool        # the access point does not broadcast its name (empty or all-zero SSID)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The stable shape of `edge-installer wifi scan --json`. `ssid` is printable() text
         (escapes \\xNN, never a raw control byte); `ssid_hex` gives the exact bytes."""
         return {"ssid": printable(self.ssid), "ssid_hex": ssid_bytes(self.ssid).hex(), "hidden": self.hidden,
@@ -167,7 +168,7 @@ def printable(text: str, limit: int = 64) -> str:
     out = []
     for ch in text:
         cat = unicodedata.category(ch)
-        if ch == "\\" or cat[0] in "CZ" and ch != " " or 0xD800 <= ord(ch) <= 0xDFFF:
+        if ch == "\\" or (cat[0] in "CZ" and ch != " ") or 0xD800 <= ord(ch) <= 0xDFFF:
             out.append("".join(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape")))
         else:
             out.append(ch)
@@ -323,7 +324,7 @@ def _security(b: _Bss) -> str:
 def networks(entries: Sequence[Network]) -> list[Network]:
     """The list a person picks from: one row per SSID and band (its strongest access point),
     every hidden access point kept (each may hide a different name), strongest first."""
-    best: dict[tuple, Network] = {}
+    best: dict[tuple[str | bytes, str], Network] = {}
     for n in entries:
         key = ("hidden", n.bssid) if n.hidden else (ssid_bytes(n.ssid), n.band)
         if key not in best or n.signal_dbm > best[key].signal_dbm:
@@ -338,7 +339,7 @@ def parse_link(text: str, interface: str = "") -> Link | None:
         return None
     values: dict[str, str] = {}
     for line in text.splitlines()[1:]:
-        key, sep, value = line.strip().partition(":")
+        key, sep, _ = line.strip().partition(":")
         if sep and key not in values:
             values[key.strip()] = line.split(":", 1)[1]
     sig = re.match(r"\s*(-?\d+(?:\.\d+)?)", values.get("signal", ""))
@@ -389,7 +390,7 @@ def _mbps(text: str | None) -> float | None:
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
 
-def _run(argv: Sequence[str]) -> subprocess.CompletedProcess:
+def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(list(argv), capture_output=True, text=True, errors="surrogateescape",
                               timeout=SCAN_TIMEOUT_S, stdin=subprocess.DEVNULL,
@@ -418,7 +419,7 @@ _WORDS = {
 }
 
 
-def _fail(interface: str, done: subprocess.CompletedProcess) -> ScanError:
+def _fail(interface: str, done: subprocess.CompletedProcess[str]) -> ScanError:
     code = _errno(done.stderr or done.stdout)
     words = _WORDS.get(code or 0)
     if words is None:

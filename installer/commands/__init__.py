@@ -5,8 +5,13 @@ Each module has `add_parser(subparsers)` and `run(args) -> int` (the exit code).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from installer.planning import plan as planmod
 from installer.planning.plan import FieldError, Plan
+
+if TYPE_CHECKING:
+    from installer.planning.validate import Context
 
 
 class UsageError(Exception):
@@ -42,7 +47,7 @@ def check_root(root: str | None) -> None:
         raise UsageError(problem)
 
 
-def load_valid_plan(path: str, ctx=None) -> Plan:
+def load_valid_plan(path: str, ctx: Context | None = None) -> Plan:
     """Read and validate a plan file; raise UsageError with one line per problem."""
     from installer.planning.validate import validate
 

@@ -14,12 +14,22 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from installer.commands import UsageError, check_root, format_errors
 
+if TYPE_CHECKING:
+    from installer.checks.runner import Report
+    from installer.fleet.bundle import LoadedBundle
+    from installer.planning.plan import Plan
+    from installer.planning.validate import Context
+    from installer.writing.apply import Confirm
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("apply", help="write and apply a plan (or bundle); revert unless confirmed in time",
                        description="Write the plan's files (atomically, with backups), apply them with the "
                                    "stack's own command, re-check link, DNS and the cloud, and keep the change "
@@ -85,7 +95,8 @@ def secret_sets(sets: list[str], set_files: list[str]) -> tuple[list[str], list[
     refused = secret_refusals(sets)
     if refused:
         raise UsageError([f"--set {e}" for e in refused])
-    plain, secrets = [], []
+    plain: list[str] = []
+    secrets: list[str] = []
     for item in sets:
         if "=" not in item and secret_key(item):
             key = item.strip()
@@ -121,15 +132,16 @@ def _ask_secret(what: str, other_way: str) -> str:
     return value
 
 
-def _needs_passphrase(loaded, sets: list[str]) -> bool:
+def _needs_passphrase(loaded: LoadedBundle, sets: list[str]) -> bool:
     """A bundle whose encrypted secrets were not unlocked, and not all given another way."""
     given = {item.partition("=")[0].strip() for item in sets}
     return (loaded.manifest.get("secrets", {}).get("state") == "encrypted" and not loaded.secrets_present
             and not set(loaded.missing_secrets) <= given)
 
 
-def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=None, *, root: str | None = None,
-                trust_keys: list[str] | tuple[str, ...] = (), allow_unsigned: bool = False):
+def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx: Context | None = None, *,
+                root: str | None = None, trust_keys: list[str] | tuple[str, ...] = (),
+                allow_unsigned: bool = False) -> Plan:
     """A validated plan from a plan file or a bundle, with --set applied (secrets among `sets`
     are already read: see secret_sets). A bundle must be signed by a key trusted under root
     (or in trust_keys), unless allow_unsigned (see commands.bundle.check_trust)."""
@@ -142,8 +154,8 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=Non
     from installer.fleet.bundle import is_bundle
 
     if is_bundle(raw):
-        from installer.fleet.bundle import BundleError, load_bundle
         from installer.commands.bundle import read_passphrase
+        from installer.fleet.bundle import BundleError, load_bundle
 
         try:
             loaded = load_bundle(raw, read_passphrase(passphrase_file) if passphrase_file else None)
@@ -153,7 +165,8 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=Non
 
         check_trust(loaded, path, root, list(trust_keys), allow_unsigned)  # before asking for a passphrase
         if passphrase_file is None and _needs_passphrase(loaded, sets):
-            passphrase = _ask_secret("the bundle's passphrase", "give --passphrase-file FILE") if sys.stdin.isatty() else None
+            passphrase = (_ask_secret("the bundle's passphrase", "give --passphrase-file FILE")
+                          if sys.stdin.isatty() else None)
             if passphrase is None:
                 raise UsageError(f"{path}: its secrets are encrypted; give --passphrase-file FILE, or run "
                                  "at a terminal to be asked for the bundle's passphrase")
@@ -180,14 +193,27 @@ def load_source(path: str, passphrase_file: str | None, sets: list[str], ctx=Non
     return plan
 
 
-def _show(report) -> None:
+def _recheck_report(report: object) -> Report | None:
+    """The re-check's Report, which apply_plan hands to confirm() as an `object`; None when the
+    re-check did not run."""
+    if report is None:
+        return None
+    from installer.checks.runner import Report
+
+    if not isinstance(report, Report):
+        raise TypeError(f"not a re-check report: {type(report).__name__}")
+    return report
+
+
+def _show(report: object) -> None:
     """The re-check's lines and its verdict, as the technician or a controller's log reads them."""
-    if report is not None:
+    recheck = _recheck_report(report)
+    if recheck is not None:
         from installer.checks.report import line, text_summary
 
-        for r in report.results:
+        for r in recheck.results:
             print(line(r))
-        print(text_summary(report).lstrip("\n"))  # the verdict, then one entry per cause
+        print(text_summary(recheck).lstrip("\n"))  # the verdict, then one entry per cause
 
 
 def _confirmed_remotely(root: Path) -> bool:
@@ -197,9 +223,9 @@ def _confirmed_remotely(root: Path) -> bool:
     return confirmation_requested(root, os.getpid())
 
 
-def await_confirm(root: Path):
+def await_confirm(root: Path) -> Confirm:
     """The confirmation by `edge-installer confirm` from another session, polled until the timeout."""
-    def confirm(seconds: float, report) -> bool:
+    def confirm(seconds: float, report: object) -> bool:
         _show(report)
         print(f"Waiting up to {seconds:g} s for `edge-installer confirm` (from another session); otherwise "
               "the previous configuration is restored.", flush=True)
@@ -218,13 +244,14 @@ def await_confirm(root: Path):
 HEALTH_WARNS_ONLY = ("wifi-signal",)
 
 
-def keep_if_healthy(seconds: float, report) -> bool:
+def keep_if_healthy(seconds: float, report: object) -> bool:
     """Headless: keep the change when the re-check ran and no check failed (see HEALTH_WARNS_ONLY)."""
-    _show(report)
-    if report is None:
+    recheck = _recheck_report(report)
+    _show(recheck)
+    if recheck is None:
         print("The re-check did not run: the change is not kept.", flush=True)
         return False
-    failed = [r for r in report.results if r.status == "fail" and r.id not in HEALTH_WARNS_ONLY]
+    failed = [r for r in recheck.results if r.status == "fail" and r.id not in HEALTH_WARNS_ONLY]
     if failed:
         print("The re-check failed (" + ", ".join(f"{r.id} {r.target}" for r in failed[:5])
               + (", ..." if len(failed) > 5 else "") + "): the change is not kept.", flush=True)
@@ -233,7 +260,7 @@ def keep_if_healthy(seconds: float, report) -> bool:
     return True
 
 
-def terminal_confirm(seconds: float, report, root: Path = Path("/")) -> bool:
+def terminal_confirm(seconds: float, report: object, root: Path = Path("/")) -> bool:
     """Ask on the terminal; revert when nobody answers 'yes' in time (or runs `edge-installer
     confirm` from another session)."""
     _show(report)
@@ -265,10 +292,10 @@ def terminal_confirm(seconds: float, report, root: Path = Path("/")) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.writing.apply import apply_plan
+    from installer.box.system import System
     from installer.commands.render import describe_target, detect_target
     from installer.planning.validate import default_context
-    from installer.box.system import System
+    from installer.writing.apply import apply_plan
 
     root = Path(args.root) if args.root else Path("/")
     check_root(args.root)
@@ -278,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
                        root=args.root, trust_keys=args.trust_keys, allow_unsigned=args.allow_unsigned)
     system = System(root)
     print(f"{args.source}: {plan.topology} topology, for {describe_target(plan, target)}")
+    confirm: Confirm
     if args.no_confirm:
         confirm = lambda seconds, report: True  # noqa: E731
     elif args.await_confirm:
@@ -314,12 +342,12 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _signals_interrupt():
+def _signals_interrupt() -> Iterator[None]:
     """SIGHUP, SIGTERM and SIGINT raise Interrupted (once: while the old configuration is put
     back, further signals are ignored, so the rollback is not cut short)."""
     watched = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         for s in watched:
             signal.signal(s, signal.SIG_IGN)
         raise Interrupted(signum)

@@ -19,16 +19,20 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from installer.planning import plan as planmod
 from installer.commands import UsageError, load_valid_plan
 from installer.commands.render import _version, add_target_arguments, describe_target, detect_target
+from installer.planning import plan as planmod
+
+if TYPE_CHECKING:
+    from installer.fleet.bundle import LoadedBundle
 
 MAX_PASSPHRASE_FILE = 4096
 MAX_REPORT_BYTES = 4 << 20
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bundle", help="export a box's answers as one file, import it, or render a fleet from it",
                        description="Bundles carry a box's plan, rendered files, last report and (encrypted) "
                                    "secrets to the next boxes of a fleet.")
@@ -40,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                        "it, the last check report and a manifest of SHA-256 digests. Secrets are "
                                        "encrypted with the passphrase (scrypt + AES-GCM) or left out.")
     e.add_argument("plan", metavar="PLAN", help="the plan file (YAML)")
-    e.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle to write (e.g. plant.bundle.tar.gz)")
+    e.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the bundle to write (e.g. plant.bundle.tar.gz)")
     how = e.add_mutually_exclusive_group()
     how.add_argument("--passphrase-file", metavar="F", help="encrypt the secrets with the passphrase in F (first line)")
     how.add_argument("--no-secrets", action="store_true", help="leave the secrets out (each box then asks for them)")
@@ -109,7 +114,8 @@ def add_trust_arguments(p: argparse.ArgumentParser, *, root: bool = True) -> Non
                    help="use a bundle that is unsigned or signed by an untrusted key (prints a WARNING)")
 
 
-def check_trust(loaded, source: str, root: str | None, trust_keys: list[str], allow_unsigned: bool) -> None:
+def check_trust(loaded: LoadedBundle, source: str, root: str | None, trust_keys: list[str],
+                allow_unsigned: bool) -> None:
     """Refuse (UsageError) a bundle not signed by a trusted key, unless allowed; say who signed it."""
     import sys
 
@@ -169,7 +175,7 @@ def read_passphrase(path: str, *, for_export: bool = False) -> str:
     return passphrase
 
 
-def _read_report(path: str) -> dict:
+def _read_report(path: str) -> dict[str, Any]:
     from installer.planning.yamlfile import SmallFileError, read_small
 
     try:  # a regular file only (a FIFO would wait forever), bounded
@@ -202,7 +208,14 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from installer.fleet.bundle import KeyFileError, export_bundle, fingerprint, load_signing_key, split_secrets, _raw_public
+    from installer.fleet.bundle import (
+        KeyFileError,
+        _raw_public,
+        export_bundle,
+        fingerprint,
+        load_signing_key,
+        split_secrets,
+    )
 
     refuse_same_file(args.output, "-o", {"PLAN": args.plan, "--report": args.report,
                                          "--passphrase-file": args.passphrase_file, "--sign-key": args.sign_key})
@@ -236,7 +249,7 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> tuple[LoadedBundle, str | None]:
     """The bundle named on the command line, verified, with its secrets when a passphrase is given."""
     from installer.fleet.bundle import BundleError, load_bundle
 
@@ -283,7 +296,7 @@ def run_import(args: argparse.Namespace) -> int:
 def run_fleet(args: argparse.Namespace) -> int:
     from installer.fleet.build import MAX_CSV_BYTES, FleetError, read_devices, write_fleet
 
-    loaded, passphrase = _load(args)
+    loaded, _ = _load(args)
     text = _read_csv(args.devices, MAX_CSV_BYTES)
     target = loaded.target
     target = dataclasses.replace(
@@ -291,7 +304,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         netplan_version=tuple(args.netplan_version) if args.netplan_version else target.netplan_version,
         networkmanager=target.networkmanager if args.networkmanager is None else args.networkmanager,
         cloud_init=target.cloud_init if args.cloud_init is None else args.cloud_init)
-    extras: list = []
+    extras: list[dict[str, str]] = []
     if args.ansible:
         from installer.fleet.inventory import InventoryError, split_controller_columns
 

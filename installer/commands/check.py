@@ -12,11 +12,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from installer.commands import UsageError, load_valid_plan
 
+if TYPE_CHECKING:
+    from installer.checks.base import Result
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check", help="run the live checks of a plan against this box's network",
                        description="Check that this box reaches everything the plan's profiles need: "
                                    "links, DNS, NTP, TCP, TLS (interception), HTTPS, NATS, machines. "
@@ -44,8 +48,9 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.checks import findings, report as reports
     from installer.box.identity import identify
+    from installer.checks import findings
+    from installer.checks import report as reports
     from installer.checks.planner import build_context, plan_checks, remediation
     from installer.checks.runner import run_checks_sync
     from installer.writing.writer import atomic_write
@@ -61,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                          f"certificates ({e})") from None
     checks = plan_checks(plan, ctx, expect_applied=not args.before_apply)
 
-    def progress(result, done, total):
+    def progress(result: Result, done: int, total: int) -> None:
         print(reports.line(result), flush=True)
 
     result = run_checks_sync(checks, ctx, deadline=args.deadline, progress=None if args.json else progress,

@@ -18,7 +18,7 @@ from pathlib import Path
 from installer.commands import check_root
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("confirm", help="keep a change that `apply` waits to have confirmed",
                        description="Keep the change an `apply` made and waits to have confirmed (it was "
                                    "started with --await-confirm, or asks at a terminal): run from another "
@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         if left and time.monotonic() >= deadline:
             names = ", ".join(b.name for b in sorted(left))
             print(f"edge-installer: confirm: asked, but the waiting apply did not record it within "
-                  f"{args.wait:g} s ({names}); it is still waiting, or it asks only at its own terminal", file=sys.stderr)
+                  f"{args.wait:g} s ({names}); it is still waiting, or it asks only at its own terminal",
+                  file=sys.stderr)
             return 1
         if left:
             time.sleep(0.1)

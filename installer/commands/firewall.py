@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from installer.commands import load_valid_plan
 
+if TYPE_CHECKING:
+    from installer.planning.plan import Plan
+    from installer.vendors.profilemodel import Catalog
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("firewall-request", help="the firewall rules the plant must allow, as Markdown or CSV",
                        description="Print every rule the plan's profiles need: destination, stated or resolved "
                                    "IPs, port, protocol, direction, purpose, source document.")
@@ -20,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.vendors import firewall
     from installer.box.identity import identify
+    from installer.vendors import firewall
     from installer.vendors.profiles import load_catalog
 
     plan = load_valid_plan(args.plan)
@@ -32,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve(plan, catalog, timeout: float) -> dict[str, tuple[str, ...] | str]:
+def _resolve(plan: Plan, catalog: Catalog, timeout: float) -> dict[str, tuple[str, ...] | str]:
     """Names -> addresses through the plan's resolvers, all at once, bounded by the timeout; a
     name that gave none maps to the reason (its DNS diagnosis), which the request marks."""
     import asyncio
@@ -42,15 +47,14 @@ def _resolve(plan, catalog, timeout: float) -> dict[str, tuple[str, ...] | str]:
     from installer.planning.fields import is_ip
 
     ctx = build_context(plan, catalog, timeout=timeout)
-    names = sorted({ep.target(plan.profile_params.get(pid, {})) for pid in plan.profiles
-                    for ep in catalog.profiles[pid].endpoints
-                    if ep.target(plan.profile_params.get(pid, {})) and not ep.wildcard
-                    and not is_ip(ep.target(plan.profile_params.get(pid, {})))})
+    names = sorted({host for pid in plan.profiles for ep in catalog.profiles[pid].endpoints
+                    if (host := ep.target(plan.profile_params.get(pid, {}))) and not ep.wildcard
+                    and not is_ip(host)})
 
-    async def all_names():
+    async def all_names() -> dict[str, tuple[str, ...] | str]:
         outcomes = await asyncio.gather(*(dns.dns_resolve(ctx, {}, host=n) for n in names), return_exceptions=True)
         found: dict[str, tuple[str, ...] | str] = {}
-        for n, o in zip(names, outcomes):
+        for n, o in zip(names, outcomes, strict=True):
             if isinstance(o, BaseException):
                 found[n] = "the lookup failed"
             elif o.status in ("pass", "warn") and o.facts.get("addresses"):

@@ -16,7 +16,7 @@ from pathlib import Path
 from installer.commands import check_root
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from installer.fleet import firstboot as fb
 
     p = sub.add_parser("firstboot", help="zero-touch set-up from a USB stick or the boot partition (at boot)",

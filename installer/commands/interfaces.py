@@ -6,7 +6,7 @@ import argparse
 import json
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("interfaces", help="list network interfaces and the network stack",
                        description="List the box's interfaces (kind, MAC, carrier, addresses) and say "
                                    "which network stack is in charge.")

@@ -17,7 +17,7 @@ from installer.commands import check_root
 from installer.writing.writer import WriteError, recover
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("recover", help="finish or undo a configuration write that was interrupted",
                        description="Finish or undo a write run that was interrupted (power cut, kill): "
                                    "before its commit point the old files stay, after it the new files "
@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from installer.writing.apply import undo_unconfirmed
     from installer.box.system import System
+    from installer.writing.apply import undo_unconfirmed
 
     check_root(args.root)
     root = Path(args.root)

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from installer.commands import check_root, load_valid_plan
-from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.render import Target, dns_by_networkmanager, netplan_backend, render
+from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.writing.writer import write_files
 
+if TYPE_CHECKING:
+    from installer.planning.plan import Plan
+    from installer.writing.existing import Conflict
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("render", help="render a plan into netplan/NetworkManager files and drop-ins",
                        description="Render a plan. With --root DIR, write the files under DIR; without it, "
                                    "print them (secrets masked) and list conflicting configuration.")
@@ -48,15 +53,15 @@ def _version(text: str) -> tuple[int, ...]:
 
 def detect_target(root: Path, args: argparse.Namespace) -> Target:
     """The Target for the box under root, with the command line's overrides."""
-    from installer.render import target_for
     from installer.box.stack import detect_stack
+    from installer.render import target_for
 
     return target_for(detect_stack(root), netplan_version=getattr(args, "netplan_version", None),
                       networkmanager=getattr(args, "networkmanager", None),
                       cloud_init=getattr(args, "cloud_init", None))
 
 
-def describe_target(plan, target: Target) -> str:
+def describe_target(plan: Plan, target: Target) -> str:
     """One line: what the files were rendered for."""
     v = ".".join(str(x) for x in target.netplan_version)
     if plan.renderer == "networkmanager":
@@ -66,7 +71,8 @@ def describe_target(plan, target: Target) -> str:
     dns = ("systemd-resolved" if target.resolved else
            "NetworkManager's resolvers" if dns_by_networkmanager(plan, target) else "/etc/resolv.conf")
     ntp = {"none": "no time service"}.get(target.time_daemon, target.time_daemon)
-    return f"{stack}; DNS through {dns}; NTP through {ntp}; cloud-init {'installed' if target.cloud_init else 'not installed'}"
+    cloud_init = "installed" if target.cloud_init else "not installed"
+    return f"{stack}; DNS through {dns}; NTP through {ntp}; cloud-init {cloud_init}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_conflicts(conflicts, *, written: bool) -> None:
+def _report_conflicts(conflicts: list[Conflict], *, written: bool) -> None:
     moves = [c for c in conflicts if c.action == "move-aside"]
     manual = [c for c in conflicts if c.action != "move-aside"]
     if moves:

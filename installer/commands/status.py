@@ -12,17 +12,19 @@ import os
 import re
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from installer.commands import check_root
 from installer.fleet import watchdog as w
 from installer.fleet.bundle import printable
-from installer.commands import check_root
 from installer.writing.writer import box_path
 
 NEVER_RAN = 3  # status's exit code when there is no run to show (0, 1, 2: the last run's, as check's)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="the watchdog's last run, what changed, how long failures last",
                        description="Show the watchdog's last run (edge-installer watchdog), what changed "
                                    "since the run before, and for each check still failing since when and "
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     return NEVER_RAN if v["last_run"] is None else int(v["last_run"]["exit_code"])
 
 
-def view(root: Path, now: float) -> dict:
+def view(root: Path, now: float) -> dict[str, Any]:
     """The status as a JSON-ready dict: is the watchdog on, the last run, what changed since the
     run before, and every check failing or warning, since when and for how long (as of the last
     run with results). Read from the kept runs and the unit files, never from the network."""
@@ -56,10 +58,12 @@ def view(root: Path, now: float) -> dict:
     except OSError:
         pass
     runs = w.load_runs(root)
-    out: dict = {"version": 1, "watchdog": {"installed": timer.is_file() and box_path(root, w.SERVICE_FILE).is_file(),
-                                            "enabled": os.path.lexists(box_path(root, w.TIMER_LINK)), "every": every},
-                 "state_dir": str(box_path(root, w.STATE_DIR)), "runs_kept": len(runs), "now": now,
-                 "last_run": None, "previous_run": None, "changes": [], "failing": [], "warning": []}
+    installed = timer.is_file() and box_path(root, w.SERVICE_FILE).is_file()
+    out: dict[str, Any] = {"version": 1, "watchdog": {"installed": installed,
+                                                      "enabled": os.path.lexists(box_path(root, w.TIMER_LINK)),
+                                                      "every": every},
+                           "state_dir": str(box_path(root, w.STATE_DIR)), "runs_kept": len(runs), "now": now,
+                           "last_run": None, "previous_run": None, "changes": [], "failing": [], "warning": []}
     if not runs:
         return out
     last = runs[-1]
@@ -82,7 +86,7 @@ def view(root: Path, now: float) -> dict:
     return out
 
 
-def text(v: dict) -> list[str]:
+def text(v: Mapping[str, Any]) -> list[str]:
     """The status for a person, every line printable on any terminal."""
     unit = v["watchdog"]
     if unit["enabled"]:
@@ -130,5 +134,5 @@ def text(v: dict) -> list[str]:
     return [printable(line, 2000) for line in lines]
 
 
-def _at(previous: dict) -> str:
+def _at(previous: Mapping[str, Any]) -> str:
     return w.when(previous["started"]) if previous.get("started") else f"run {previous['run']}, no longer kept"

@@ -7,7 +7,7 @@ import argparse
 from installer.commands import load_valid_plan
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="check a plan file; one line per problem",
                        description="Check a plan file. Exit 0 when valid; otherwise print one line per "
                                    "problem (file: field: what would be valid) and exit 2.")

@@ -16,10 +16,11 @@ from pathlib import Path
 from installer.commands import UsageError, check_root
 from installer.commands.check import _seconds
 from installer.fleet import watchdog as wd
-from installer.fleet.watchdog import APPLIED_PLAN, SERVICE_FILE, STATE_DIR, TIMER_FILE, UNIT
+from installer.fleet.watchdog import SERVICE_FILE, STATE_DIR, TIMER_FILE, UNIT
+from installer.writing.writer import APPLIED_PLAN
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("watchdog", help="re-run the checks on a schedule (a systemd timer), log them to the journal",
                        description="An opt-in systemd timer that runs the plan's live checks again on a "
                                    "schedule, one run at a time and under a deadline, and logs each check "
@@ -74,9 +75,9 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def run_enable(args: argparse.Namespace) -> int:
-    from installer.writing.apply import self_command
-    from installer.commands import load_valid_plan
     from installer.box.system import System
+    from installer.commands import load_valid_plan
+    from installer.writing.apply import self_command
     from installer.writing.writer import atomic_write, box_path
 
     root = _root(args)
@@ -97,7 +98,8 @@ def run_enable(args: argparse.Namespace) -> int:
     if args.program:
         if not args.program.startswith("/"):
             raise UsageError(f"--program {args.program}: give an absolute path, e.g. /usr/local/bin/edge-installer")
-        program, env = [args.program], {}
+        program: list[str] = [args.program]
+        env: dict[str, str] = {}
     else:
         program, env = self_command()
     deadline = _deadline(args)

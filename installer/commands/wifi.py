@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from installer.box.wifi import Network
 
 JSON_VERSION = 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("wifi", help="WiFi: scan for networks",
                        description="WiFi tools for the technician at the box.")
     verbs = p.add_subparsers(dest="wifi_verb", metavar="ACTION")
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_table(found: list, interface: str) -> str:
+def format_table(found: list[Network], interface: str) -> str:
     """The technician's table: ASCII only, at most 80 columns, one network per line."""
     from installer.box.wifi import ascii_printable
 
