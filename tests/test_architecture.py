@@ -38,21 +38,7 @@ KNOWN_CORE_TO_WIZARD: dict[tuple[str, str], str] = {
 }
 
 # (importer, imported): each closes a cycle today. Remove an entry with the cycle it closes.
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    ("installer.planning.plan", "installer.planning.planread"):
-        "plan.from_dict (function-level) reads through planread, which imports plan's types and, for "
-        "the one-pass errors of a partly read plan, validate, which imports plan: the plan's types "
-        "need a module of their own that planread and validate import instead of installer.planning.plan",
-    ("installer.render", "installer.render.dropins"):
-        "render.render (function-level) calls the renderers, which import RenderedFile, Target and "
-        "the connection names from installer.render: those need a module of their own",
-    ("installer.render", "installer.render.keyfile"): "as installer.render -> installer.render.dropins",
-    ("installer.render", "installer.render.netplan"): "as installer.render -> installer.render.dropins",
-    ("installer.render.dropins", "installer.writing.existing"):
-        "dropins._nm_unmanaged (function-level) takes existing.plan_interfaces, and existing imports "
-        "installer.render (module-level) and dropins.LEGACY_PROXY_FILE (function-level): "
-        "plan_interfaces belongs with the renderers, LEGACY_PROXY_FILE in a module both read",
-}
+KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

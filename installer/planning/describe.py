@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import difflib
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import urlsplit
 
-from installer.planning.plan import GOOGLE_DNS, POOL_NTP, Plan
-from installer.vendors.profiles import Catalog
+from installer.planning.plan import GOOGLE_DNS, POOL_NTP, Plan, Wifi
 from installer.render import RenderedFile
+from installer.vendors.profiles import Catalog
 
 TOPOLOGY_WORDS = {
     "single": "one port on the company network; machines share that network",
@@ -99,8 +99,8 @@ def describe(plan: Plan, catalog: Catalog) -> list[str]:
 
     out.append(_dns_words(plan))
     out.append(_ntp_words(plan))
-    if plan.proxy is not None and plan.proxy.url:
-        p = plan.proxy
+    p = plan.proxy
+    if p is not None and p.url:
         login = ""
         if p.username:
             login = f" as user {p.username}" + (" with a password (not shown)" if p.password else "")
@@ -193,9 +193,10 @@ def _machines_words(plan: Plan, catalog: Catalog) -> str:
 # ---------------------------------------------------------------------------------------
 # What writing would change.
 
-def _eap_words(w) -> str:
+def _eap_words(w: Wifi) -> str:
     """An 802.1X login in words: method, identity, CA; secrets only said to be set."""
-    words = f"{EAP_WORDS.get(w.eap_method, w.eap_method or 'NO EAP method chosen yet')} as {w.identity or '(no identity)'}"
+    method = EAP_WORDS.get(w.eap_method or "", w.eap_method or "NO EAP method chosen yet")
+    words = f"{method} as {w.identity or '(no identity)'}"
     if w.anonymous_identity:
         words += f" (outer identity {w.anonymous_identity})"
     words += f", server checked against the CA in {w.ca_certificate}" if w.ca_certificate else ", NO CA certificate"

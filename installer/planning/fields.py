@@ -236,14 +236,19 @@ _REGDB_MAGIC = 0x52474442  # "RGDB"
 # The countries of wireless-regdb 2026.09.03 (Debian 12's wireless-regdb, regulatory.db), read
 # from that file; used where the package is not installed. "00" is the world domain. A country
 # that wireless-regdb has no rules for cannot be set: the kernel would stay on the world domain.
-REGDB_COUNTRIES = frozenset("""
-00 AD AE AF AI AL AM AN AR AS AT AU AW AZ BA BB BD BE BF BG BH BL BM BN BO BR BS BT BW BY BZ CA CF
-CH CI CL CN CO CR CU CX CY CZ DE DK DM DO DZ EC EE EG ES ET FI FM FO FR GB GD GE GF GH GI GL GP GR GT
-GU GY HK HN HR HT HU ID IE IL IM IN IR IS IT JM JO JP KE KH KN KP KR KW KY KZ LB LC LI LK LS LT LU LV
-MA MC MD ME MF MH MK MN MO MP MQ MR MT MU MV MW MX MY NA NG NI NL NO NP NZ OM PA PE PF PG PH PK PL PM
-PR PT PW PY QA RE RO RS RU RW SA SE SG SI SK SM SN SR SV SX SY TC TD TG TH TN TR TT TW TZ UA UG US UY
-UZ VA VC VE VI VN VU WF WS YE YT ZA ZW
-""".split())
+REGDB_COUNTRIES = frozenset(["00", "AD", "AE", "AF", "AI", "AL", "AM", "AN", "AR", "AS", "AT", "AU", "AW", "AZ", "BA",
+                             "BB", "BD", "BE", "BF", "BG", "BH", "BL", "BM", "BN", "BO", "BR", "BS", "BT", "BW", "BY",
+                             "BZ", "CA", "CF", "CH", "CI", "CL", "CN", "CO", "CR", "CU", "CX", "CY", "CZ", "DE", "DK",
+                             "DM", "DO", "DZ", "EC", "EE", "EG", "ES", "ET", "FI", "FM", "FO", "FR", "GB", "GD", "GE",
+                             "GF", "GH", "GI", "GL", "GP", "GR", "GT", "GU", "GY", "HK", "HN", "HR", "HT", "HU", "ID",
+                             "IE", "IL", "IM", "IN", "IR", "IS", "IT", "JM", "JO", "JP", "KE", "KH", "KN", "KP", "KR",
+                             "KW", "KY", "KZ", "LB", "LC", "LI", "LK", "LS", "LT", "LU", "LV", "MA", "MC", "MD", "ME",
+                             "MF", "MH", "MK", "MN", "MO", "MP", "MQ", "MR", "MT", "MU", "MV", "MW", "MX", "MY", "NA",
+                             "NG", "NI", "NL", "NO", "NP", "NZ", "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL", "PM",
+                             "PR", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW", "SA", "SE", "SG", "SI", "SK",
+                             "SM", "SN", "SR", "SV", "SX", "SY", "TC", "TD", "TG", "TH", "TN", "TR", "TT", "TW", "TZ",
+                             "UA", "UG", "US", "UY", "UZ", "VA", "VC", "VE", "VI", "VN", "VU", "WF", "WS", "YE", "YT",
+                             "ZA", "ZW"])
 
 
 @functools.lru_cache(maxsize=8)  # read once: validation runs on every field of every step
@@ -403,7 +408,8 @@ def parse_data_cap(value: object) -> tuple[int | None, str | None]:
         m = _DATA_CAP.match(value.strip())
         unit = m.group("unit").lower() if m else ""
         if not m or unit not in DATA_CAP_UNITS:
-            shown = value.strip() if len(value) <= 40 and value.isprintable() else value[:40].encode("unicode_escape").decode()
+            printable = len(value) <= 40 and value.isprintable()
+            shown = value.strip() if printable else value[:40].encode("unicode_escape").decode()
             return None, f"{shown!r} is not a data cap; give {DATA_CAP_HINT}"
         number = float(re.sub(r"[ ,_']", "", m.group("num")))
         exact = number * DATA_CAP_UNITS[unit]

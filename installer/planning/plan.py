@@ -2,8 +2,9 @@
 
 Format version 1 is public (SPEC, "The plan file"): technicians and IT teams edit it by
 hand and bundles carry it, so the key names here are the format and never change within
-a version. This module knows the *shape* of a plan (which keys, which types); whether the
-values make sense together is `installer.planning.validate`'s job.
+a version. The plan's types and vocabularies live in `installer.planning.model` and are
+re-exported here; this module loads and dumps plan files. Whether the values make sense
+together is `installer.planning.validate`'s job.
 
 Loading never raises anything but `PlanError`, whose lines each name a key (``uplink.gateway``,
 ``machines[2].address``) or the file and say what would be valid.
@@ -11,297 +12,89 @@ Loading never raises anything but `PlanError`, whose lines each name a key (``up
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from installer.planning.model import (
+    DNS_MODES,
+    EAP_METHODS,
+    FORMAT_VERSION,
+    GOOGLE_DNS,
+    IPV4_MODES,
+    NTP_MODES,
+    POOL_NTP,
+    PORT_BINDINGS,
+    REDACTED,
+    RENDERERS,
+    SECRET_FIELDS,
+    SECTION_KEYS,
+    TOPOLOGIES,
+    WIFI_ENTERPRISE,
+    WIFI_SECURITY,
+    Cellular,
+    Dns,
+    FieldError,
+    Machine,
+    MachineNetwork,
+    Ntp,
+    Plan,
+    PlanError,
+    Port,
+    Proxy,
+    Tls,
+    Uplink,
+    Wifi,
+)
 from installer.planning.yamlfile import YamlProblem, dump, load_strict, read_regular
 
-FORMAT_VERSION = 1
+__all__ = [
+    "DNS_MODES",
+    "EAP_METHODS",
+    "FORMAT_VERSION",
+    "GOOGLE_DNS",
+    "IPV4_MODES",
+    "MAX_PLAN_BYTES",
+    "NTP_MODES",
+    "POOL_NTP",
+    "PORT_BINDINGS",
+    "REDACTED",
+    "RENDERERS",
+    "SECRET_FIELDS",
+    "SECTION_KEYS",
+    "TOPOLOGIES",
+    "WIFI_ENTERPRISE",
+    "WIFI_SECURITY",
+    "Cellular",
+    "Dns",
+    "FieldError",
+    "Machine",
+    "MachineNetwork",
+    "Ntp",
+    "Plan",
+    "PlanError",
+    "Port",
+    "Proxy",
+    "Tls",
+    "Uplink",
+    "Wifi",
+    "dumps",
+    "from_dict",
+    "load",
+    "loads",
+]
+
 MAX_PLAN_BYTES = 1_000_000  # a plan is a few KB; anything this large is not a plan
 
-TOPOLOGIES = ("single", "isolated", "wifi", "wireless-bridge", "cellular")
-RENDERERS = ("netplan", "networkmanager")
-WIFI_SECURITY = ("wpa2-psk", "wpa3-sae", "wpa2-wpa3", "wpa2-enterprise", "wpa3-enterprise")
-# 802.1X: the box proves who it is to the plant's RADIUS server instead of sharing a passphrase.
-WIFI_ENTERPRISE = ("wpa2-enterprise", "wpa3-enterprise")
-EAP_METHODS = ("peap", "tls")  # PEAP with MSCHAPv2 inside; EAP-TLS with a client certificate
-DNS_MODES = ("google", "dhcp", "custom")
-NTP_MODES = ("pool", "dhcp", "custom")
-IPV4_MODES = ("dhcp", "static")
 
-# The seed's defaults (000, "DNS Configuration" and "NTP Configuration").
-GOOGLE_DNS = ("8.8.8.8", "8.8.4.4")
-POOL_NTP = ("0.pool.ntp.org", "1.pool.ntp.org", "2.pool.ntp.org", "3.pool.ntp.org")
-
-SECRET_FIELDS = ("wifi.passphrase", "cellular.password", "proxy.password", "wifi.eap_password",
-                 "wifi.private_key_password")
-REDACTED = "********"
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One problem with a plan: the key it concerns and what would be valid."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
-
-
-class PlanError(Exception):
-    """A plan file that cannot be read as a plan. Holds every problem found, not just the first."""
-
-    def __init__(self, source: str, errors: list[FieldError]):
-        self.source = source
-        self.errors = list(errors)
-        super().__init__(self.__str__())
-
-    def __str__(self) -> str:
-        return "\n".join(f"{self.source}: {e}" for e in self.errors)
-
-
-@dataclass(frozen=True)
-class MachineNetwork:
-    """The wired network the machines are on: always static, never a gateway."""
-
-    interfaces: tuple[str, ...] = ()
-    address: str | None = None
-
-
-@dataclass(frozen=True)
-class Uplink:
-    """The interface that reaches the company network and the internet."""
-
-    interface: str | None = None
-    ipv4: str = "dhcp"
-    address: str | None = None
-    gateway: str | None = None
-
-
-@dataclass(frozen=True)
-class Wifi:
-    """The wireless network the uplink joins (topologies wifi and wireless-bridge)."""
-
-    ssid: str | None = None
-    security: str = "wpa2-psk"
-    passphrase: str | None = None
-    hidden: bool = False
-    # The radio's regulatory domain: ISO 3166-1 alpha-2 ("DE"), or "00" for the world domain.
-    country: str | None = None
-    # WPA2/WPA3-Enterprise (802.1X) only:
-    eap_method: str | None = None          # peap | tls
-    identity: str | None = None
-    anonymous_identity: str | None = None  # the outer identity sent before the tunnel is up
-    eap_password: str | None = None        # peap
-    ca_certificate: str | None = None      # absolute paths of PEM files on the box
-    client_certificate: str | None = None  # tls
-    private_key: str | None = None         # tls
-    private_key_password: str | None = None  # tls, when the key is encrypted
-
-
-@dataclass(frozen=True)
-class Cellular:
-    """The modem's data connection (topology cellular, the seed's least preferred option)."""
-
-    apn: str | None = None
-    username: str | None = None
-    password: str | None = None
-    acknowledge_unsupported: bool = False
-    data_cap_mb: int | None = None
-
-
-@dataclass(frozen=True)
-class Dns:
-    """Resolvers: Google with DHCP as fallback (the seed's default), DHCP only, or custom."""
-
-    mode: str = "google"
-    servers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Ntp:
-    """Time servers: pool.ntp.org (the seed's default), DHCP-provided, or internal ones."""
-
-    mode: str = "pool"
-    servers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Proxy:
-    """An HTTP/HTTPS proxy the plant requires, with optional credentials."""
-
-    url: str | None = None
-    username: str | None = None
-    password: str | None = None
-    no_proxy: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Tls:
-    """Trust anchors beyond the system store (a private PKI, the IEM's CA)."""
-
-    extra_ca_file: str | None = None
-
-
-@dataclass(frozen=True)
-class Machine:
-    """A machine on the machine network to check: its address and controller type."""
-
-    name: str | None = None
-    address: str | None = None
-    controller: str | None = None
-
-
-@dataclass(frozen=True)
-class Port:
-    """How to find a port the plan names (in machine_network.interfaces or uplink.interface)
-    on any box, whatever the kernel calls it there: exactly one of its permanent MAC address
-    (this box only), its kernel driver, or its udev ID_PATH (the socket on this box model,
-    e.g. pci-0000:02:00.0). The plan's name is then given to the port found."""
-
-    name: str
-    mac: str | None = None
-    driver: str | None = None
-    path: str | None = None
-
-    @property
-    def binding(self) -> tuple[str, str] | None:
-        """(kind, value) of the one binding given: ("mac", "52:54:00:12:34:56"); None if none."""
-        for kind in PORT_BINDINGS:
-            value = getattr(self, kind)
-            if value is not None:
-                return kind, value
-        return None
-
-
-PORT_BINDINGS = ("mac", "driver", "path")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A whole plan. Sections absent from the file are None (optional ones) or their defaults."""
-
-    version: int = FORMAT_VERSION
-    hostname: str | None = None
-    topology: str | None = None
-    renderer: str = "netplan"
-    machine_network: MachineNetwork | None = None
-    uplink: Uplink | None = None
-    wifi: Wifi | None = None
-    cellular: Cellular | None = None
-    dns: Dns = field(default_factory=Dns)
-    ntp: Ntp = field(default_factory=Ntp)
-    proxy: Proxy | None = None
-    tls: Tls = field(default_factory=Tls)
-    profiles: tuple[str, ...] = ()
-    profile_params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    machines: tuple[Machine, ...] = ()
-    # Ports bound to the hardware rather than to a kernel name (absent: names are kernel names).
-    ports: tuple[Port, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as plain data in the format's key order, ready for `yaml.safe_dump`."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name in _OPTIONAL_TOP:
-                continue
-            if f.name == "ports":
-                if value:  # a mapping in the file: {eno1: {mac: ...}}, only the binding given
-                    out["ports"] = {p.name: {k: v for k, v in _plain(p).items() if k != "name" and v is not None}
-                                    for p in value}
-                continue
-            out[f.name] = _plain(value)
-        return out
-
-    def port(self, name: str | None) -> "Port | None":
-        """The hardware binding of the port the plan calls `name`, or None (a kernel name)."""
-        return next((p for p in self.ports if p.name == name), None)
-
-    def field(self, path: str) -> Any:
-        """The value at a field path: "hostname", "uplink.address", "ports.eno1.mac"; None where
-        the section or the port is absent."""
-        head, _, rest = path.partition(".")
-        if head == "ports":
-            name, _, kind = rest.rpartition(".")
-            port = self.port(name)
-            return None if port is None else getattr(port, kind)
-        value = getattr(self, head)
-        if not rest:
-            return value
-        return None if value is None else getattr(value, rest)
-
-    def with_field(self, path: str, value: Any) -> "Plan":
-        """A copy with the value at a field path replaced (see `field`). An absent section stays
-        absent; a port binding replaces the port's binding (None removes the port's entry)."""
-        head, _, rest = path.partition(".")
-        if head == "ports":
-            name, _, kind = rest.rpartition(".")
-            ports = [p for p in self.ports if p.name != name]
-            if value is not None:
-                at = next((i for i, p in enumerate(self.ports) if p.name == name), len(self.ports))
-                ports.insert(at, Port(name=name, **{kind: value}))
-            return dataclasses.replace(self, ports=tuple(ports))
-        if not rest:
-            return dataclasses.replace(self, **{head: value})
-        section = getattr(self, head)
-        if section is None:
-            return self
-        return dataclasses.replace(self, **{head: dataclasses.replace(section, **{rest: value})})
-
-    def redacted(self) -> "Plan":
-        """A copy with every secret replaced by asterisks, for logs, reports and screens."""
-        plan = self
-        for path in SECRET_FIELDS:
-            section, key = path.split(".")
-            sec = getattr(plan, section)
-            if sec is not None and getattr(sec, key):
-                plan = dataclasses.replace(plan, **{section: dataclasses.replace(sec, **{key: REDACTED})})
-        return plan
-
-    def secrets(self) -> list[str]:
-        """The secret values this plan holds (for tests and redaction filters)."""
-        found = []
-        for path in SECRET_FIELDS:
-            section, key = path.split(".")
-            sec = getattr(self, section)
-            if sec is not None and getattr(sec, key):
-                found.append(getattr(sec, key))
-        return found
-
-
-_OPTIONAL_TOP = {"hostname", "machine_network", "uplink", "wifi", "cellular", "proxy", "topology"}
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-# The keys of each section, for editors (the wizard, `--set`) that address fields by path.
-SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    name: tuple(f.name for f in dataclasses.fields(cls))
-    for name, cls in (("machine_network", MachineNetwork), ("uplink", Uplink), ("wifi", Wifi),
-                      ("cellular", Cellular), ("dns", Dns), ("ntp", Ntp), ("proxy", Proxy), ("tls", Tls),
-                      ("machines", Machine))
-}
-
-
-def from_dict(data: Any, source: str = "plan") -> "Plan":
-    """Build a Plan from parsed YAML data; raise PlanError listing every structural problem."""
+def from_dict(data: Any, source: str = "plan") -> Plan:
+    """Build a Plan from parsed YAML data; raise PlanError listing every structural problem
+    and, in the same pass, what validation finds in the parts that could be read."""
     from installer.planning.planread import from_data
+    from installer.planning.validate import validate
 
-    return from_data(data, source)
+    return from_data(data, source, judge=validate)
 
 
 def loads(text: str | bytes, source: str = "plan") -> Plan:
@@ -312,7 +105,8 @@ def loads(text: str | bytes, source: str = "plan") -> Plan:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise PlanError(source, [FieldError("", f"is not UTF-8 text (byte {e.start}); a plan is a YAML text file")])
+            raise PlanError(source, [FieldError("", f"is not UTF-8 text (byte {e.start}); a plan is a YAML text "
+                                                    "file")]) from None
     if len(text) > MAX_PLAN_BYTES:
         raise PlanError(source, [FieldError("", f"is {len(text)} characters; a plan is at most {MAX_PLAN_BYTES}")])
     if not text.strip():

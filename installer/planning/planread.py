@@ -8,13 +8,30 @@ judges whether the values make sense together. Everything here raises nothing bu
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from installer.planning.plan import (FORMAT_VERSION, Cellular, Dns, FieldError, Machine, MachineNetwork, Ntp, Plan,
-                            PlanError, Port, Proxy, Tls, Uplink, Wifi)
+from installer.planning.model import (
+    FORMAT_VERSION,
+    Cellular,
+    Dns,
+    FieldError,
+    Machine,
+    MachineNetwork,
+    Ntp,
+    Plan,
+    PlanError,
+    Port,
+    Proxy,
+    Tls,
+    Uplink,
+    Wifi,
+)
 from installer.planning.yamlfile import describe
 
 _Parser = Callable[[Any, str, list[FieldError]], Any]
+# What validation finds in a plan (installer.planning.validate.validate with its default context).
+Judge = Callable[[Plan], list[FieldError]]
 _INVALID = object()
 
 
@@ -89,12 +106,13 @@ def _text_list(value: Any, path: str, errors: list[FieldError]) -> Any:
 _FORBIDDEN = {
     ("machine_network", "gateway"): "the machine network never has a gateway: machines have no "
     "internet access (MachineMetrics, Network Requirements, isolated networks); remove this key",
-    ("machine_network", "ipv4"): "the machine network is always static (MachineMetrics, Network Requirements: LAN Port 1 "
-    "'Static IP required'); remove this key and give machine_network.address",
+    ("machine_network", "ipv4"): "the machine network is always static (MachineMetrics, Network Requirements: "
+    "LAN Port 1 'Static IP required'); remove this key and give machine_network.address",
 }
 
 
-def _section(cls: type, spec: Mapping[str, _Parser], name: str) -> _Parser:
+def _section(cls: Callable[..., Any], spec: Mapping[str, _Parser], name: str) -> _Parser:
+    """A parser for a section whose keys `spec` reads; `cls` builds the section from them."""
     def parse(value: Any, path: str, errors: list[FieldError]) -> Any:
         if value is None:
             return None
@@ -152,7 +170,8 @@ def _machines(value: Any, path: str, errors: list[FieldError]) -> Any:
     if value is None:
         return ()
     if not isinstance(value, list):
-        errors.append(FieldError(path, f"must be a list of machines ({{name, address, controller}}), got {describe(value)}"))
+        errors.append(FieldError(path, "must be a list of machines ({name, address, controller}), "
+                                       f"got {describe(value)}"))
         return _INVALID
     out = []
     parse_one = _section(Machine, _MACHINE, "machines")
@@ -245,7 +264,8 @@ def _profile_params(value: Any, path: str, errors: list[FieldError]) -> Any:
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            errors.append(FieldError(sub, f"must be a mapping such as {{iem_host: iem.plant.local}}, got {describe(params)}"))
+            errors.append(FieldError(sub, "must be a mapping such as {iem_host: iem.plant.local}, "
+                                          f"got {describe(params)}"))
             return _INVALID
         inner = {}
         for k, v in params.items():
@@ -306,8 +326,12 @@ _TOP: dict[str, _Parser] = {
 # These sections fall back to their defaults when absent or null.
 _DEFAULTED = {"dns", "ntp", "tls", "renderer", "profiles", "profile_params", "machines", "ports"}
 
-def from_data(data: Any, source: str = "plan") -> Plan:
-    """Build a Plan from parsed YAML data; raise PlanError listing every structural problem."""
+def from_data(data: Any, source: str = "plan", judge: Judge | None = None) -> Plan:
+    """Build a Plan from parsed YAML data; raise PlanError listing every structural problem.
+
+    `judge` (`installer.planning.validate.validate`, which `installer.planning.plan.from_dict`
+    passes) is also asked about the parts that could be read, so that one run shows every
+    problem; it is given rather than imported because validation reads plans through here."""
     errors: list[FieldError] = []
     if not isinstance(data, dict):
         raise PlanError(source, [FieldError("", "the top level must be a mapping of keys such as "
@@ -331,20 +355,19 @@ def from_data(data: Any, source: str = "plan") -> Plan:
             continue
         kwargs[key] = parsed
     if errors:
-        raise PlanError(source, errors + _judged_in_part(Plan(**kwargs), errors))
+        judged = _judged_in_part(Plan(**kwargs), errors, judge) if judge is not None else []
+        raise PlanError(source, errors + judged)
     return Plan(**kwargs)
 
 
 _DID_YOU_MEAN = re.compile(r"did you mean '([^']+)'")
 
 
-def _judged_in_part(partial: Plan, shape: list[FieldError]) -> list[FieldError]:
-    """What validation finds in the parts of a plan that could be read, less what the shape
-    problems already say: `validate` then reports every problem in one pass instead of
+def _judged_in_part(partial: Plan, shape: list[FieldError], judge: Judge) -> list[FieldError]:
+    """What validation (`judge`) finds in the parts of a plan that could be read, less what the
+    shape problems already say: every problem is then reported in one pass instead of
     stopping at a misspelt key. A field that has a shape problem (or that a misspelt key's
     suggestion names) is left to that problem's line."""
-    from installer.planning.validate import validate
-
     covered = set()
     for e in shape:
         covered.add(e.field)
@@ -358,7 +381,7 @@ def _judged_in_part(partial: Plan, shape: list[FieldError]) -> list[FieldError]:
                    for c in covered)
 
     try:
-        found = validate(partial)
-    except Exception:  # noqa: BLE001 - a partial plan may be odder than any validated one: shape first
+        found = judge(partial)
+    except Exception:
         return []
     return [e for e in found if not shadowed(e.field)]

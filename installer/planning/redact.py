@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
 from installer.planning.plan import REDACTED

@@ -13,10 +13,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from installer.planning import plan as planmod
 from installer.planning.plan import FieldError, Plan
+
+if TYPE_CHECKING:
+    from installer.planning.validate import Context
 
 # The sections a key can name, and the dataclass each one holds.
 _SECTIONS: dict[str, type] = {
@@ -121,7 +125,7 @@ def settable_keys() -> list[str]:
     return keys
 
 
-def apply_sets(plan: Plan, sets: Iterable[str], ctx=None) -> Plan:
+def apply_sets(plan: Plan, sets: Iterable[str], ctx: Context | None = None) -> Plan:
     """The plan with each "KEY=VALUE" applied, judged by validation; raise SetError otherwise.
 
     Problems the sets cause are reported, including on fields they did not name (a new
@@ -131,7 +135,8 @@ def apply_sets(plan: Plan, sets: Iterable[str], ctx=None) -> Plan:
     return apply_sets_judged(plan, sets, ctx)[0]
 
 
-def apply_sets_judged(plan: Plan, sets: Iterable[str], ctx=None, before: set | None = None,
+def apply_sets_judged(plan: Plan, sets: Iterable[str], ctx: Context | None = None,
+                      before: set[FieldError] | None = None,
                       ) -> tuple[Plan, list[FieldError]]:
     """`apply_sets`, and every validation problem of the new plan. `before`: the plan's own
     problems when already known (a fleet applies every row to one plan: validated once)."""
@@ -177,12 +182,12 @@ def check_key(plan: Plan, key: str) -> str | None:
 
 
 def _names(field: str, keys: list[str]) -> bool:
-    return any(field == k or field.startswith(k + ".") or field.startswith(k + "[") or k.startswith(field + ".")
+    return any(field == k or field.startswith((k + ".", k + "[")) or k.startswith(field + ".")
                for k in keys)
 
 
 def _parse_key(key: str) -> list[tuple[str, int | None]]:
-    parts = []
+    parts: list[tuple[str, int | None]] = []
     for raw in key.split("."):
         m = _PART.match(raw)
         if not m:
@@ -211,8 +216,8 @@ def _set_one(plan: Plan, key: str, value: str) -> Plan:
     if head in _TOP_TEXT:
         _no_index(head, index)
         _no_rest(head, rest)
-        default = next(f.default for f in dataclasses.fields(Plan) if f.name == head)
-        return dataclasses.replace(plan, **{head: value if value != "" else default})
+        default = _default(next(f for f in dataclasses.fields(Plan) if f.name == head))
+        return plan.with_field(head, value if value != "" else default)
     if head == "profiles":
         _no_rest(head, rest)
         return dataclasses.replace(plan, profiles=_list_value(plan.profiles, "profiles", index, value))
@@ -245,9 +250,16 @@ def _no_index(name: str, index: int | None) -> None:
         raise _BadKey(f"{name} is not a list; drop the [{index}]")
 
 
-def _no_rest(name: str, rest: list) -> None:
+def _no_rest(name: str, rest: list[tuple[str, int | None]]) -> None:
     if rest:
         raise _BadKey(f"{name} has no fields below it")
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    """A field's default value (every field of a plan and of its sections has one)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def _typed(cls: type, name: str, current: Any, path: str, index: int | None, value: str) -> Any:
@@ -256,7 +268,7 @@ def _typed(cls: type, name: str, current: Any, path: str, index: int | None, val
     if "tuple" in kind:
         return _list_value(current, path, index, value)
     _no_index(path, index)
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    default = _default(f)
     if value == "":
         return default
     if kind == "bool":
@@ -296,12 +308,13 @@ def _list_value(current: tuple[str, ...], path: str, index: int | None, value: s
     return current[:index] + (value.strip(),) + current[index + 1:]
 
 
-def _set_machine(plan: Plan, index: int | None, rest: list, value: str) -> Plan:
+def _set_machine(plan: Plan, index: int | None, rest: list[tuple[str, int | None]], value: str) -> Plan:
     names = list(planmod.SECTION_KEYS["machines"])
     if index is None:
         raise _BadKey(f"name one machine by its index, e.g. machines[0].address (fields: {', '.join(names)})")
     if index >= len(plan.machines):
-        valid = f"machines[0] to machines[{len(plan.machines) - 1}]" if plan.machines else "none: the plan lists no machines"
+        valid = (f"machines[0] to machines[{len(plan.machines) - 1}]" if plan.machines
+                 else "none: the plan lists no machines")
         raise _BadKey(f"index {index} is out of range; the plan has {len(plan.machines)} machine(s): {valid}")
     if len(rest) != 1 or rest[0][1] is not None:
         raise _BadKey(f"name one field of the machine: {', '.join(f'machines[{index}].{n}' for n in names)}")
@@ -312,7 +325,7 @@ def _set_machine(plan: Plan, index: int | None, rest: list, value: str) -> Plan:
     return dataclasses.replace(plan, machines=plan.machines[:index] + (machine,) + plan.machines[index + 1:])
 
 
-def _set_port(plan: Plan, index: int | None, rest: list, value: str) -> Plan:
+def _set_port(plan: Plan, index: int | None, rest: list[tuple[str, int | None]], value: str) -> Plan:
     """`ports.PORT.mac|driver|path=VALUE`: bind the port the plan calls PORT to that hardware
     (replacing its earlier binding: a port has one); an empty VALUE removes the binding."""
     kinds = planmod.PORT_BINDINGS
@@ -333,7 +346,8 @@ def _set_port(plan: Plan, index: int | None, rest: list, value: str) -> Plan:
     return dataclasses.replace(plan, ports=tuple(ports))
 
 
-def _set_profile_param(plan: Plan, index: int | None, rest: list, value: str) -> Plan:
+def _set_profile_param(plan: Plan, index: int | None, rest: list[tuple[str, int | None]],
+                       value: str) -> Plan:
     if index is not None or len(rest) != 2 or any(i is not None for _, i in rest):
         raise _BadKey("give profile_params.PROFILE.PARAMETER, e.g. profile_params.siemens-industrial-edge.iem_host")
     (pid, _), (name, _) = rest

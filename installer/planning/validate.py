@@ -9,17 +9,40 @@ command line, the wizard's fields and the fleet's `--set`.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from installer.planning import plan as planmod
-from installer.planning.fields import (check_apn, has_control, check_apn_credential, check_driver, check_host_address,
-                              check_host_or_ip, check_hostname, check_ifname, check_interface_address, check_mac,
-                              check_passphrase, check_port_path, check_proxy_url, check_ssid)
-from installer.planning.fields import check_country, check_eap_secret, check_eap_text, check_pem_path
-from installer.planning.plan import FieldError, Plan
+from installer.planning import model as planmod
+from installer.planning.fields import (
+    check_apn,
+    check_apn_credential,
+    check_country,
+    check_driver,
+    check_eap_secret,
+    check_eap_text,
+    check_host_address,
+    check_host_or_ip,
+    check_hostname,
+    check_ifname,
+    check_interface_address,
+    check_mac,
+    check_passphrase,
+    check_pem_path,
+    check_port_path,
+    check_proxy_url,
+    check_ssid,
+    has_control,
+)
+from installer.planning.model import FieldError, Plan, PlanError, Wifi
+from installer.planning.planread import from_data
+
+if TYPE_CHECKING:
+    from installer.render.base import Target
 
 IPv4Interface = ipaddress.IPv4Interface
+# How each rule reports a problem: err(field, message); a None message is no problem.
+Err = Callable[[str, str | None], None]
 
 # What each topology needs (seed 000, "Network Architecture Options").
 NEEDS_MACHINE_NETWORK = {"isolated", "wifi", "wireless-bridge", "cellular"}
@@ -48,13 +71,13 @@ class Context:
     controllers: frozenset[str] | None = None
     # The box the plan is for (installer.render.Target): what it cannot run is refused,
     # naming the package to install. None: no box (a plan judged on its own).
-    target: Any = None
+    target: Target | None = None
     # Parameters that are not host names: profile id -> {name: kind} ("sha256-fingerprint").
     # None: the packaged catalogue's.
     param_kinds: Mapping[str, Mapping[str, str]] | None = None
 
 
-def default_context(interface_kinds: Mapping[str, str] | None = None, target: Any = None) -> Context:
+def default_context(interface_kinds: Mapping[str, str] | None = None, target: Target | None = None) -> Context:
     """A Context built from the packaged profiles and machine-protocol table, for the box
     `target` describes (installer.render.Target; None: no box)."""
     from installer.vendors.profiles import load_catalog
@@ -124,7 +147,7 @@ def validate(plan: Plan, ctx: Context | None = None) -> list[FieldError]:
     return errors
 
 
-def _machine_network(plan: Plan, topo: str | None, ctx: Context, err: Callable[[str, str | None], None]):
+def _machine_network(plan: Plan, topo: str | None, ctx: Context, err: Err) -> ipaddress.IPv4Network | None:
     mn = plan.machine_network
     if topo == "single":
         if mn is not None:
@@ -161,7 +184,8 @@ def _machine_network(plan: Plan, topo: str | None, ctx: Context, err: Callable[[
     return None if problem else IPv4Interface(mn.address).network
 
 
-def _uplink(plan: Plan, topo: str | None, ctx: Context, err, machine_net):
+def _uplink(plan: Plan, topo: str | None, ctx: Context, err: Err,
+            machine_net: ipaddress.IPv4Network | None) -> ipaddress.IPv4Network | None:
     up = plan.uplink
     if up is None:
         if topo is not None:
@@ -170,7 +194,7 @@ def _uplink(plan: Plan, topo: str | None, ctx: Context, err, machine_net):
         return None
     problem = check_ifname(up.interface)
     err("uplink.interface", problem)
-    if not problem and topo is not None:
+    if not problem and up.interface is not None and topo is not None:  # no problem: an interface is named
         want = UPLINK_KIND[topo]
         kind = interface_kind(up.interface, ctx)
         if kind != want and not (want == "wired" and kind in WIRED_KINDS):
@@ -212,7 +236,7 @@ def _uplink(plan: Plan, topo: str | None, ctx: Context, err, machine_net):
     return net
 
 
-def _wifi(plan: Plan, topo: str | None, err) -> None:
+def _wifi(plan: Plan, topo: str | None, err: Err) -> None:
     w = plan.wifi
     if topo is None:
         return
@@ -251,7 +275,7 @@ _PEAP_ONLY = ("eap_password",)
 _TLS_ONLY = ("client_certificate", "private_key", "private_key_password")
 
 
-def _wifi_enterprise(w, err) -> None:
+def _wifi_enterprise(w: Wifi, err: Err) -> None:
     """WPA2/WPA3-Enterprise: PEAP (MSCHAPv2 inside) or EAP-TLS, always against the plant's CA."""
     if w.passphrase is not None:
         err("wifi.passphrase", f"{w.security} authenticates the box with 802.1X (an identity and a password or "
@@ -287,7 +311,7 @@ def _wifi_enterprise(w, err) -> None:
                                    "it, or set eap_method: peap")
 
 
-def _cellular(plan: Plan, topo: str | None, ctx: Context, err) -> None:
+def _cellular(plan: Plan, topo: str | None, ctx: Context, err: Err) -> None:
     c = plan.cellular
     if topo is None:
         return
@@ -312,7 +336,7 @@ def _cellular(plan: Plan, topo: str | None, ctx: Context, err) -> None:
                                     "with its unit, e.g. '2 GB' (1 GB = 1000 MB)")
 
 
-def _dns_ntp(plan: Plan, err) -> None:
+def _dns_ntp(plan: Plan, err: Err) -> None:
     if plan.dns.mode not in planmod.DNS_MODES:
         err("dns.mode", f"{plan.dns.mode!r} is not a mode{suggest(plan.dns.mode, planmod.DNS_MODES)}; use google, "
                         "dhcp or custom")
@@ -344,7 +368,7 @@ def _dns_ntp(plan: Plan, err) -> None:
         err(f"ntp.servers[{i}]", check_host_or_ip(s, what="time server"))
 
 
-def _proxy(plan: Plan, err) -> None:
+def _proxy(plan: Plan, err: Err) -> None:
     p = plan.proxy
     if p is None:
         return
@@ -378,11 +402,13 @@ def _no_proxy_ok(entry: str) -> bool:
     return check_host_or_ip(host) is None
 
 
-def _profiles(plan: Plan, ctx: Context, err) -> None:
-    known = ctx.profiles if ctx.profiles is not None else default_context().profiles
+def _profiles(plan: Plan, ctx: Context, err: Err) -> None:
     from installer.vendors.profiles import param_error
 
-    kinds = ctx.param_kinds if ctx.param_kinds is not None else default_context().param_kinds or {}
+    # What the context leaves open is the packaged catalogue's (whose context has both).
+    packaged = ctx if ctx.profiles is not None and ctx.param_kinds is not None else default_context()
+    known = ctx.profiles if ctx.profiles is not None else packaged.profiles or {}
+    kinds = ctx.param_kinds if ctx.param_kinds is not None else packaged.param_kinds or {}
     seen: set[str] = set()
     for i, pid in enumerate(plan.profiles):
         if pid not in known:
@@ -425,7 +451,7 @@ def suggest(value: Any, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close and close[0] != value else ""
 
 
-def _ports(plan: Plan, topo: str | None, err) -> None:
+def _ports(plan: Plan, topo: str | None, err: Err) -> None:
     """`ports`: each names a port the plan uses and binds it to exactly one of mac, driver or path;
     no two bind the same hardware, and none can be ambiguous by construction."""
     used = list(plan.machine_network.interfaces) if plan.machine_network else []
@@ -484,8 +510,9 @@ def _own_addresses(plan: Plan) -> set[ipaddress.IPv4Address]:
     return own
 
 
-def _machines(plan: Plan, ctx: Context, err, net, own) -> None:
-    controllers = ctx.controllers if ctx.controllers is not None else default_context().controllers
+def _machines(plan: Plan, ctx: Context, err: Err, net: ipaddress.IPv4Network | None,
+              own: set[ipaddress.IPv4Address]) -> None:
+    controllers = ctx.controllers if ctx.controllers is not None else default_context().controllers or frozenset()
     names: set[str] = set()
     pairs: set[tuple[str, str]] = set()
     for i, m in enumerate(plan.machines):
@@ -514,10 +541,11 @@ def _machines(plan: Plan, ctx: Context, err, net, own) -> None:
             pairs.add((m.address, m.controller))
 
 
-def validate_document(data: Any, ctx: Context | None = None, source: str = "plan") -> tuple[Plan | None, list[FieldError]]:
+def validate_document(data: Any, ctx: Context | None = None,
+                      source: str = "plan") -> tuple[Plan | None, list[FieldError]]:
     """Parse plain data (e.g. from YAML) and validate it: (plan, []) or (plan-or-None, errors)."""
     try:
-        p = planmod.from_dict(data, source)
-    except planmod.PlanError as e:
+        p = from_data(data, source, judge=validate)
+    except PlanError as e:
         return None, e.errors
     return p, validate(p, ctx)

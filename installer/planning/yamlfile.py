@@ -91,7 +91,7 @@ def read_small(path: str | os.PathLike[str], limit: int, label: str, holds: str)
     try:
         return read_regular(path, limit)
     except OSError as e:
-        reason = f"is larger than {limit} bytes; {holds}" if e.errno == errno.EFBIG else e.strerror
+        reason = f"is larger than {limit} bytes; {holds}" if e.errno == errno.EFBIG else (e.strerror or str(e))
         raise SmallFileError(label, reason) from None
 
 
@@ -101,7 +101,7 @@ class SmallFileError(ValueError):
     def __init__(self, label: str, reason: str) -> None:
         super().__init__(f"{label}: {reason}")
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     loader.flatten_mapping(node)
     seen: dict[Any, Any] = {}
     for key_node, value_node in node.value:
@@ -109,7 +109,8 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
         try:
             hash(key)
         except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a key must be plain text", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, "a key must be plain text",
+                                                    key_node.start_mark) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (each key may appear once)", key_node.start_mark)
@@ -123,7 +124,7 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 def load_strict(text: str) -> Any:
     """Parse YAML text safely, refusing duplicate keys; raise YamlProblem with the location."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]

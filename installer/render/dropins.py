@@ -20,8 +20,16 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import quote, urlsplit
 
-from installer.planning.plan import GOOGLE_DNS, POOL_NTP, REDACTED, Plan
-from installer.render import MACHINE_BRIDGE, RenderedFile, Target, dns_by_networkmanager, netplan_backend
+from installer.planning.model import GOOGLE_DNS, POOL_NTP, REDACTED, Plan, Port
+from installer.render.base import LEGACY_PROXY_FILE as LEGACY_PROXY_FILE  # installer.writing.apply reads it here
+from installer.render.base import (
+    MACHINE_BRIDGE,
+    RenderedFile,
+    Target,
+    dns_by_networkmanager,
+    netplan_backend,
+    plan_interfaces,
+)
 
 RESOLVED_FILE = "/etc/systemd/resolved.conf.d/60-edge-installer.conf"
 RESOLV_CONF_FILE = "/etc/resolv.conf"
@@ -29,9 +37,6 @@ TIMESYNCD_FILE = "/etc/systemd/timesyncd.conf.d/60-edge-installer.conf"
 CHRONY_FILE = "/etc/chrony/chrony.conf"
 PROXY_FILE = "/etc/systemd/system/service.d/60-edge-installer-proxy.conf"
 PROXY_ENV_FILE = "/etc/edge-installer/proxy.env"
-# Where versions before 0.2 put the proxy: the manager's DefaultEnvironment, readable by every
-# local user and mangled by systemd's %-specifiers. Moved aside when found.
-LEGACY_PROXY_FILE = "/etc/systemd/system.conf.d/60-edge-installer-proxy.conf"
 NM_UNMANAGED_FILE = "/etc/NetworkManager/conf.d/60-edge-installer-unmanaged.conf"
 SYSCTL_FILE = "/etc/sysctl.d/60-edge-installer-isolation.conf"
 CLOUD_INIT_FILE = "/etc/cloud/cloud.cfg.d/99-edge-installer-disable-network-config.cfg"
@@ -80,7 +85,8 @@ def _resolved(plan: Plan) -> RenderedFile:
     lines = [_HEADER.rstrip("\n"), "[Resolve]"]
     if mode == "google":
         lines.insert(1, "# Google DNS first; the resolvers the plant's DHCP hands out stay configured on the\n"
-                        "# uplink and answer when Google DNS is blocked (MachineMetrics, Network Requirements, 'DNS Configuration').")
+                        "# uplink and answer when Google DNS is blocked (MachineMetrics, Network Requirements, "
+                        "'DNS Configuration').")
         lines.append("DNS=" + " ".join(GOOGLE_DNS))
     elif mode == "custom":
         lines.insert(1, "# The plant's own resolvers, for every name.")
@@ -113,7 +119,8 @@ def _chrony(plan: Plan) -> RenderedFile:
         sources = ["# The plant's internal time servers only: plants that name their own usually block",
                    "# the public pool."] + [f"server {s} iburst" for s in plan.ntp.servers]
     else:
-        sources = ["# The servers the plant's DHCP hands out (MachineMetrics, Network Requirements: 'Internal NTP servers can be",
+        sources = ["# The servers the plant's DHCP hands out (MachineMetrics, Network Requirements: "
+                   "'Internal NTP servers can be",
                    "# specified via DHCP'), which Debian's DHCP hooks write to /run/chrony-dhcp.",
                    "sourcedir /run/chrony-dhcp"]
     # Debian's own chrony.conf, less its pool line, which would add servers the plan did not name.
@@ -126,8 +133,6 @@ def _chrony(plan: Plan) -> RenderedFile:
 
 
 def _nm_unmanaged(plan: Plan) -> RenderedFile:
-    from installer.writing.existing import plan_interfaces
-
     names = sorted(plan_interfaces(plan))
     if plan.machine_network is not None and len(plan.machine_network.interfaces) >= 2:
         names.append(MACHINE_BRIDGE)
@@ -141,14 +146,16 @@ def _timesyncd(plan: Plan) -> RenderedFile:
     mode = plan.ntp.mode
     lines = [_HEADER.rstrip("\n")]
     if mode == "pool":
-        lines += ["# The public pool.ntp.org fleet (MachineMetrics, Network Requirements, 'NTP Configuration').", "[Time]",
+        lines += ["# The public pool.ntp.org fleet (MachineMetrics, Network Requirements, 'NTP Configuration').",
+                  "[Time]",
                   "NTP=" + " ".join(POOL_NTP)]
     elif mode == "custom":
         # Internal servers only: plants that name their own usually block the public pool.
         lines += ["# The plant's internal time servers.", "[Time]",
                   "NTP=" + " ".join(plan.ntp.servers), "FallbackNTP="]
     else:
-        lines += ["# The servers the plant's DHCP hands out (MachineMetrics, Network Requirements: 'Internal NTP servers can be",
+        lines += ["# The servers the plant's DHCP hands out (MachineMetrics, Network Requirements: "
+                  "'Internal NTP servers can be",
                   "# specified via DHCP'); the pool only when DHCP gives none.", "[Time]", "NTP=",
                   "FallbackNTP=" + " ".join(POOL_NTP)]
     return RenderedFile(TIMESYNCD_FILE, ("\n".join(lines) + "\n").encode(), 0o644, f"time servers ({mode})")
@@ -200,7 +207,8 @@ def _proxy(plan: Plan) -> list[RenderedFile]:
     lines = [f"{name}={_env_value(url)}" for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")]
     lines += [f"{name}={_env_value(no_proxy)}" for name in ("no_proxy", "NO_PROXY")]
     secret = plan.proxy is not None and plan.proxy.password is not None
-    env = RenderedFile(PROXY_ENV_FILE, (_HEADER + "# The plant's proxy (MachineMetrics, Network Requirements, 'Proxy Configuration'), read by "
+    env = RenderedFile(PROXY_ENV_FILE, (_HEADER + "# The plant's proxy (MachineMetrics, Network Requirements, "
+                                        "'Proxy Configuration'), read by "
                                         "systemd for every service;\n# readable by root only: it may hold the "
                                         "proxy's password.\n" + "\n".join(lines) + "\n").encode(),
                        0o600, "the proxy for system services (root only)", secret=secret)
@@ -230,7 +238,7 @@ def port_link_path(name: str) -> str:
     return f"{LINK_DIR}/10-edge-installer-{name}.link"
 
 
-def _port_link(port) -> RenderedFile:
+def _port_link(port: Port) -> RenderedFile:
     """A port the plan binds to its socket (plan `ports`, `path`): netplan cannot match udev's
     ID_PATH, so udev itself names the port, by a systemd .link file (systemd.link(5)), as netplan
     does for its own set-name. Read when the port appears: at boot (and in the initramfs once

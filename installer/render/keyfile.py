@@ -19,10 +19,11 @@ from __future__ import annotations
 import ipaddress
 
 from installer.planning.fields import canonical_mac
-from installer.planning.plan import GOOGLE_DNS, Plan
-from installer.render import (
+from installer.planning.model import GOOGLE_DNS, Plan, Wifi
+from installer.render.base import (
     CONN_MACHINES,
     CONN_UPLINK,
+    DEFAULT_TARGET,
     KEYFILE_DIR,
     MACHINE_BRIDGE,
     RenderedFile,
@@ -46,7 +47,7 @@ _PMF_OPTIONAL = "2"
 Section = tuple[str, list[tuple[str, str]]]
 
 
-def render(plan: Plan, target: Target = Target()) -> list[RenderedFile]:
+def render(plan: Plan, target: Target = DEFAULT_TARGET) -> list[RenderedFile]:
     """The keyfiles for a validated plan: machine network (and bridge ports), then uplink.
 
     Sorted by path. Every file has mode 0600 and a uuid derived from its connection id, so
@@ -210,9 +211,11 @@ def _wifi(plan: Plan) -> list[Section]:
 _PMF_REQUIRED = "3"
 
 
-def _enterprise(w) -> list[Section]:
+def _enterprise(w: Wifi) -> list[Section]:
     """[wifi-security] and [802-1x] for PEAP (MSCHAPv2 inside) or EAP-TLS. The *-flags=0 keep the
     secrets in this root-only file: no secret agent runs on an unattended box to be asked."""
+    # Validation requires the identity and the CA, and each method's own credentials.
+    assert w.identity is not None and w.ca_certificate is not None
     security = [("key-mgmt", "wpa-eap")]
     if w.security == "wpa3-enterprise":
         security.append(("pmf", _PMF_REQUIRED))
@@ -221,8 +224,10 @@ def _enterprise(w) -> list[Section]:
         dot1x.append(("anonymous-identity", w.anonymous_identity))
     dot1x.append(("ca-cert", w.ca_certificate))
     if w.eap_method == "peap":
+        assert w.eap_password is not None
         dot1x += [("phase2-auth", "mschapv2"), ("password", w.eap_password), ("password-flags", "0")]
     else:
+        assert w.client_certificate is not None and w.private_key is not None
         dot1x += [("client-cert", w.client_certificate), ("private-key", w.private_key)]
         if w.private_key_password:
             dot1x += [("private-key-password", w.private_key_password), ("private-key-password-flags", "0")]
@@ -292,7 +297,7 @@ def _file(conn_id: str, sections: list[Section], purpose: str, secret: bool = Fa
 
 def keyfile_text(sections: list[Section]) -> str:
     """INI text of `sections` in the given order, each value escaped as GKeyFile does."""
-    out = []
+    out: list[str] = []
     for name, keys in sections:
         if out:
             out.append("")

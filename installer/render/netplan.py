@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from installer.planning.fields import canonical_mac
-from installer.planning.plan import GOOGLE_DNS, Plan
-from installer.render import MACHINE_BRIDGE, NETPLAN_FILE, RenderedFile, Target, netplan_backend
+from installer.planning.model import GOOGLE_DNS, Plan
+from installer.render.base import MACHINE_BRIDGE, NETPLAN_FILE, RenderedFile, Target, netplan_backend
 
 HEADER = (
     "# Written by edge-installer. Edit the plan and render again rather than this file:\n"

@@ -14,11 +14,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
-from installer.planning.fields import is_ip
 from installer.box.identity import Identity
+from installer.planning.fields import is_ip
 from installer.planning.plan import GOOGLE_DNS, POOL_NTP, Plan
 from installer.vendors.profiles import Catalog
 from installer.vendors.sources import TITLES, cite

@@ -9,8 +9,8 @@ this module and not on each other. No Textual or Rich here.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 CHECKS = ("dns", "tcp", "tls", "https", "nats", "coap-tls", "dtls", "openvpn")
 SERVICES = ("https", "nats", "coap", "ssh", "grpc", "dns", "ntp")
@@ -20,7 +20,7 @@ PARAM_KINDS = ("host", "sha256-fingerprint")
 _HEX = set("0123456789abcdef")
 
 
-def normalize_fingerprint(value: str) -> str | None:
+def normalize_fingerprint(value: object) -> str | None:
     """A SHA-256 certificate fingerprint as openssl prints it ("AB:CD:...", 32 bytes upper
     case), from hex with or without colons (or spaces), any case; None when it is not one."""
     if not isinstance(value, str):
@@ -37,11 +37,10 @@ def normalize_fingerprint(value: str) -> str | None:
 def param_error(kind: str, value: object) -> str | None:
     """Why `value` is not acceptable for a parameter of `kind` other than "host" (a pin), or
     None when it is (a host is judged by installer.planning.fields.check_host_or_ip)."""
-    if kind == "sha256-fingerprint":
-        if normalize_fingerprint(value) is None:  # type: ignore[arg-type]
-            shown = value if isinstance(value, str) and len(value) <= 120 else "that value"
-            return (f"must be the certificate's SHA-256 fingerprint: 64 hex digits, with or without colons "
-                    f"(e.g. AB:CD:...:EF as openssl x509 -noout -fingerprint -sha256 prints it), got {shown!r}")
+    if kind == "sha256-fingerprint" and normalize_fingerprint(value) is None:
+        shown = value if isinstance(value, str) and len(value) <= 120 else "that value"
+        return (f"must be the certificate's SHA-256 fingerprint: 64 hex digits, with or without colons "
+                f"(e.g. AB:CD:...:EF as openssl x509 -noout -fingerprint -sha256 prints it), got {shown!r}")
     return None
 PROBES = ("tcp", "mtconnect-probe")
 DIAGNOSIS_CODES = (

@@ -3,16 +3,35 @@ names the file and the key path and says what would be valid."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from installer.planning.fields import is_ip
-from installer.vendors.profilemodel import (_CHECK_NEEDS, _HOST_RE, _ID_RE, _PARAM_RE, _SEED_RE, CHECKS, DIAGNOSIS_CODES,
-                                    PARAM_KINDS, PROBES, PROTOCOLS, SERVICES, TLS_TRUST, Controller, DownloadFigures,
-                                    Endpoint, ParamSpec, Profile, ProfileError)
 from installer.planning.yamlfile import YamlProblem, describe, load_strict
+from installer.vendors.profilemodel import (
+    _CHECK_NEEDS,
+    _HOST_RE,
+    _ID_RE,
+    _PARAM_RE,
+    _SEED_RE,
+    CHECKS,
+    DIAGNOSIS_CODES,
+    PARAM_KINDS,
+    PROBES,
+    PROTOCOLS,
+    SERVICES,
+    TLS_TRUST,
+    Controller,
+    DownloadFigures,
+    Endpoint,
+    ParamSpec,
+    Profile,
+    ProfileError,
+)
+
 
 def read_yaml(path: Path | Traversable) -> dict[str, Any]:
     """Parse one file with yaml.safe_load; refuse duplicate keys and non-mapping documents."""

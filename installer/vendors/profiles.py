@@ -21,13 +21,45 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import MappingProxyType
 
-from installer.vendors.profilemodel import (CHECKS, DIAGNOSIS_CODES, PARAM_KINDS, PROBES, PROTOCOLS, SERVICES, TLS_TRUST,
-                                    Catalog, Controller, DownloadFigures, Endpoint, ParamSpec, Profile,
-                                    ProfileError, normalize_fingerprint, param_error)
+from installer.vendors.profilemodel import (
+    CHECKS,
+    DIAGNOSIS_CODES,
+    PARAM_KINDS,
+    PROBES,
+    PROTOCOLS,
+    SERVICES,
+    TLS_TRUST,
+    Catalog,
+    Controller,
+    DownloadFigures,
+    Endpoint,
+    ParamSpec,
+    Profile,
+    ProfileError,
+    normalize_fingerprint,
+    param_error,
+)
 
-__all__ = ["CHECKS", "DIAGNOSIS_CODES", "PARAM_KINDS", "PROBES", "PROTOCOLS", "SERVICES", "TLS_TRUST", "Catalog",
-           "Controller", "DownloadFigures", "Endpoint", "ParamSpec", "Profile", "ProfileError",
-           "normalize_fingerprint", "param_error", "load_catalog", "load_profile"]
+__all__ = [
+    "CHECKS",
+    "DIAGNOSIS_CODES",
+    "PARAM_KINDS",
+    "PROBES",
+    "PROTOCOLS",
+    "SERVICES",
+    "TLS_TRUST",
+    "Catalog",
+    "Controller",
+    "DownloadFigures",
+    "Endpoint",
+    "ParamSpec",
+    "Profile",
+    "ProfileError",
+    "load_catalog",
+    "load_profile",
+    "normalize_fingerprint",
+    "param_error",
+]
 
 
 def load_catalog(assets_dir: Path | None = None) -> Catalog:

@@ -30,7 +30,8 @@ def cite(ref: str) -> str:
 def version() -> str:
     """This program's version (the installed distribution's, else the source tree's)."""
     try:
-        from importlib.metadata import PackageNotFoundError, version as dist_version
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
         return dist_version("edge-installer")
     except (ImportError, PackageNotFoundError, ValueError):
         return "0.1.0"

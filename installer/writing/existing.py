@@ -16,9 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from installer.planning.plan import Plan
-from installer.render import KEYFILE_DIR, NETPLAN_FILE, RenderedFile
+from installer.planning.model import Plan
 from installer.planning.yamlfile import read_regular
+from installer.render.base import KEYFILE_DIR, LEGACY_PROXY_FILE, NETPLAN_FILE, RenderedFile
+from installer.render.base import plan_interfaces as plan_interfaces  # its home is with the renderers
 
 NETPLAN_DIRS = ("/etc/netplan", "/run/netplan")
 # Configuration files on the box are a few KB; anything past this is not read (nor a FIFO or a
@@ -37,14 +38,6 @@ class Conflict:
     path: str      # path on the box
     reason: str
     action: str    # "move-aside" (done when writing) | "report" (the technician must edit it)
-
-
-def plan_interfaces(plan: Plan) -> set[str]:
-    """Every interface the plan configures."""
-    names = set(plan.machine_network.interfaces) if plan.machine_network else set()
-    if plan.uplink and plan.uplink.interface:
-        names.add(plan.uplink.interface)
-    return names
 
 
 def bound_interfaces(root: Path, plan: Plan, sys_class_net: Path | None = None) -> set[str]:
@@ -98,8 +91,6 @@ def find_conflicts(root: Path, plan: Plan, ours: list[RenderedFile], sys_class_n
                 what = f"binds {bound}" if bound else "binds any Ethernet port (no interface-name)"
                 found.append(Conflict(path, f"NetworkManager profile that {what}: the device would have two "
                                             "profiles", "move-aside"))
-    from installer.render.dropins import LEGACY_PROXY_FILE
-
     if (root / LEGACY_PROXY_FILE.lstrip("/")).is_file():
         found.append(Conflict(LEGACY_PROXY_FILE, "an earlier edge-installer put the proxy (and its password) in "
                                                  "the service manager's environment, which every user can read",
