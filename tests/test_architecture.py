@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,7 @@ def cycles(graph: dict[str, dict[str, list[Import]]]) -> list[list[str]]:
 
 
 def describe(graph: dict[str, dict[str, list[Import]]], cycle: list[str]) -> str:
-    return "\n    ".join(graph[a][b][0].where() for a, b in zip(cycle, cycle[1:]))
+    return "\n    ".join(graph[a][b][0].where() for a, b in pairwise(cycle))
 
 
 # --- the rules, on this repository -----------------------------------------------------------
@@ -252,3 +253,13 @@ def test_a_textual_import_in_the_core_is_found(tmp_path):
     found = forbidden_in_core(root)
     assert sorted(i.where() for i in found) == ["installer.x -> textual.app (function-level, line 2)",
                                                 "installer.y -> screens.base (module-level, line 1)"]
+
+
+def test_every_package_is_in_pyproject():
+    """setuptools installs only the packages pyproject.toml lists: a subpackage left out works
+    from a clone and is missing from the wheel and the zipapp."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {module_name(REPO, p) for layer in LAYERS for p in (REPO / layer).rglob("__init__.py")}
+    assert found <= listed, f"missing from pyproject.toml's [tool.setuptools] packages: {sorted(found - listed)}"
