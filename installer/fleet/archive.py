@@ -13,7 +13,8 @@ import io
 import re
 import tarfile
 import zlib
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 _CHUNK = 64 << 10
 
@@ -90,13 +91,19 @@ def read_archive(raw: BinaryIO, *, member_ok: Callable[[str], bool], formats: st
     stream = _CappedGunzip(raw, max_total)
     members: dict[str, bytes] = {}
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]
-        while (info := tf.next()) is not None:
-            _check_header(info, members, member_ok, formats, max_member, max_members)
-            data = tf.extractfile(info).read(info.size)  # type: ignore[union-attr]
-            if len(data) != info.size:
-                raise BundleError(f"is truncated: member {info.name!r} ends early")
-            members[info.name] = data
+        # Closing the TarFile leaves `stream` open: it was handed in, so finish() still reads it.
+        # typeshed wants every file object to have write/tell/seek/close too; a stream ("r|")
+        # is only ever read.
+        tf: tarfile.TarFile
+        with tarfile.open(fileobj=stream, mode="r|") as tf:  # type: ignore[call-overload]
+            while (info := tf.next()) is not None:
+                _check_header(info, members, member_ok, formats, max_member, max_members)
+                # extractfile() gives None only for a member that is not a regular file, and
+                # _check_header has just refused every such member.
+                data = tf.extractfile(info).read(info.size)  # type: ignore[union-attr]
+                if len(data) != info.size:
+                    raise BundleError(f"is truncated: member {info.name!r} ends early")
+                members[info.name] = data
     except BundleError:
         raise
     except (tarfile.TarError, EOFError, ValueError, UnicodeError, OverflowError, KeyError) as e:
@@ -113,7 +120,8 @@ def _check_header(info: tarfile.TarInfo, seen: dict[str, bytes], member_ok: Call
     if ".." in name.split("/") or ".." in name.split("\\"):
         raise BundleError(f"member {name!r} climbs out with '..'")
     if info.issym():
-        raise BundleError(f"member {name!r} is a symbolic link (to {info.linkname!r}); a bundle holds regular files only")
+        raise BundleError(f"member {name!r} is a symbolic link (to {info.linkname!r}); "
+                          "a bundle holds regular files only")
     if info.islnk():
         raise BundleError(f"member {name!r} is a hard link (to {info.linkname!r}); a bundle holds regular files only")
     if info.ischr() or info.isblk():

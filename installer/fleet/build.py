@@ -32,17 +32,22 @@ import re
 import shutil
 import tempfile
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from installer.planning.plan import SECRET_FIELDS, Plan
-from installer.render import NETPLAN_FILE, RenderedFile, Target, render
-from installer.render import dropins
-from installer.render import netplan as netplan_renderer
+from installer.planning.plan import SECRET_FIELDS, FieldError, Plan
 from installer.planning.setfield import SetError, _set_one, apply_sets_judged, check_key
+from installer.render import NETPLAN_FILE, RenderedFile, Target, dropins, render
+from installer.render import netplan as netplan_renderer
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from installer.planning.validate import Context
 
 MAX_CSV_BYTES = 1 << 20
 MAX_DEVICES = 5000
@@ -87,7 +92,7 @@ class Device:
 
 
 def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[str, ...] = (),
-                 source: str = "devices.csv", ctx=None) -> list[Device]:
+                 source: str = "devices.csv", ctx: Context | None = None) -> list[Device]:
     """Every row of devices.csv applied to the bundle's plan and validated; or FleetError.
 
     `missing_secrets` are the secret fields the bundle could not supply: each needs a column.
@@ -100,7 +105,8 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise FleetError([f"{source}: is empty; the first line names the fields, e.g. hostname,machine_network.address"]) from None
+        raise FleetError([f"{source}: is empty; the first line names the fields, "
+                          "e.g. hostname,machine_network.address"]) from None
     except csv.Error as e:
         raise FleetError([f"{source} line 1: {e}"]) from None
     problems = _header_problems(header, base, missing_secrets, source)
@@ -125,7 +131,7 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
             if len(row) != len(header):
                 errors.append(f"{source} line {line}: has {len(row)} values; the header names {len(header)} fields")
                 continue
-            sets = tuple(f"{k}={v if k in SECRET_FIELDS else v.strip()}" for k, v in zip(header, row))
+            sets = tuple(f"{k}={v if k in SECRET_FIELDS else v.strip()}" for k, v in zip(header, row, strict=True))
             try:
                 plan, found = _apply_row(base, before, sets, ctx)
             except SetError as e:
@@ -137,14 +143,15 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
             else:
                 key = plan.hostname.lower()
                 if key in hosts:
-                    row_errors.append(f"hostname: {plan.hostname} is already line {hosts[key]}'s; each box needs its own")
+                    row_errors.append(f"hostname: {plan.hostname} is already line {hosts[key]}'s; "
+                                      "each box needs its own")
                 hosts.setdefault(key, line)
             if plan.uplink is not None and plan.uplink.ipv4 == "static" and plan.uplink.address:
                 ip = plan.uplink.address.split("/")[0]
                 if ip in uplinks:
                     row_errors.append(f"uplink.address: {ip} is already line {uplinks[ip]}'s; each box needs its own")
                 uplinks.setdefault(ip, line)
-            if row_errors:
+            if row_errors or not plan.hostname:  # no host name is one of row_errors
                 errors += [f"{source} line {line}: {e}" for e in row_errors]
             else:
                 devices.append(Device(line, plan.hostname, sets, base))
@@ -157,18 +164,19 @@ def read_devices(text: str, base: Plan, *, missing_secrets: list[str] | tuple[st
     return devices
 
 
-def _apply_row(base: Plan, before: set, sets: tuple[str, ...], ctx) -> tuple[Plan, list]:
+def _apply_row(base: Plan, before: set[FieldError], sets: tuple[str, ...],
+               ctx: Context | None) -> tuple[Plan, list[FieldError]]:
     """`setfield.apply_sets(base, sets, ctx)` and the new plan's problems, validating once: a
     fleet applies every row to the same base, so its problems (`before`) are computed once.
     SetError for what apply_sets refuses, else (plan, every problem of the plan)."""
     return apply_sets_judged(base, sets, ctx, before)
 
 
-def _header_problems(header: list[str], base: Plan, missing_secrets, source: str) -> list[str]:
-    problems = []
+def _header_problems(header: list[str], base: Plan, missing_secrets: Sequence[str], source: str) -> list[str]:
+    problems: list[str] = []
     if "hostname" not in header:
         problems.append(f"{source} line 1: needs a hostname column: each box needs its own host name")
-    seen = set()
+    seen: set[str] = set()
     for i, key in enumerate(header):
         if not key:
             problems.append(f"{source} line 1: column {i + 1} has no field name")
@@ -189,22 +197,26 @@ def _header_problems(header: list[str], base: Plan, missing_secrets, source: str
 # ---------------------------------------------------------------------------------------
 # Seeds.
 
-class _Resolved:
+class _Resolved(yaml.resolver.BaseResolver):
     """A dumper whose implicit-tag resolution is remembered: PyYAML asks it twice per scalar,
     by regular expressions, and a fleet's seeds repeat the same keys and values box after box.
-    Without path resolvers (a SafeDumper has none) the answer depends on the value only."""
+    Without path resolvers (a SafeDumper has none) the answer depends on the value only.
 
-    _resolved: dict = {}
+    A mixin put before a dumper class: BaseResolver, its base, comes after the dumper's own
+    Resolver in the method order, so super().resolve is the dumper's."""
+
+    # One cache for every dumper (a class attribute on purpose): (value, implicit) -> tag.
+    _resolved: ClassVar[dict[tuple[Any, Any], Any]] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if kind is not yaml.ScalarNode or self.yaml_path_resolvers:
-            return super().resolve(kind, value, implicit)  # type: ignore[misc]
+            return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # untyped in PyYAML's stubs
         key = (value, implicit)
         tag = self._resolved.get(key)
         if tag is None:
             if len(self._resolved) > 50_000:  # bounded: one fleet's distinct scalars are far fewer
                 self._resolved.clear()
-            tag = self._resolved[key] = super().resolve(kind, value, implicit)  # type: ignore[misc]
+            tag = self._resolved[key] = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # as above
         return tag
 
 
@@ -215,7 +227,7 @@ class _SeedDumper(_Resolved, yaml.SafeDumper):
 _ASCII_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _represent_str(dumper: yaml.representer.SafeRepresenter, value: str) -> yaml.ScalarNode:
     # File contents as literal blocks, readable in the seed (PyYAML falls back to quoting
     # wherever a block cannot hold the text exactly). YAML reads NEL and the Unicode line
     # separators as line breaks and PyYAML writes them raw: those go double-quoted, escaped.
@@ -249,7 +261,7 @@ def _fast_dumper() -> Any:
 
 _FastSeedDumper = _fast_dumper()
 _TAME_LINE = 400
-_TAME_TEXT = re.compile(r"(?:[\x20-\x7e]{0,%d}\n)*[\x20-\x7e]{0,%d}" % (_TAME_LINE, _TAME_LINE))
+_TAME_TEXT = re.compile(rf"(?:[\x20-\x7e]{{0,{_TAME_LINE}}}\n)*[\x20-\x7e]{{0,{_TAME_LINE}}}")
 
 
 def _tame(data: Any) -> bool:
@@ -274,7 +286,8 @@ _NETPLAN_LOADER = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) e
 
 def _load_netplan(content: bytes) -> dict[str, Any]:
     """The netplan renderer's YAML as data."""
-    return yaml.load(content, Loader=_NETPLAN_LOADER)["network"]  # noqa: S506 - a safe loader
+    network: dict[str, Any] = yaml.load(content, Loader=_NETPLAN_LOADER)["network"]  # a safe loader, either way
+    return network
 
 
 def seed_network(plan: Plan, target: Target,
@@ -308,7 +321,8 @@ def user_data(plan: Plan, target: Target) -> RenderedFile:
     return _seed_pair(plan, target)[1]
 
 
-def _seed_pair(plan: Plan, target: Target, netplan_file: RenderedFile | None = None) -> tuple[RenderedFile, RenderedFile]:
+def _seed_pair(plan: Plan, target: Target,
+               netplan_file: RenderedFile | None = None) -> tuple[RenderedFile, RenderedFile]:
     """(network-config, user-data) of one box, from one rendering of its netplan file."""
     netplan_file = netplan_file or netplan_renderer.render(plan, target)[0]
     network, machines = seed_network(plan, target, netplan_file)
@@ -447,7 +461,7 @@ class _Trash:
         while (folder := self._queue.get()) is not None:
             try:
                 shutil.rmtree(folder)
-            except BaseException as e:  # noqa: BLE001 - handed to finish()
+            except BaseException as e:  # handed to finish()
                 self._error = self._error or e
 
     def finish(self, errors: bool = True) -> None:
@@ -471,7 +485,7 @@ def _write_in_workers(out: Path, devices: list[Device], target: Target, jobs: in
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
                                initargs=(base, target, os.getpid()))
     try:
-        window: deque = deque()  # (future, boxes in its chunk)
+        window: deque[tuple[Future[None], int]] = deque()  # (future, boxes in its chunk)
         built = 0  # pending[:built] are built
         for start in range(0, len(devices), CHUNK):
             chunk = []
@@ -594,7 +608,7 @@ def _write_new(path: Path, content: bytes, mode: int) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def _os_call(fn, path: Path, *args: Any) -> None:
+def _os_call(fn: Callable[..., object], path: Path, *args: Any) -> None:
     from installer.writing.writer import WriteError, os_problem
 
     try:
@@ -687,7 +701,8 @@ def _not_ours(path: Path, hostname: str) -> str | None:
                                            "it is written by bundle fleet"))
         except (SmallFileError, ValueError, UnicodeDecodeError):
             return f"{OUTPUT_RECORD} is not one bundle fleet wrote"
-        if not isinstance(record, dict) or record.get("hostname") != hostname or not isinstance(record.get("files"), dict):
+        if (not isinstance(record, dict) or record.get("hostname") != hostname
+                or not isinstance(record.get("files"), dict)):
             return f"{OUTPUT_RECORD} is for another host" if isinstance(record, dict) else f"{OUTPUT_RECORD} is damaged"
         listed = record["files"]
         for dirpath, dirs, names in os.walk(path):

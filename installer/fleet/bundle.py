@@ -36,14 +36,18 @@ import re
 import stat
 import time
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from installer.planning import plan as planmod
 from installer.fleet.archive import ArchiveError, pack, read_archive
+from installer.planning import plan as planmod
 from installer.planning.plan import SECRET_FIELDS, Plan
 from installer.render import RenderedFile, Target, render
+
+if TYPE_CHECKING:  # cryptography is imported where it is used: it costs start-up time
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 FORMAT = "edge-installer-bundle"
 FORMAT_VERSION = 1
@@ -181,9 +185,12 @@ def merge_secrets(plan: Plan, secrets: dict[str, str]) -> Plan:
 # ---------------------------------------------------------------------------------------
 # Export.
 
+_ANY_TARGET = Target()  # the renderers' default box
+
+
 def build_bundle(plan: Plan, passphrase: str | None, *, report: dict[str, Any] | None = None,
-                 target: Target = Target(), created: float | None = None, version: str | None = None,
-                 scrypt_n: int = SCRYPT_N, sign_key: Any = None) -> bytes:
+                 target: Target = _ANY_TARGET, created: float | None = None, version: str | None = None,
+                 scrypt_n: int = SCRYPT_N, sign_key: Ed25519PrivateKey | None = None) -> bytes:
     """The bytes of a bundle for a validated plan. passphrase None leaves the secrets out.
 
     sign_key (an Ed25519PrivateKey) adds signature.json over the manifest; the key itself
@@ -209,7 +216,7 @@ def build_bundle(plan: Plan, passphrase: str | None, *, report: dict[str, Any] |
     }
     if secrets and passphrase is None:
         manifest["secrets"]["state"] = "omitted"
-    elif secrets:
+    elif secrets and passphrase is not None:
         salt, nonce = os.urandom(16), os.urandom(12)
         manifest["secrets"].update({
             "state": "encrypted", "member": SECRETS_MEMBER,
@@ -238,7 +245,8 @@ def export_bundle(plan: Plan, out: str | os.PathLike[str], passphrase: str | Non
 
     data = build_bundle(plan, passphrase, **kwargs)
     atomic_write(Path(out), data, 0o600)
-    return json.loads(read_members(data)[MANIFEST])
+    manifest: dict[str, Any] = json.loads(read_members(data)[MANIFEST])  # as build_bundle wrote it: an object
+    return manifest
 
 
 def redact_report(report: Any, secrets: list[str]) -> Any:
@@ -432,7 +440,7 @@ def verify_members(members: dict[str, bytes], passphrase: str | None) -> LoadedB
                         manifest=manifest, files=files, signer=signer, sealed=members.get(SECRETS_MEMBER))
 
 
-def _first(errors: list) -> str:
+def _first(errors: Sequence[object]) -> str:
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{errors[0]}{more}"
 
@@ -446,7 +454,8 @@ def _decrypt(manifest: dict[str, Any], sealed: bytes, passphrase: str) -> dict[s
     try:
         payload = AESGCM(key).decrypt(base64.b64decode(meta["cipher"]["nonce"]), sealed, _associated_data(manifest))
     except InvalidTag:
-        raise BundleError("its secrets do not decrypt: wrong passphrase, or the bundle was altered after export") from None
+        raise BundleError("its secrets do not decrypt: wrong passphrase, or the bundle was altered "
+                          "after export") from None
     secrets = _strict_json(payload, SECRETS_MEMBER)
     if (not isinstance(secrets, dict) or sorted(secrets) != sorted(meta["fields"])
             or not all(isinstance(v, str) for v in secrets.values())):
@@ -480,7 +489,8 @@ def _check_manifest(m: Any) -> None:
         raise bad("created and edge_installer_version must be text")
     t = m["target"]
     if (not isinstance(t, dict) or set(t) != {"netplan_version", "networkmanager", "cloud_init"}
-            or not isinstance(t["netplan_version"], str) or not re.fullmatch(r"\d{1,4}(\.\d{1,4}){1,3}", t["netplan_version"])
+            or not isinstance(t["netplan_version"], str)
+            or not re.fullmatch(r"\d{1,4}(\.\d{1,4}){1,3}", t["netplan_version"])
             or not isinstance(t["networkmanager"], bool) or not isinstance(t["cloud_init"], bool)):
         raise bad("target must be {netplan_version: 'X.Y', networkmanager: true|false, cloud_init: true|false}")
     if not isinstance(m["members"], list) or len(m["members"]) > MAX_MEMBERS:
@@ -501,14 +511,15 @@ def _check_manifest(m: Any) -> None:
             raise bad(f"members[{i}].sha256 must be 64 lowercase hex digits")
         is_file = path.startswith(FILES_PREFIX)
         mode = e.get("mode")
-        if is_file != (mode is not None) or (is_file and not (isinstance(mode, str) and re.fullmatch(r"0[0-7]{3}", mode))):
+        if is_file != (mode is not None) or (
+                is_file and not (isinstance(mode, str) and re.fullmatch(r"0[0-7]{3}", mode))):
             raise bad(f"members[{i}].mode must be given, as '0600' or '0644', for files/ members and only for them")
     if PLAN_MEMBER not in paths:
         raise bad(f"lists no {PLAN_MEMBER}")
     _check_secrets_meta(m["secrets"], SECRETS_MEMBER in paths, bad)
 
 
-def _check_secrets_meta(s: Any, has_member: bool, bad) -> None:
+def _check_secrets_meta(s: Any, has_member: bool, bad: Callable[[str], BundleError]) -> None:
     if not isinstance(s, dict) or s.get("state") not in ("none", "omitted", "encrypted"):
         raise bad("secrets.state must be none, omitted or encrypted")
     fields = s.get("fields")
@@ -684,7 +695,7 @@ def _create_exclusive(target: Path, content: bytes, mode: int) -> None:
         os.unlink(tmp)
 
 
-def load_signing_key(path: str | os.PathLike[str]) -> Any:
+def load_signing_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     """The Ed25519 private key in a PEM file written by `bundle keygen`; KeyFileError otherwise."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -715,13 +726,13 @@ def load_signing_key(path: str | os.PathLike[str]) -> Any:
     return key
 
 
-def _raw_public(key: Any) -> bytes:
+def _raw_public(key: Ed25519PrivateKey) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def _signature_member(key: Any, manifest_bytes: bytes) -> bytes:
+def _signature_member(key: Ed25519PrivateKey, manifest_bytes: bytes) -> bytes:
     doc = {"algorithm": SIGNATURE_ALGORITHM, "public_key": base64.b64encode(_raw_public(key)).decode(),
            "signature": base64.b64encode(key.sign(_SIGNED_PREFIX + manifest_bytes)).decode()}
     return json.dumps(doc, indent=1).encode("utf-8")

@@ -36,8 +36,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from installer.writing.writer import APPLIED_PLAN
+
+if TYPE_CHECKING:
+    from installer.planning.plan import Plan
 
 LABEL = "EDGE-SETUP"
 FOLDER = "edge-setup"
@@ -101,13 +105,13 @@ class Outcome:
     row: Row | None = None
     messages: list[str] = field(default_factory=list)
     recheck: list[str] = field(default_factory=list)   # the re-check's failures and warnings
-    checks: dict | None = None       # check --json's document
+    checks: dict[str, Any] | None = None  # check --json's document
     checks_text: str = ""
     report_paths: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     exit_code: int = 2
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "edge_installer_firstboot": 1,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
@@ -133,8 +137,8 @@ def _probe_label(device: Path) -> str | None:
     if shutil.which("blkid") is None:
         return None
     try:
-        out = subprocess.run(["blkid", "-p", "-o", "value", "-s", "LABEL", str(device)], check=False, capture_output=True,
-                             text=True, timeout=COMMAND_TIMEOUT_S)
+        out = subprocess.run(["blkid", "-p", "-o", "value", "-s", "LABEL", str(device)], check=False,
+                             capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
@@ -145,8 +149,8 @@ def _blkid_devices(label: str) -> list[Path]:
     if shutil.which("blkid") is None:
         return []
     try:
-        out = subprocess.run(["blkid", "-o", "device", "-t", f"LABEL={label}"], check=False, capture_output=True, text=True,
-                             timeout=COMMAND_TIMEOUT_S)
+        out = subprocess.run(["blkid", "-o", "device", "-t", f"LABEL={label}"], check=False, capture_output=True,
+                             text=True, timeout=COMMAND_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [Path(line.strip()) for line in out.stdout.splitlines() if line.strip()]
@@ -213,7 +217,7 @@ def opened(medium: Medium, root: Path) -> Iterator[Path]:
         _run(["umount", str(mount_point)])
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess:
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -239,8 +243,8 @@ def setup_files(folder: Path) -> tuple[Path, Path]:
         raise FirstbootError(f"the setup medium holds no bundle (*{BUNDLE_SUFFIX}); put the signed bundle from "
                              "`edge-installer bundle export --sign-key` there")
     if len(bundles) > 1:
-        raise FirstbootError(f"the setup medium holds {len(bundles)} bundles ({', '.join(_printable(b) for b in bundles)}); "
-                             "keep one")
+        raise FirstbootError(f"the setup medium holds {len(bundles)} bundles "
+                             f"({', '.join(_printable(b) for b in bundles)}); keep one")
     if not devices:
         raise FirstbootError(f"the setup medium holds no {DEVICES_FILE}; put the devices list there (as for "
                              "`bundle fleet`, with a ports.NAME.mac column)")
@@ -381,8 +385,8 @@ def _wait_for_medium(opts: Options) -> Medium | None:
 
 
 def _from_folder(opts: Options, folder: Path, out: Outcome) -> None:
-    from installer.fleet.bundle import MAX_FILE_BYTES
     from installer.fleet.build import MAX_CSV_BYTES
+    from installer.fleet.bundle import MAX_FILE_BYTES
     from installer.planning.yamlfile import SmallFileError, read_small
 
     bundle_path, devices_path = setup_files(folder)
@@ -409,8 +413,9 @@ def _from_folder(opts: Options, folder: Path, out: Outcome) -> None:
 
 def _apply(opts: Options, bundle_bytes: bytes, text: str, out: Outcome) -> None:
     """Check the bundle's signature, find this box's row, apply as `apply --keep-if-healthy`."""
-    from installer.writing.apply import apply_plan
-    from installer.fleet.bundle import BundleError, loads_bundle
+    import argparse
+
+    from installer.box.system import System
     from installer.commands import UsageError
     from installer.commands.apply import (
         Interrupted,
@@ -421,8 +426,9 @@ def _apply(opts: Options, bundle_bytes: bytes, text: str, out: Outcome) -> None:
     from installer.commands.bundle import check_trust
     from installer.commands.render import detect_target
     from installer.fleet.build import FleetError, read_devices
-    from installer.box.system import System
+    from installer.fleet.bundle import BundleError, loads_bundle
     from installer.planning.validate import default_context
+    from installer.writing.apply import apply_plan
 
     root = Path(opts.root)
     staged = root.resolve() != Path("/")
@@ -438,7 +444,7 @@ def _apply(opts: Options, bundle_bytes: bytes, text: str, out: Outcome) -> None:
             # firstboot has no --allow-unsigned: an untrusted bundle is never used headless.
             raise FirstbootError(" ".join(e.lines).split("; or give --allow-unsigned")[0]) from None
         row, reduced = find_row(text, out.macs)
-        target = detect_target(root, _NoOverrides())
+        target = detect_target(root, argparse.Namespace())  # no command line: no overrides
         ctx = default_context(target=target)
         try:
             device = read_devices(reduced, loaded.plan, missing_secrets=loaded.missing_secrets,
@@ -489,12 +495,6 @@ def _apply(opts: Options, bundle_bytes: bytes, text: str, out: Outcome) -> None:
         _run_checks(plan, opts, out, expect_applied=out.outcome == "kept")
 
 
-class _NoOverrides:
-    netplan_version = None
-    networkmanager = None
-    cloud_init = None
-
-
 @contextmanager
 def _private_copy(data: bytes) -> Iterator[Path]:
     """The bundle's bytes in a 0600 file of our own: what apply reads is what was checked,
@@ -508,13 +508,13 @@ def _private_copy(data: bytes) -> Iterator[Path]:
         os.unlink(name)
 
 
-def _run_checks(plan, opts: Options, out: Outcome, *, expect_applied: bool) -> None:
+def _run_checks(plan: Plan, opts: Options, out: Outcome, *, expect_applied: bool) -> None:
     """The live checks, as `check --json` runs them."""
+    from installer.box.identity import identify
     from installer.checks import findings
     from installer.checks import report as reports
     from installer.checks.planner import build_context, plan_checks, remediation
     from installer.checks.runner import run_checks_sync
-    from installer.box.identity import identify
 
     if plan.tls.extra_ca_file and not Path(plan.tls.extra_ca_file).is_file():
         out.messages.append(f"checks not run: tls.extra_ca_file {plan.tls.extra_ca_file} does not exist on this box")
@@ -532,7 +532,7 @@ def _run_checks(plan, opts: Options, out: Outcome, *, expect_applied: bool) -> N
     out.checks_text = "\n".join(reports.line(r) for r in result.results) + "\n" + reports.text_summary(result)
 
 
-def _save_plan(root: Path, plan) -> None:
+def _save_plan(root: Path, plan: Plan) -> None:
     """The plan the box was set up with, where the wizard's Done step saves it (mode 0600): the
     setup wizard units then stand down at boot, and `check --plan` finds it."""
     from installer.writing.writer import WriteError, save_applied_plan
@@ -546,9 +546,9 @@ def _save_plan(root: Path, plan) -> None:
 # ---------------------------------------------------------------------------------------
 # Stamp, reports, consoles.
 
-def read_stamp(root: Path) -> dict:
-    from installer.writing.writer import box_path
+def read_stamp(root: Path) -> dict[str, Any]:
     from installer.planning.yamlfile import read_regular
+    from installer.writing.writer import box_path
 
     try:
         data = json.loads(read_regular(box_path(Path(root), STAMP), MAX_STAMP_BYTES).decode("utf-8"))

@@ -30,15 +30,21 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from installer.fleet.build import Device
+    from installer.planning.plan import Plan
 
 INVENTORY_FILE = "inventory.yml"
 SECRETS_DIR = "ansible-secrets"
 CONTROLLER_COLUMNS = ("ansible_host", "ansible_user", "ansible_port")
-ROLLOUT_DIR = Path(__file__).resolve().parents[1] / "packaging" / "ansible"
+# The repository's (or source tree's) packaging/ansible: this file is installer/fleet/inventory.py.
+ROLLOUT_DIR = Path(__file__).resolve().parents[2] / "packaging" / "ansible"
 
 
 class InventoryError(Exception):
@@ -108,7 +114,7 @@ def _column_problems(values: dict[str, str], line: int, source: str) -> list[str
     return problems
 
 
-def new_host(plan) -> str | None:
+def new_host(plan: Plan) -> str | None:
     """The address the controller reaches the box on after the change: its static uplink's."""
     uplink = getattr(plan, "uplink", None)
     if uplink is None or getattr(uplink, "ipv4", None) != "static" or not getattr(uplink, "address", None):
@@ -116,7 +122,7 @@ def new_host(plan) -> str | None:
     return str(uplink.address).split("/", 1)[0]
 
 
-def host_vars(device, extra: dict[str, str], out: Path) -> dict[str, Any]:
+def host_vars(device: Device, extra: dict[str, str], out: Path) -> dict[str, Any]:
     """One box's inventory variables (see the module docstring); secrets go to files."""
     from installer.planning.plan import SECRET_FIELDS
     from installer.writing.writer import atomic_write
@@ -154,7 +160,7 @@ def host_vars(device, extra: dict[str, str], out: Path) -> dict[str, Any]:
     return entry
 
 
-def write_inventory(out: Path, devices: Sequence, extras: Sequence[dict[str, str]], *, bundle: Path,
+def write_inventory(out: Path, devices: Sequence[Device], extras: Sequence[dict[str, str]], *, bundle: Path,
                     signer_line: str | None, results: Path | None = None) -> Path:
     """OUT/inventory.yml for `devices` (from fleet.read_devices, in CSV order); its path."""
     from installer.writing.writer import atomic_write

@@ -25,8 +25,9 @@ import json
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 REPORT_JSON = "fleet-report.json"
 REPORT_HTML = "fleet-report.html"
@@ -81,7 +82,7 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def _findings(check: Mapping) -> list[dict]:
+def _findings(check: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for f in check.get("findings") or []:
         if not isinstance(f, dict):
@@ -95,7 +96,7 @@ def _findings(check: Mapping) -> list[dict]:
     return out
 
 
-def _failing_checks(check: Mapping) -> list[dict]:
+def _failing_checks(check: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for c in check.get("checks") or []:
         if isinstance(c, dict) and c.get("status") in ("fail", "warn"):
@@ -105,7 +106,7 @@ def _failing_checks(check: Mapping) -> list[dict]:
     return out
 
 
-def box_result(name: str, folder: Path | None) -> dict:
+def box_result(name: str, folder: Path | None) -> dict[str, Any]:
     """One box's entry: its outcome, its check verdict (pass / warn / fail) and findings."""
     entry: dict[str, Any] = {"box": name, "outcome": "not-run", "status": "fail", "detail": "", "problems": [],
                              "summary": None, "findings": [], "failing_checks": []}
@@ -160,15 +161,15 @@ def _hosts(results: Path) -> list[str]:
     return seen
 
 
-def shared_causes(boxes: Iterable[Mapping], minimum: int = 2) -> list[dict]:
+def shared_causes(boxes: Iterable[Mapping[str, Any]], minimum: int = 2) -> list[dict[str, Any]]:
     """The causes several boxes share: the same finding (cause, destinations, ports) on each,
     worst and most widespread first; and boxes that ended the same way other than confirmed."""
-    groups: dict[tuple, dict] = OrderedDict()
+    groups: dict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
     for box in boxes:
         for f in box.get("findings", []):
             if f["status"] not in ("fail", "warn"):
                 continue
-            key = ("finding", f["cause"], tuple(sorted(f["hosts"])), tuple(sorted(f["ports"])))
+            key: tuple[Any, ...] = ("finding", f["cause"], tuple(sorted(f["hosts"])), tuple(sorted(f["ports"])))
             g = groups.setdefault(key, {"kind": "finding", "cause": f["cause"], "status": f["status"],
                                         "title": f["title"], "hosts": f["hosts"], "ports": f["ports"],
                                         "remediation": f["remediation"], "boxes": []})
@@ -189,7 +190,7 @@ def shared_causes(boxes: Iterable[Mapping], minimum: int = 2) -> list[dict]:
     return out
 
 
-def read_results(results: Path | str, *, now: float | None = None) -> dict:
+def read_results(results: Path | str, *, now: float | None = None) -> dict[str, Any]:
     """The fleet report's document for a results directory (see the module docstring)."""
     results = Path(results)
     if not results.is_dir():
@@ -204,7 +205,7 @@ def read_results(results: Path | str, *, now: float | None = None) -> dict:
             "boxes": boxes}
 
 
-def exit_code(report: Mapping) -> int:
+def exit_code(report: Mapping[str, Any]) -> int:
     """0 every box passed, 1 warnings only, 2 any box failed (as `check`)."""
     s = report["summary"]
     return 2 if s["fail"] else 1 if s["warn"] else 0
@@ -232,7 +233,7 @@ def _tag(status: str) -> str:
     return f'<span class="tag {status}">{status.upper()}</span>'
 
 
-def html(report: Mapping) -> str:
+def html(report: Mapping[str, Any]) -> str:
     """The fleet report as one self-contained HTML page (no script, no external reference)."""
     s = report["summary"]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -241,7 +242,8 @@ def html(report: Mapping) -> str:
            "<title>edge-installer fleet report</title>", f"<style>{_STYLE}</style></head><body>",
            "<h1>edge-installer fleet report</h1>",
            f"<p>{_e(s['boxes'])} boxes, generated {_e(report['generated'])}: "
-           f"{_tag('pass')} {_e(s['pass'])} &nbsp; {_tag('warn')} {_e(s['warn'])} &nbsp; {_tag('fail')} {_e(s['fail'])}</p>"]
+           f"{_tag('pass')} {_e(s['pass'])} &nbsp; {_tag('warn')} {_e(s['warn'])} &nbsp; "
+           f"{_tag('fail')} {_e(s['fail'])}</p>"]
     if s["outcomes"]:
         out.append("<ul>" + "".join(f"<li>{_e(k)}: {_e(v)} ({_e(OUTCOMES.get(k, ''))})</li>"
                                     for k, v in s["outcomes"].items()) + "</ul>")
@@ -294,7 +296,7 @@ def _anchor(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def write(report: Mapping, out: Path | str) -> tuple[Path, Path]:
+def write(report: Mapping[str, Any], out: Path | str) -> tuple[Path, Path]:
     """fleet-report.json and fleet-report.html in `out` (created), each written atomically."""
     from installer.writing.writer import atomic_write
 

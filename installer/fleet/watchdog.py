@@ -27,14 +27,21 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from installer.fleet.bundle import printable
+
 # APPLIED_PLAN: where the wizard's Done step (or a zero-touch first boot) leaves the plan the
 # box was set up with: the plan the watchdog checks unless told otherwise.
 from installer.writing.writer import APPLIED_PLAN, PRIVATE_DIR_MODE, atomic_write, box_path, make_dirs  # noqa: F401
+
+if TYPE_CHECKING:  # imported where used: the checks cost start-up time
+    from installer.checks.runner import Report
+    from installer.planning.plan import Plan
 
 STATE_DIR = "/var/lib/edge-installer/watchdog"
 UNIT = "edge-installer-watchdog"
@@ -240,7 +247,7 @@ def stamp(when: float) -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(when)) + f".{int(when % 1 * 1e6):06d}Z"
 
 
-def load_runs(root: Path) -> list[dict]:
+def load_runs(root: Path) -> list[dict[str, Any]]:
     """The kept runs, oldest first; a file that cannot be read as a run is left out."""
     directory = runs_dir(root)
     runs = []
@@ -261,23 +268,24 @@ def load_runs(root: Path) -> list[dict]:
     return runs
 
 
-def last_with_checks(runs: Iterable[dict]) -> dict | None:
+def last_with_checks(runs: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     """The latest run that checked something."""
     return next((r for r in reversed(list(runs)) if r.get("verdict") in VERDICTS), None)
 
 
-def run_record(report, previous: dict | None, *, started: float, finished: float, plan: str,
-               mask: Callable[[str], str]) -> dict:
+def run_record(report: Report, previous: dict[str, Any] | None, *, started: float, finished: float, plan: str,
+               mask: Callable[[str], str]) -> dict[str, Any]:
     """A run with results: every check's result (masked), its streak, and the changes since `previous`."""
     before = {c["key"]: c for c in (previous or {}).get("checks", [])}
     checks = []
     for r in report.results:
         old = before.get(mask(r.key))
-        same = old is not None and old.get("status") == r.status
+        same = old if old is not None and old.get("status") == r.status else None  # its streak goes on
         checks.append({"key": mask(r.key), "id": r.id, "kind": r.kind, "target": mask(r.target), "status": r.status,
                        "diagnosis": r.diagnosis, "evidence": mask(r.evidence), "remediation": mask(r.remediation),
                        "profile": r.profile, "duration_s": round(r.duration_s, 3),
-                       "since": old["since"] if same else started, "runs": old["runs"] + 1 if same else 1})
+                       "since": same["since"] if same is not None else started,
+                       "runs": same["runs"] + 1 if same is not None else 1})
     verdict = "fail" if report.summary["fail"] else "warn" if report.summary["warn"] else "pass"
     return {"version": 1, "run": stamp(started), "started": started, "finished": finished, "plan": plan,
             "verdict": verdict, "exit_code": _EXIT[verdict], "summary": dict(report.summary),
@@ -286,20 +294,20 @@ def run_record(report, previous: dict | None, *, started: float, finished: float
             "changes": changes(previous, checks, started)}
 
 
-def no_results(verdict: str, message: str, *, started: float, finished: float, plan: str) -> dict:
+def no_results(verdict: str, message: str, *, started: float, finished: float, plan: str) -> dict[str, Any]:
     """A run that checked nothing: `error` (e.g. the plan is gone) or `overran` (its deadline)."""
     return {"version": 1, "run": stamp(started), "started": started, "finished": finished, "plan": plan,
             "verdict": verdict, "exit_code": 2, "message": message, "summary": {}, "checks": [],
             "previous": None, "changes": []}
 
 
-def changes(previous: dict | None, checks: list[dict], now: float) -> list[dict]:
+def changes(previous: dict[str, Any] | None, checks: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
     """What differs from the run before: a check that failed, warned or recovered (with how long
     the trouble lasted), one whose diagnosis changed, one new or gone. Empty for a first run."""
     if previous is None:
         return []
     before = {c["key"]: c for c in previous.get("checks", [])}
-    found = []
+    found: list[dict[str, Any]] = []
     for c in checks:
         old = before.pop(c["key"], None)
         entry = {"key": c["key"], "id": c["id"], "target": c["target"], "from": old and old["status"],
@@ -320,7 +328,7 @@ def changes(previous: dict | None, checks: list[dict], now: float) -> list[dict]
     return found
 
 
-def save_run(root: Path, run: dict, keep: int = KEEP_RUNS) -> Path:
+def save_run(root: Path, run: dict[str, Any], keep: int = KEEP_RUNS) -> Path:
     """Store a run (atomically, mode 0600) and prune the oldest beyond `keep`; its path."""
     directory = runs_dir(root)
     target = directory / f"{run['run']}.json"
@@ -334,7 +342,7 @@ def save_run(root: Path, run: dict, keep: int = KEEP_RUNS) -> Path:
     return target
 
 
-def describe_change(c: Mapping) -> str:
+def describe_change(c: Mapping[str, Any]) -> str:
     """A change in words: `tcp-connect api.example.com:443: pass -> fail (tcp-timeout)`."""
     what = f"{c['id']} {c['target']}".rstrip()
     kind = c["change"]
@@ -382,7 +390,7 @@ CHECK_MESSAGE_ID = "d00288eaebeb42e8bbca98567fa85cc0"
 RUN_MESSAGE_ID = "5f71e818aa4b4620b973e106ce138533"
 
 # checker(plan, timeout, deadline) -> installer.checks.runner.Report
-Checker = Callable[[object, float, float], object]
+Checker = Callable[["Plan", float, float], "Report"]
 
 
 class CheckProblem(Exception):
@@ -394,7 +402,7 @@ class CheckProblem(Exception):
 class RunResult:
     """What a run did."""
 
-    record: dict | None = None           # None: skipped
+    record: dict[str, Any] | None = None  # None: skipped
     saved: Path | None = None
     journal_problem: str | None = None   # why nothing went to the journal, or None
     skipped_by: str | None = None        # the pid holding the lock when this run was skipped
@@ -409,7 +417,7 @@ class _Overran(BaseException):
     pass
 
 
-def live_checks(plan, timeout: float, deadline: float):
+def live_checks(plan: Plan, timeout: float, deadline: float) -> Report:
     """The checks `edge-installer check --plan` runs on an applied plan, and their report."""
     from installer.checks.planner import build_context, plan_checks, remediation
     from installer.checks.runner import run_checks
@@ -430,7 +438,7 @@ def live_checks(plan, timeout: float, deadline: float):
                                                   deadline=deadline, remediation=remediation(plan, ctx.catalog)))
     except asyncio.CancelledError:
         # The runner lets a cancellation out when its deadline cuts a check that others wait on:
-        # said as it is rather than as a traceback in the 
+        # said as it is rather than as a traceback in the journal.
         raise CheckProblem(f"the checks gave no results: their deadline of {deadline:g} s cut a check that "
                            "others waited on, and the runner was cancelled (a defect in edge-installer's "
                            "runner; a longer --deadline avoids it)") from None
@@ -439,7 +447,7 @@ def live_checks(plan, timeout: float, deadline: float):
         loop.close()
 
 
-def load_plan(path: str):
+def load_plan(path: str) -> Plan:
     """The validated plan at `path`, or CheckProblem."""
     from installer.commands import UsageError, load_valid_plan
 
@@ -470,7 +478,7 @@ def run_once(root: Path, plan_path: str, *, timeout: float, deadline: float, che
     previous = last_with_checks(load_runs(root))
     finished = {"done": False}
 
-    def finish(run: dict) -> None:
+    def finish(run: dict[str, Any]) -> None:
         if finished["done"]:
             return
         finished["done"] = True
@@ -478,7 +486,7 @@ def run_once(root: Path, plan_path: str, *, timeout: float, deadline: float, che
         result.saved = save_run(root, run, keep)
         result.journal_problem = journal_send(entries(run), journal_socket)
 
-    def overran(signum, frame):
+    def overran(signum: int, frame: FrameType | None) -> None:
         finish(no_results("overran", f"the run did not end within its deadline of {deadline:g} s "
                                      f"(+{backstop_s:g} s); it was stopped", started=started, finished=clock(),
                           plan=plan_path))
@@ -534,7 +542,7 @@ def _lock(root: Path) -> int | str:
     return fd
 
 
-def entries(run: dict) -> list[dict]:
+def entries(run: dict[str, Any]) -> list[dict[str, Any]]:
     """The journal entries of a run: one per check, then the run's own (already masked)."""
     out = []
     for c in run["checks"]:
@@ -560,7 +568,7 @@ def entries(run: dict) -> list[dict]:
     return out
 
 
-def summary_line(run: dict) -> str:
+def summary_line(run: dict[str, Any]) -> str:
     """The run in one line: its verdict, counts and changes."""
     if run["verdict"] not in VERDICTS:
         return f"watchdog run: {run['verdict'].upper()}: {run.get('message', '')}"

@@ -11,17 +11,38 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from installer.writing.existing import find_conflicts, move_aside_paths
+from installer.box.system import CommandResult, System
 from installer.planning.plan import Plan
 from installer.render import CONN_MACHINES, CONN_UPLINK, Target, render
-from installer.render.dropins import (CHRONY_FILE, LEGACY_PROXY_FILE, NM_UNMANAGED_FILE, PROXY_ENV_FILE,
-                                     PROXY_FILE, REGDOM_FILE, RESOLVED_FILE, SYSCTL_FILE, TIMESYNCD_FILE)
-from installer.box.system import CommandResult, System
-from installer.writing.writer import (WriteResult, await_confirmation, confirm_set, recover, restore,
-                              revert_unconfirmed, write_files)
+from installer.render.dropins import (
+    CHRONY_FILE,
+    LEGACY_PROXY_FILE,
+    NM_UNMANAGED_FILE,
+    PROXY_ENV_FILE,
+    PROXY_FILE,
+    REGDOM_FILE,
+    RESOLVED_FILE,
+    SYSCTL_FILE,
+    TIMESYNCD_FILE,
+)
+from installer.writing.existing import find_conflicts, move_aside_paths
+from installer.writing.writer import (
+    WriteResult,
+    await_confirmation,
+    confirm_set,
+    recover,
+    restore,
+    revert_unconfirmed,
+    write_files,
+)
+
+if TYPE_CHECKING:  # the checks are imported where they run: they cost start-up time
+    from installer.checks.neighbours import Preflight
+    from installer.checks.runner import Report
 
 DEFAULT_CONFIRM_TIMEOUT_S = 120.0
 # The dead man's switch fires this long after the confirmation should have come: the re-check
@@ -32,7 +53,7 @@ REVERT_MARGIN_S = 120.0
 WAIT_MARGIN_S = 20.0
 
 # confirm(seconds, recheck_report) -> True to keep the new configuration.
-Confirm = Callable[[float, object], bool]
+Confirm = Callable[[float, "Report | None"], bool]  # None: the re-check could not run
 Progress = Callable[[str], None]
 
 
@@ -42,7 +63,7 @@ class ApplyResult:
 
     written: WriteResult | None = None
     commands: list[CommandResult] = field(default_factory=list)
-    recheck: object | None = None          # installer.checks.runner.Report of the re-check
+    recheck: Report | None = None          # the re-check's report
     confirmed: bool = False
     rolled_back: bool = False
     restored: list[str] = field(default_factory=list)
@@ -119,7 +140,7 @@ def stack_commands(plan: Plan, target: Target, written: list[str]) -> list[list[
 RECHECK_SETTLE_S = 30.0
 
 
-def recheck(plan: Plan, timeout: float, settle_s: float = RECHECK_SETTLE_S) -> object:
+def recheck(plan: Plan, timeout: float, settle_s: float = RECHECK_SETTLE_S) -> Report:
     """The link checks, the DNS checks, the ARP probes of the static addresses and gateway
     (installer.checks.neighbours), the WiFi signal (installer.checks.wifi) and one cloud check,
     as after `netplan apply`, once the links have settled (at most settle_s)."""
@@ -146,9 +167,9 @@ def recheck(plan: Plan, timeout: float, settle_s: float = RECHECK_SETTLE_S) -> o
 
 def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
                confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT_S, check_timeout: float = 3.0,
-               rechecker: Callable[[Plan, float], object] | None = None,
+               rechecker: Callable[[Plan, float], Report] | None = None,
                progress: Progress = lambda line: None, force_address: bool = False,
-               prober: Callable[..., object] | None = None, how_to_change: str = "cli") -> ApplyResult:
+               prober: Callable[..., Preflight] | None = None, how_to_change: str = "cli") -> ApplyResult:
     """Write, apply, re-check and confirm; roll back when not confirmed. Never half-applies.
     `rechecker` defaults to recheck() (looked up at each call).
 
@@ -175,15 +196,17 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
     result.written = write_files(system.root, files, move_aside_paths(conflicts))
     progress(f"wrote {len(result.written.written)} file(s), {len(result.written.unchanged)} unchanged")
     commands = stack_commands(plan, target, result.written.written + [m for m, _ in result.written.moved])
-    pending = system.live and result.written.backup_dir is not None
+    # The backup set of a change awaiting its answer; None: nothing to confirm (staged, or no
+    # file changed).
+    pending = result.written.backup_dir if system.live else None
     armed: str | None = None  # the revert timer's unit
-    if pending:
+    if pending is not None:
         # From here until an answer, the backup set says "unconfirmed": should this process
         # die (SIGKILL, power cut), the next recover puts the old files back.
-        await_confirmation(system.root, result.written.backup_dir, commands)
+        await_confirmation(system.root, pending, commands)
         # Should this process be killed outright (SIGKILL, the OOM killer) and the box keep
         # running, systemd undoes the change on its own a little after the timeout.
-        unit = revert_unit(result.written.backup_dir)
+        unit = revert_unit(pending)
         switch = arm_revert_timer(system, unit, confirm_timeout + REVERT_MARGIN_S)
         result.commands.append(switch)
         armed = unit if switch.ok else None
@@ -209,7 +232,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
             result.confirmed = True
             result.messages.append(f"staged under {system.root}: nothing was applied; the commands are shown")
             return result
-        if not pending:
+        if pending is None:
             result.confirmed = True
             result.messages.append("nothing changed on disk")
             return result
@@ -229,13 +252,13 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
         # that carried the confirmation is gone): nobody can confirm any more, so the old
         # configuration comes back, as with `netplan try`.
         result.messages.append("interrupted before the change was confirmed: restoring the previous configuration")
-        if pending and not result.rolled_back:
+        if pending is not None and not result.rolled_back:
             _rollback(plan, system, target, result, commands)
         _disarm(system, result, armed)
         raise
     if keep:
         try:
-            confirm_set(system.root, result.written.backup_dir)
+            confirm_set(system.root, pending)
         except (OSError, ValueError) as e:
             result.messages.append(f"WARNING: the confirmation could not be recorded ({e}); the next "
                                    f"`edge-installer recover` or reboot would undo this change: free "
@@ -251,7 +274,7 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
 
 
 def check_addresses(plan: Plan, system: System, result: ApplyResult, progress: Progress, *,
-                    force_address: bool = False, prober: Callable[..., object] | None = None,
+                    force_address: bool = False, prober: Callable[..., Preflight] | None = None,
                     timeout: float = 3.0, how_to_change: str = "cli") -> bool:
     """The ARP probes before apply: False (and `result.refused` set) when another device holds
     a planned address and the apply must not go on."""

@@ -27,12 +27,16 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from installer.render import RenderedFile
 from installer.planning.yamlfile import read_regular
+from installer.render import RenderedFile
+
+if TYPE_CHECKING:
+    from installer.planning.plan import Plan
 
 BACKUP_DIR = "/var/lib/edge-installer/backups"
 MANIFEST = "manifest.json"
@@ -184,7 +188,7 @@ def _temp_name(target: Path, stamp: str) -> Path:
     return target.parent / f".{target.name}.edge-installer-{stamp}.new"
 
 
-def _save_manifest(backup: Path, manifest: dict) -> None:
+def _save_manifest(backup: Path, manifest: dict[str, Any]) -> None:
     atomic_write(backup / MANIFEST, json.dumps(manifest, indent=1).encode(), 0o600)
 
 
@@ -206,7 +210,7 @@ def write_files(root: Path, files: Iterable[RenderedFile], move_aside: Iterable[
     recover(root)
     files = list(files)
     result = WriteResult(root=root)
-    actions: list[dict] = []
+    actions: list[dict[str, Any]] = []
     targets = {f.path: box_path(root, f.path) for f in files}
     for f in files:
         t = targets[f.path]
@@ -284,7 +288,7 @@ def _shown(text: str | Path) -> str:
                    for ch in str(text))
 
 
-def _load_manifest(backup: Path) -> dict:
+def _load_manifest(backup: Path) -> dict[str, Any]:
     if backup.is_symlink() or not backup.is_dir():
         raise WriteError(f"{backup}: not a backup set directory (a symbolic link or a file); refused")
     manifest = json.loads(read_regular(backup / MANIFEST, MAX_MANIFEST_BYTES, follow_symlinks=False))
@@ -293,7 +297,7 @@ def _load_manifest(backup: Path) -> dict:
     return manifest
 
 
-def _checked(root: Path, backup: Path, manifest: dict) -> list[dict]:
+def _checked(root: Path, backup: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """The manifest's actions, each confined to root: its path a box path under root (no '..',
     no symbolic link out), its staged file next to it, its mode a mode. A manifest is data on
     disk that anyone who can write there could have crafted: anything else is refused, with
@@ -318,8 +322,8 @@ def _checked(root: Path, backup: Path, manifest: dict) -> list[dict]:
         if a["action"] == "moved" and "staged" not in a:
             continue
         staged = a.get("staged")
-        ok = isinstance(staged, str) and not staged.startswith("/") and ".." not in Path(staged).parts
-        if ok:
+        ok = False
+        if isinstance(staged, str) and not staged.startswith("/") and ".." not in Path(staged).parts:
             sp = root / staged
             ok = (sp.parent == target.parent and sp.name.startswith(f".{target.name}.edge-installer-")
                   and sp.name.endswith(".new"))
@@ -340,7 +344,7 @@ def _kept(root: Path, backup: Path, path: str) -> Path | None:
     return keep
 
 
-def _abandon(root: Path, backup: Path, manifest: dict) -> None:
+def _abandon(root: Path, backup: Path, manifest: dict[str, Any]) -> None:
     """Discard a run stopped by an error before its commit point (a full disk): its staged
     files go (freeing what they took), the old files were never touched. Best effort: what
     cannot be removed now, `recover()` removes later."""
@@ -379,7 +383,7 @@ def _new_backup_set(root: Path, base: str) -> tuple[str, str, Path]:
     raise WriteError(f"{BACKUP_DIR}: cannot create a new backup set")
 
 
-def _complete(root: Path, backup: Path, manifest: dict, hook: Hook = _noop) -> None:
+def _complete(root: Path, backup: Path, manifest: dict[str, Any], hook: Hook = _noop) -> None:
     """Roll a committed transaction forward; safe to repeat after an interruption. A file
     that cannot be put in place raises WriteError naming it and why."""
     for action in _checked(root, backup, manifest):
@@ -407,7 +411,8 @@ def _complete(root: Path, backup: Path, manifest: dict, hook: Hook = _noop) -> N
     _save_manifest(backup, manifest)
 
 
-def _complete_or_undo(root: Path, backup_rel: str, backup: Path, manifest: dict, hook: Hook = _noop) -> None:
+def _complete_or_undo(root: Path, backup_rel: str, backup: Path, manifest: dict[str, Any],
+                      hook: Hook = _noop) -> None:
     """After the commit point: all the new files, or (one cannot be put in place) all the old
     ones back. Raises WriteError naming the file that blocks, and whether the old files are back."""
     try:
@@ -423,9 +428,9 @@ def _complete_or_undo(root: Path, backup_rel: str, backup: Path, manifest: dict,
     raise WriteError(f"{first}: the previous files were put back, nothing was changed") from None
 
 
-def _manifests(root: Path) -> list[tuple[Path, dict]]:
+def _manifests(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     base = box_path(root, BACKUP_DIR)
-    found = []
+    found: list[tuple[Path, dict[str, Any]]] = []
     if base.is_symlink() or not base.is_dir():
         return found
     for d in sorted(base.iterdir()):
@@ -458,7 +463,7 @@ def _process_stat(pid: int) -> list[str] | None:
         return None
 
 
-def _waiting(awaiting: dict) -> bool:
+def _waiting(awaiting: dict[str, Any]) -> bool:
     """The process that waits for this confirmation is still running (this boot, alive, and
     the same process: a pid reused by another one since has a different start time)."""
     pid = awaiting.get("pid")
@@ -478,7 +483,7 @@ def _waiting(awaiting: dict) -> bool:
     return stat[0] != "Z" and (started is None or (len(stat) > 19 and stat[19] == str(started)))
 
 
-def _set_state(root: Path, backup_rel: str, state: str, awaiting: dict | None = None) -> None:
+def _set_state(root: Path, backup_rel: str, state: str, awaiting: dict[str, Any] | None = None) -> None:
     """Mark a backup set's manifest with a new state (and who awaits its confirmation)."""
     backup = box_path(Path(root), backup_rel)
     manifest = _load_manifest(backup)
@@ -503,7 +508,7 @@ def await_confirmation(root: Path, backup_rel: str, commands: list[list[str]]) -
 CONFIRM_REQUEST = "confirm-request"
 
 
-def awaiting_confirmation(root: Path, pid: int | None = None) -> list[tuple[Path, dict]]:
+def awaiting_confirmation(root: Path, pid: int | None = None) -> list[tuple[Path, dict[str, Any]]]:
     """The backup sets of changes applied and waiting for a confirmation whose process still
     runs (only `pid`'s when given): (the set's directory, its manifest)."""
     return [(backup, m) for backup, m in _manifests(Path(root))
@@ -539,7 +544,7 @@ def backup_state(backup: Path) -> str | None:
 APPLIED_PLAN = "/var/lib/edge-installer/plan.yaml"
 
 
-def save_applied_plan(root: Path, plan, how: str = "") -> Path:
+def save_applied_plan(root: Path, plan: Plan, how: str = "") -> Path:
     """Write `plan` to APPLIED_PLAN under root, atomically, mode 0600; the path written.
     `how`: how the box was set up, for the file's first line (e.g. "zero-touch first boot")."""
     from installer.planning import plan as planmod
@@ -631,12 +636,13 @@ def restore(root: Path, backup_rel: str, hook: Hook = _noop) -> list[str]:
     for action in reversed(actions):
         target = box_path(root, action["path"])
         staged = root / action["staged"] if "staged" in action else None
-        pending = staged is not None and os.path.lexists(staged)
+        # The staged copy still there: the file was never replaced. None: no such copy.
+        pending = staged if staged is not None and os.path.lexists(staged) else None
         try:
-            if pending:
-                staged.unlink()
+            if pending is not None:
+                pending.unlink()
             if action["action"] == "created":
-                if not pending and (target.is_symlink() or target.is_file()):
+                if pending is None and (target.is_symlink() or target.is_file()):
                     target.unlink()
                     fsync_dir(target.parent)
                     restored.append(action["path"])
@@ -645,7 +651,7 @@ def restore(root: Path, backup_rel: str, hook: Hook = _noop) -> list[str]:
         except OSError as e:
             raise WriteError(f"{_shown(action['path'])}: cannot be removed "
                              f"({(e.strerror or str(e)).lower()})") from None
-        if pending:
+        if pending is not None:
             continue  # never replaced: the old file is still in place
         keep = _kept(root, backup, action["path"])
         if keep is None:
