@@ -25,12 +25,12 @@ import pytest
 import yaml
 
 from installer import cli
-from installer.planning import plan as P
-from installer.fleet.bundle import build_bundle, per_box_fields, split_secrets
 from installer.fleet.build import MACHINES_NETPLAN_FILE, OUTPUT_RECORD, FleetError, read_devices, seed_files
+from installer.fleet.bundle import build_bundle, per_box_fields, split_secrets
+from installer.planning import plan as P
+from installer.planning.setfield import apply_sets
 from installer.render import Target, dropins, render
 from installer.render import netplan as netplan_renderer
-from installer.planning.setfield import apply_sets
 from tests import hostile_bundles as H
 from tests.judges import judge_trees, netplan_generate, require_tools
 
@@ -71,7 +71,7 @@ def devices_csv(plan: P.Plan, boxes: int = 2) -> tuple[str, list[P.Plan]]:
                 iface = ipaddress.IPv4Interface(flat_get(plan, key))
                 values.append(f"{iface.network.network_address + 100 + n}/{iface.network.prefixlen}")
         rows.append(",".join(values))
-        expected.append(apply_sets(plan, [f"{k}={v}" for k, v in zip(header, values)]))
+        expected.append(apply_sets(plan, [f"{k}={v}" for k, v in zip(header, values, strict=True)]))
     return "\n".join(rows) + "\n", expected
 
 
@@ -111,8 +111,8 @@ def fleet(tmp_path_factory):
         text, expected = devices_csv(plan)
         csv_file = base / f"{name}.csv"
         csv_file.write_text(text)
-        code = cli.main(["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(csv_file), "--out", str(out / name),
-                         "--passphrase-file", str(base / "pass")])
+        code = cli.main(["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(csv_file),
+                         "--out", str(out / name), "--passphrase-file", str(base / "pass")])
         assert code == 0, name
         boxes += [(name, p, out / name / p.hostname) for p in expected]
     return base, boxes
@@ -194,7 +194,7 @@ def test_cloud_init_reads_every_seed_and_netplan_accepts_what_it_writes(fleet, t
     with ThreadPoolExecutor(max_workers=4) as pool:
         converted = list(pool.map(convert, enumerate(boxes)))
         schemas = list(pool.map(schema, [box for _, _, box in boxes]))
-    for (name, plan, out, proc), (_, _, box) in zip(converted, boxes):
+    for (name, plan, out, proc), (_, _, box) in zip(converted, boxes, strict=True):
         assert proc.returncode == 0, (name, proc.stderr)
         written = out / "etc/netplan/50-cloud-init.yaml"
         network = yaml.safe_load(written.read_text())["network"]
@@ -213,7 +213,7 @@ def test_cloud_init_reads_every_seed_and_netplan_accepts_what_it_writes(fleet, t
                 extra.chmod(int(w["permissions"], 8))
         ok, stderr = netplan_generate(root)
         assert ok and stderr == "", (name, stderr)
-    for proc, (name, _, box) in zip(schemas, boxes):
+    for proc, (name, _, box) in zip(schemas, boxes, strict=True):
         assert proc.returncode == 0, (name, proc.stdout, proc.stderr)
         assert proc.stdout.strip() == f"Valid cloud-config: {box / 'seed/user-data'}", (name, proc.stdout)
         assert "deprecat" not in (proc.stdout + proc.stderr).lower(), name
@@ -311,8 +311,8 @@ def test_rerun_replaces_a_box_whole_and_refuses_foreign_directories(tmp_path, ca
     (tmp_path / "pass").write_text(H.PASSPHRASE)
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text("hostname,uplink.address\nedge-02,10.20.0.16/24\n")
-    argv = ["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(csv_file), "--out", str(tmp_path / "out"),
-            "--passphrase-file", str(tmp_path / "pass")]
+    argv = ["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(csv_file),
+            "--out", str(tmp_path / "out"), "--passphrase-file", str(tmp_path / "pass")]
     assert cli.main(argv) == 0
     box = tmp_path / "out/edge-02"
     # What a run wrote is replaced whole, also when the new plan renders other files.
@@ -326,7 +326,8 @@ def test_rerun_replaces_a_box_whole_and_refuses_foreign_directories(tmp_path, ca
     assert not older.exists() and (box / "root/etc/hostname").exists()
     assert sorted(os.listdir(tmp_path / "out")) == ["edge-02"]  # no partial or old directories left
     # A file added or changed by hand inside it is never deleted: the rerun refuses, naming it.
-    for damage, words in ((lambda: (box / "root/etc/notes.txt").write_text("mine"), "root/etc/notes.txt was not written"),
+    for damage, words in ((lambda: (box / "root/etc/notes.txt").write_text("mine"),
+                           "root/etc/notes.txt was not written"),
                           (lambda: (box / "root/etc/hostname").write_text("edited\n"), "root/etc/hostname was changed"),
                           (lambda: (box / "seed/meta-data").unlink(), "seed/meta-data was removed")):
         assert cli.main(argv) == 0
@@ -414,10 +415,11 @@ def test_generated_plans_give_seeds_that_read_back_exactly(capsys):
 # Every quoting hazard a seed's strings can hold: YAML's implicit types, indicators, spaces
 # and line breaks where block scalars need hints, document markers, long lines.
 HAZARDS = ["", " ", "  lead", "trail ", "a  b", "yes", "No", "off", "ON", "null", "~", "Null", "true", "1", "-1",
-           "0x1f", "0o17", "017", "1e3", ".5", "1_000", ".inf", "-.Inf", ".nan", "2001-12-14", "2001-12-14t21:59:43.10-05:00",
-           "12:30:45", "<<", "=", "-", "- x", "--- x", "---", "...", "? x", "?x", ": x", "a: b", "a:b", "a #b", "a#b", "#x",
-           "&a", "*a", "!tag", "|", ">", "'", '"', "%x", "@x", "`x", "[a]", "{a}", "a,b", "a[b]", "x: [1]",
-           "\n", "\n\n", "a\n", "a\n\n", "a\n\n\n", "\na", "\n\nx", " a\nb\n", "a \nb\n", "a\n b\n", "a\n  b  \n", " \n",
+           "0x1f", "0o17", "017", "1e3", ".5", "1_000", ".inf", "-.Inf", ".nan", "2001-12-14",
+           "2001-12-14t21:59:43.10-05:00", "12:30:45", "<<", "=", "-", "- x", "--- x", "---", "...", "? x", "?x", ": x",
+           "a: b", "a:b", "a #b", "a#b", "#x", "&a", "*a", "!tag", "|", ">", "'", '"', "%x", "@x", "`x", "[a]", "{a}",
+           "a,b", "a[b]", "x: [1]", "\n", "\n\n", "a\n", "a\n\n", "a\n\n\n", "\na", "\n\nx", " a\nb\n", "a \nb\n",
+           "a\n b\n", "a\n  b  \n", " \n",
            "line one\nline two", "#!/bin/sh\necho 'x' \"y\"\n", "key=value # not a comment\n", "http://u:p@h:3128/",
            "p%40ss%3Aw%23rd", "Plant-Floor", "wlan0", "192.168.50.2/24", "fe80::1", "52:54:00:00:00:01", "0644", "0600",
            "x" * 399, "y " * 199 + "y", ("z" * 399 + "\n") * 3, "edge-01"]
@@ -425,6 +427,7 @@ HAZARDS = ["", " ", "  lead", "trail ", "a  b", "yes", "No", "off", "ON", "null"
 
 def test_the_fast_emitter_writes_what_pyyaml_writes():
     from installer.fleet import build as fleet
+    from installer.render import yamltext
 
     if fleet._FastSeedDumper is None:
         pytest.skip("PyYAML without libyaml here: the seeds are written by its pure-Python emitter only")
@@ -442,7 +445,7 @@ def test_the_fast_emitter_writes_what_pyyaml_writes():
         for data in ({"k": text}, {text or "e": [text, {"content": text, "n": 1, "b": False, "z": None}]},
                      {"write_files": [{"path": "/etc/x", "content": text + "\n" + text}], "runcmd": [["a", text]]}):
             assert fleet._dump(data) == reference(data), repr(text)
-            by_libyaml += fleet._tame(data)
+            by_libyaml += yamltext.tame(data)
     assert by_libyaml > 2.5 * len(HAZARDS)  # nearly all of them went the fast way
     # Why only tame data: the two emitters differ at the edges. An astral character: PyYAML
     # writes it as it is, libyaml escapes it in double quotes; kept line breaks at the end of
@@ -450,8 +453,8 @@ def test_the_fast_emitter_writes_what_pyyaml_writes():
     for odd in ({"ssid": "x\U0001F600y"}, {"content": "a\n\n", "z": 1}):
         fast = yaml.dump(odd, Dumper=fleet._FastSeedDumper, sort_keys=False, default_flow_style=False,
                          allow_unicode=True, width=1000)
-        assert fast != reference(odd) and not fleet._tame(odd) and fleet._dump(odd) == reference(odd)
-    assert not fleet._tame({"k": "x" * 401}) and not fleet._tame({"k": "caf\u00e9"}) and not fleet._tame({"k": 1.5})
+        assert fast != reference(odd) and not yamltext.tame(odd) and fleet._dump(odd) == reference(odd)
+    assert not any(yamltext.tame({"k": v}) for v in ("x" * 401, "caf\u00e9", 1.5))
 
 
 def test_generated_plans_give_the_seed_bytes_of_the_plain_pyyaml_path(monkeypatch):

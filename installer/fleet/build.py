@@ -35,14 +35,16 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from installer.planning.plan import SECRET_FIELDS, FieldError, Plan
 from installer.planning.setfield import SetError, _set_one, apply_sets_judged, check_key
-from installer.render import NETPLAN_FILE, RenderedFile, Target, dropins, render
+from installer.render import NETPLAN_FILE, RenderedFile, Target, dropins, render, yamltext
 from installer.render import netplan as netplan_renderer
+from installer.render.yamltext import WITH_LIBYAML
+from installer.render.yamltext import Resolved as _Resolved
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -197,29 +199,6 @@ def _header_problems(header: list[str], base: Plan, missing_secrets: Sequence[st
 # ---------------------------------------------------------------------------------------
 # Seeds.
 
-class _Resolved(yaml.resolver.BaseResolver):
-    """A dumper whose implicit-tag resolution is remembered: PyYAML asks it twice per scalar,
-    by regular expressions, and a fleet's seeds repeat the same keys and values box after box.
-    Without path resolvers (a SafeDumper has none) the answer depends on the value only.
-
-    A mixin put before a dumper class: BaseResolver, its base, comes after the dumper's own
-    Resolver in the method order, so super().resolve is the dumper's."""
-
-    # One cache for every dumper (a class attribute on purpose): (value, implicit) -> tag.
-    _resolved: ClassVar[dict[tuple[Any, Any], Any]] = {}
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is not yaml.ScalarNode or self.yaml_path_resolvers:
-            return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # untyped in PyYAML's stubs
-        key = (value, implicit)
-        tag = self._resolved.get(key)
-        if tag is None:
-            if len(self._resolved) > 50_000:  # bounded: one fleet's distinct scalars are far fewer
-                self._resolved.clear()
-            tag = self._resolved[key] = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # as above
-        return tag
-
-
 class _SeedDumper(_Resolved, yaml.SafeDumper):
     pass
 
@@ -241,15 +220,9 @@ def _represent_str(dumper: yaml.representer.SafeRepresenter, value: str) -> yaml
 
 _SeedDumper.add_representer(str, _represent_str)
 
-# libyaml's emitter (PyYAML's C binding) writes what PyYAML's pure-Python one writes, ten times
-# faster. They are two implementations of one algorithm, and they differ at the edges: astral
-# characters, text ending in more than one line break (libyaml then adds a "..." line), where
-# long lines fold. So it writes only "tame" data: printable ASCII and line feeds, at most one
-# line break at the end, no line longer than _TAME_LINE (no folding at width 1000 whatever the
-# indentation), booleans, integers, None. Anything else goes through the pure-Python emitter.
-# tests/test_fleet.py compares the two on every quoting hazard and on generated plans.
+# libyaml's emitter writes tame data, byte for byte as PyYAML's (installer.render.yamltext).
 def _fast_dumper() -> Any:
-    if not getattr(yaml, "__with_libyaml__", False):
+    if not WITH_LIBYAML:
         return None
 
     class _FastSeedDumper(_Resolved, yaml.CSafeDumper):
@@ -260,28 +233,14 @@ def _fast_dumper() -> Any:
 
 
 _FastSeedDumper = _fast_dumper()
-_TAME_LINE = 400
-_TAME_TEXT = re.compile(rf"(?:[\x20-\x7e]{{0,{_TAME_LINE}}}\n)*[\x20-\x7e]{{0,{_TAME_LINE}}}")
-
-
-def _tame(data: Any) -> bool:
-    if isinstance(data, str):
-        # Kept trailing line breaks (a block's "+" hint): libyaml then ends the document with "...".
-        return _TAME_TEXT.fullmatch(data) is not None and not (data.endswith("\n\n") or data == "\n")
-    if isinstance(data, dict):
-        return all(_tame(k) and _tame(v) for k, v in data.items())
-    if isinstance(data, list):
-        return all(_tame(v) for v in data)
-    return data is None or isinstance(data, (bool, int))
 
 
 def _dump(data: Any, *, fast: bool = True) -> str:
-    dumper = _FastSeedDumper if fast and _FastSeedDumper is not None and _tame(data) else _SeedDumper
-    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+    return yamltext.dump(data, _SeedDumper, _FastSeedDumper if fast else None)
 
 
 # Reading YAML back is data, not bytes: libyaml's parser gives what PyYAML's gives, faster.
-_NETPLAN_LOADER = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+_NETPLAN_LOADER = yaml.CSafeLoader if WITH_LIBYAML else yaml.SafeLoader
 
 
 def _load_netplan(content: bytes) -> dict[str, Any]:

@@ -13,6 +13,19 @@ import yaml
 from installer.planning.fields import canonical_mac
 from installer.planning.model import GOOGLE_DNS, Plan
 from installer.render.base import MACHINE_BRIDGE, NETPLAN_FILE, RenderedFile, Target, netplan_backend
+from installer.render.yamltext import WITH_LIBYAML, Resolved, dump
+
+
+class _Dumper(Resolved, yaml.SafeDumper):
+    """yaml.safe_dump's dumper (PyYAML's emitter), its resolution remembered."""
+
+
+class _CDumper(Resolved, yaml.CSafeDumper):
+    """The same with libyaml's emitter, for tame data (installer.render.yamltext)."""
+
+
+_FastDumper: type[Any] | None = _CDumper if WITH_LIBYAML else None
+
 
 HEADER = (
     "# Written by edge-installer. Edit the plan and render again rather than this file:\n"
@@ -70,8 +83,7 @@ def render(plan: Plan, target: Target) -> list[RenderedFile]:
     for key, section in (("ethernets", ethernets), ("bridges", bridges), ("wifis", wifis), ("modems", modems)):
         if section:
             network[key] = section
-    text = HEADER + yaml.safe_dump({"network": network}, sort_keys=False, default_flow_style=False,
-                                   allow_unicode=True, width=1000)
+    text = HEADER + dump({"network": network}, _Dumper, _FastDumper)
     secret = bool(plan.wifi and (plan.wifi.passphrase or plan.wifi.eap_password or plan.wifi.private_key_password)
                   and wifis) or bool(plan.cellular and plan.cellular.password and modems)
     return [RenderedFile(NETPLAN_FILE, text.encode("utf-8"), 0o600,
