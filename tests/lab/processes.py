@@ -8,9 +8,9 @@ import pwd
 import signal
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from tests.lab import netns
 from tests.lab.errors import LabError
@@ -56,6 +56,12 @@ class Supervisor:
         if running is None:
             return
         pgid = running.proc.pid
+        if running.proc.poll() is not None and Path(f"/proc/{pgid}").exists():
+            # It died and was reaped: its pid is free, and a process that now has it leads a group
+            # of someone else's (pid_max is 32768 here: a long run reuses pids). Killing "the
+            # group" would kill that: stop here. (Orphans of ours keep the id taken, so none are.)
+            remove_shm(self.lab_name, [pgid])
+            return
         killpg(pgid)
         try:
             running.proc.wait(timeout=KILL_TIMEOUT_S)
@@ -99,7 +105,7 @@ class Supervisor:
         pending = {svc.key: svc for svc in services}
         while pending:
             roles = sorted({svc.role for svc in pending.values()})
-            found = dict(zip(roles, netns.in_netns_all([(self.ns[r], listening, ()) for r in roles])))
+            found = dict(zip(roles, netns.in_netns_all([(self.ns[r], listening, ()) for r in roles]), strict=True))
             for key, svc in list(pending.items()):
                 sockets = found[svc.role]
                 if isinstance(sockets, BaseException):
@@ -180,8 +186,8 @@ def remove_shm(lab_name: str, pids: Sequence[int]) -> None:
 def _proc_state(pid: int) -> str:
     """What a process is doing, for an error message: its command, state and kernel wait."""
     try:
-        stat = open(f"/proc/{pid}/stat").read()
-        wchan = open(f"/proc/{pid}/wchan").read().strip() or "-"
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip() or "-"
     except OSError as e:
         return f"pid {pid}: {e.strerror}"
     command, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
