@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import box_apply  # noqa: E402  (bench/, beside this file)
+
 from tests.box import product  # noqa: E402
 from tests.box.fixtures import nics_for  # noqa: E402
 from tests.box.image import VARIANTS, base_key, build_image, cache_path, last_cold_build  # noqa: E402
@@ -49,7 +50,7 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 
 def load() -> str:
-    return "load %.1f %.1f %.1f" % os.getloadavg()
+    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
 def build_from_nothing(variants: list[str]) -> dict:

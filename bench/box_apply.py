@@ -9,6 +9,7 @@ successes during the apply is the outage.
 
 from __future__ import annotations
 
+import itertools
 import shlex
 import time
 
@@ -29,9 +30,9 @@ with open({PROBE!r}, "a", buffering=1) as log:
 """
 
 PLANS = {
-    "networkd": dict(renderer="netplan", uplink="static", dns="custom", ntp="custom"),
-    "nm": dict(renderer="netplan", uplink="static", dns="custom", ntp="custom"),
-    "stock": dict(renderer="networkmanager", uplink="static", dns="custom", ntp="custom"),
+    "networkd": {"renderer": "netplan", "uplink": "static", "dns": "custom", "ntp": "custom"},
+    "nm": {"renderer": "netplan", "uplink": "static", "dns": "custom", "ntp": "custom"},
+    "stock": {"renderer": "networkmanager", "uplink": "static", "dns": "custom", "ntp": "custom"},
 }
 
 
@@ -62,7 +63,7 @@ def measure(box, variant: str) -> dict:
     seen = _successes(box)
     before = [t for t in seen if t < start]
     times = ([before[-1]] if before else [start]) + [t for t in seen if t >= start]
-    gaps = [(b - a, b) for a, b in zip(times, times[1:])]
+    gaps = [(b - a, b) for a, b in itertools.pairwise(times)]
     outage, back = max(gaps, default=(0.0, start))
     box.sh(f"kill $(cat {PROBE}.pid) || true")
     return {"apply_s": round(apply_s, 1), "offline_s": round(outage, 1),

@@ -116,7 +116,7 @@ def main() -> int:
     fault_rows = []
     with Lab("eibench", work) as lab:
         plan = lab.write_plan(work / "plan.yaml", profiles=["machinemetrics"])
-        healthy, h = measure(lab, plan, args.timeout, "concurrent", args.runs)
+        healthy, _ = measure(lab, plan, args.timeout, "concurrent", args.runs)
         all_plan = lab.write_plan(work / "all.yaml", profiles=["machinemetrics", "izuma-device-management",
                                                                  "siemens-industrial-edge"])
         healthy_all, ha = measure(lab, all_plan, args.timeout, "concurrent", args.runs)

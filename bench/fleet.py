@@ -15,8 +15,8 @@ it). From 64 boxes on, the command builds boxes in worker processes (installer.f
 one per CPU, at most 4). Figures per run: wall time (the interpreter's start-up included: what a
 user waits), the time per box, the CPU time used (user + system, the workers' included: what
 other work on the machine changes least), and the peak RSS (the kernel's ru_maxrss: the largest
-of the command's processes; each worker is a fork of the command, its pages shared until written). A benchmark reports; it
-exits 0 whatever the figures (non-zero only when the command itself fails).
+of the command's processes; each worker is a fork of the command, its pages shared until written).
+A benchmark reports; it exits 0 whatever the figures (non-zero only when the command itself fails).
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def run(argv: list[str], source: Path) -> tuple[float, float, int]:
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             errors.seek(0)
-            raise SystemExit(f"bundle fleet failed ({proc.returncode}): {errors.read().decode(errors='replace').strip()}")
+            detail = errors.read().decode(errors="replace").strip()
+            raise SystemExit(f"bundle fleet failed ({proc.returncode}): {detail}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 

@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 
 from installer.planning import plan as planmod
-from installer.render import Target, render
 from installer.planning.validate import validate
+from installer.render import Target, render
 
-PLAN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "isolated-static-custom-proxy-keyfile" / "plan.yaml"
+PLAN = (Path(__file__).resolve().parent.parent / "tests" / "golden" / "isolated-static-custom-proxy-keyfile"
+        / "plan.yaml")
 
 
 def main() -> int:

@@ -270,7 +270,7 @@ class Session:
             raise RuntimeError(f"tmux {' '.join(args)}: {r.stderr.strip()}")
         return r.stdout
 
-    def start(self) -> "Session":
+    def start(self) -> Session:
         script = self._dir / "run.sh"
         lines = ["#!/bin/sh", "unset COLORTERM TMUX TMUX_PANE", f"export TERM={shlex.quote(self.term)}",
                  f"export LINES={self.height} COLUMNS={self.width}"]
@@ -297,7 +297,7 @@ class Session:
         self._go.touch()
         return self
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self.start()
 
     def __exit__(self, *exc) -> None:

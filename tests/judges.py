@@ -19,9 +19,10 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 HELPER = Path(__file__).with_name("nm_verify.py")
@@ -152,7 +153,7 @@ def nm_verify(paths: Iterable[Path | str], add_uuid: bool = False,
     if proc.returncode != 0:
         raise RuntimeError(f"{HELPER.name} failed (exit {proc.returncode}):\n{proc.stderr}")
     raw = json.loads(proc.stdout)
-    return {p: _result(raw[key]) for p, key in zip(paths, request["paths"])}
+    return {p: _result(raw[key]) for p, key in zip(paths, request["paths"], strict=True)}
 
 
 def _result(raw: dict[str, Any]) -> NmResult:

@@ -14,7 +14,7 @@ import uuid
 import gi
 
 gi.require_version("NM", "1.0")
-from gi.repository import GLib, GObject, NM  # noqa: E402
+from gi.repository import NM, GLib, GObject  # noqa: E402
 
 # NetworkManager's keyfile names for three settings (nm-keyfile-utils.c); the rest use
 # the setting's own name.
@@ -103,7 +103,7 @@ def judge(path, add_uuid, normalize_first=False):
 
     def handler(_kf, _conn, htype, data, *_user):
         if htype == NM.KeyfileHandlerType.WARN:
-            (message, severity), (group, key, _setting, _prop) = data.warn_get(), data.get_context()
+            (message, _severity), (group, key, _setting, _prop) = data.warn_get(), data.get_context()
             where = f"[{group}] {key}: " if key else f"[{group}]: " if group else ""
             result["warnings"].append(f"{where}{message}")
         return True

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from installer.planning import plan as planmod  # noqa: E402
-from installer.checks import bandwidth, machines, ntp  # noqa: E402
-from installer.checks.base import Context  # noqa: E402
-from installer.vendors.profiles import load_catalog  # noqa: E402
+from installer.checks import bandwidth, machines, ntp
+from installer.checks.base import Context
+from installer.planning import plan as planmod
+from installer.vendors.profiles import load_catalog
 
 
 def _jsonable(value):

@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from installer.planning import plan as plan_mod  # noqa: E402
-from installer.checks.base import Context, Outcome  # noqa: E402
-from installer.checks.coap import coap_tls_issuer  # noqa: E402
-from installer.checks.https import https_ping  # noqa: E402
-from installer.checks.nats import nats_info  # noqa: E402
-from installer.checks.net import Dest, bypasses_proxy, proxy_from_plan  # noqa: E402
-from installer.checks.tls import tls_verify  # noqa: E402
-from installer.vendors.profiles import load_catalog  # noqa: E402
+from installer.checks.base import Context, Outcome
+from installer.checks.coap import coap_tls_issuer
+from installer.checks.https import https_ping
+from installer.checks.nats import nats_info
+from installer.checks.net import Dest, bypasses_proxy, proxy_from_plan
+from installer.checks.tls import tls_verify
+from installer.planning import plan as plan_mod
+from installer.vendors.profiles import load_catalog
 
 CHECKS = {"tls-verify": tls_verify, "https-ping": https_ping, "nats-info": nats_info,
           "coap-tls-issuer": coap_tls_issuer}
@@ -46,7 +46,7 @@ def resolve(host: str, plan, timeout: float) -> tuple[str, ...]:
         try:
             return tuple(r.address for r in resolver.resolve(host, "A"))
         except Exception as e:  # the dns check's business; say it and stop
-            raise SystemExit(f"cannot resolve {host}: {type(e).__name__}: {e}")
+            raise SystemExit(f"cannot resolve {host}: {type(e).__name__}: {e}") from e
     return tuple(sorted({ai[4][0] for ai in socket.getaddrinfo(host, None, socket.AF_INET)}))
 
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         out = asyncio.run(bounded())
-    except asyncio.TimeoutError:
+    except TimeoutError:
         out = Outcome("fail", "timeout", f"no verdict within {args.timeout * 2 + 0.5:g} s")
     except Exception as e:
         out = Outcome("fail", "check-error", f"{type(e).__name__}: {e}")

@@ -53,12 +53,12 @@ PKI = Path(__file__).resolve().parent / "pki"
 def enterprise(draw, wifi: P.Wifi):
     """An 802.1X login for an enterprise WiFi: PEAP or EAP-TLS, with the CA always given."""
     identities = tricky_text.filter(lambda s: s.strip() == s and len(s) <= 253)
-    common = dict(passphrase=None, identity=draw(identities), ca_certificate=str(PKI / "radius-ca.pem"),
-                  anonymous_identity=draw(st.none() | identities),
-                  country=draw(st.none() | st.sampled_from(["DE", "US", "GB", "00"])))
+    common = {"passphrase": None, "identity": draw(identities), "ca_certificate": str(PKI / "radius-ca.pem"),
+              "anonymous_identity": draw(st.none() | identities),
+              "country": draw(st.none() | st.sampled_from(["DE", "US", "GB", "00"]))}
     if draw(st.booleans()):
-        return dataclasses.replace(wifi, eap_method="peap", eap_password=draw(tricky_text.filter(lambda s: len(s) <= 256)),
-                                   **common)
+        return dataclasses.replace(wifi, eap_method="peap",
+                                   eap_password=draw(tricky_text.filter(lambda s: len(s) <= 256)), **common)
     return dataclasses.replace(wifi, eap_method="tls", client_certificate=str(PKI / "edge.pem"),
                                private_key=str(PKI / "edge.key"),
                                private_key_password=draw(st.none() | tricky_text.filter(lambda s: len(s) <= 256)),

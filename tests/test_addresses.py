@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from installer.planning import plan as planmod
 from installer.checks import findings, neighbours
 from installer.checks.base import Result
+from installer.planning import plan as planmod
 from tests.lab import topology as T
 from tests.lab.checkrun import check, one, results
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
@@ -179,7 +179,8 @@ def test_lab_a_host_that_already_holds_the_address_is_a_conflict(healthy_lab, tm
     assert mac in f["title"] and address in f["title"] and rc == 2
     # The other address stays free: one conflict does not taint the other probe.
     other = T.EDGE_UPLINK if segment == "machine" else T.EDGE_MACHINE
-    assert next(c for c in doc["checks"] if c["id"] == "address-free" and c["target"].startswith(other))["status"] == "pass"
+    assert next(c for c in doc["checks"]
+                if c["id"] == "address-free" and c["target"].startswith(other))["status"] == "pass"
 
 
 def test_lab_a_gateway_that_does_not_answer(healthy_lab, tmp_path):

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from installer.planning import plan as planmod
-from installer.writing.apply import apply_plan, stack_commands
-from installer.render import NETPLAN_FILE, Target
 from installer.box.system import System
+from installer.planning import plan as planmod
+from installer.render import NETPLAN_FILE, Target
+from installer.writing.apply import apply_plan, stack_commands
 
 REPO = Path(__file__).resolve().parent.parent
 OLD = b"network:\n  version: 2\n  ethernets:\n    eth0: {dhcp4: true}\n"
@@ -55,7 +55,7 @@ def test_staged_root_shows_commands_and_runs_nothing(tmp_path):
     system = System(tmp_path, runner=recorder)
     result = apply_plan(PLAN, system, Target(), confirm=lambda s, r: False)
     assert recorder.calls == [] and result.ok
-    assert [c.describe() for c in result.commands][0] == "would run: netplan apply"
+    assert result.commands[0].describe() == "would run: netplan apply"
     assert (tmp_path / NETPLAN_FILE.lstrip("/")).exists()
     assert not (tmp_path / "etc/netplan/50-cloud-init.yaml").exists()  # moved aside into the backup set
 
@@ -128,8 +128,9 @@ def test_confirm_that_raises_counts_as_no(tmp_path):
 
 def test_networkmanager_plans_use_nmcli():
     plan = planmod.load(REPO / "examples/isolated-proxy.yaml")
-    cmds = stack_commands(plan, Target(networkmanager=True), ["/etc/systemd/system/service.d/60-edge-installer-proxy.conf",
-                                                              "/etc/systemd/system.conf.d/60-edge-installer-proxy.conf"])
+    cmds = stack_commands(plan, Target(networkmanager=True),
+                          ["/etc/systemd/system/service.d/60-edge-installer-proxy.conf",
+                           "/etc/systemd/system.conf.d/60-edge-installer-proxy.conf"])
     assert cmds[0] == ["nmcli", "connection", "reload"]
     assert ["nmcli", "connection", "up", "edge-uplink"] in cmds
     assert ["systemctl", "daemon-reload"] in cmds   # the proxy drop-in

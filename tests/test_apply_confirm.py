@@ -19,10 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_apply_interrupted import (LIVE_CLI, PLAN_FILE, REPO, commands_run, manifests, old_box_at,
-                                          wait_for_the_answer)
-from tests.test_apply import tree
 from tests.lab.fixtures import lab  # noqa: F401  (the network lab, needs root)
+from tests.test_apply import tree
+from tests.test_apply_interrupted import (
+    LIVE_CLI,
+    PLAN_FILE,
+    REPO,
+    commands_run,
+    manifests,
+    old_box_at,
+    wait_for_the_answer,
+)
 
 # LIVE_CLI, with the re-check answering what EDGE_TEST_RECHECK says: "none" (it could not run)
 # or a list of "id:status" results.

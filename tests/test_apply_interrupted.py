@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from installer.planning import plan as planmod
-from installer.writing.apply import apply_plan
 from installer.render import NETPLAN_FILE, Target
+from installer.writing.apply import apply_plan
 from installer.writing.writer import BACKUP_DIR, revert_unconfirmed
 from tests.test_apply import Recorder, live_system, old_box, tree
 
@@ -158,7 +158,8 @@ def test_cli_apply_signalled_while_waiting_restores_the_old_configuration(tmp_pa
     assert proc.returncode == 128 + sig, (out, err)
     assert "Traceback" not in err
     assert f"{sig.name}: not confirmed; the previous configuration was restored" in out
-    assert "revert timer armed: should this program be killed, systemd restores the previous configuration in 180 s" in out
+    assert ("revert timer armed: should this program be killed, systemd restores the previous configuration"
+            " in 180 s") in out
     assert tree(root) == before
     assert commands_run(log).count(["netplan", "apply"]) == 2
     assert [m["state"] for m in manifests(root)] == ["restored"]

@@ -66,8 +66,8 @@ def fleet():
 
 def _bundle(fleet: FleetLab) -> tuple[Path, Path]:
     """A bundle of the lab's plan, signed; (bundle, signer's public key)."""
-    from installer.planning import plan as P
     from installer.fleet.bundle import export_bundle, generate_signing_key, load_signing_key
+    from installer.planning import plan as P
     from installer.render import Target
     from tests.box.product import plan_for
 
@@ -100,7 +100,8 @@ def _inventory(fleet: FleetLab, out: Path, order: list[int]) -> Path:
     return out / "inventory.yml"
 
 
-def _rollout(fleet: FleetLab, inventory: Path, *extra: str, timeout: float = 1500) -> tuple[subprocess.CompletedProcess, float]:
+def _rollout(fleet: FleetLab, inventory: Path, *extra: str,
+             timeout: float = 1500) -> tuple[subprocess.CompletedProcess, float]:
     argv = [str(ANSIBLE), "-i", str(inventory), str(PLAYBOOK), "-e", f"edge_installer_zipapp={fleet.pyz}",
             "-e", f"edge_installer_confirm_timeout={CONFIRM_TIMEOUT}", "-e", "edge_installer_confirm_margin=40",
             *extra]

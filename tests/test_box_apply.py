@@ -19,16 +19,16 @@ import pytest
 
 from installer.render.dropins import proxy_url
 from tests.box import product as P
-from tests.box.fixtures import box_session, boot_box, installed, pyz  # noqa: F401  (fixtures)
+from tests.box.fixtures import boot_box, box_session, installed, pyz  # noqa: F401  (fixtures)
 from tests.lab import topology as T
 
 pytestmark = pytest.mark.box
 
 # The plan each kind of box gets: what its technician would choose.
 PLANS = {
-    "networkd": dict(renderer="netplan", uplink="static", dns="custom", ntp="custom"),
-    "nm": dict(renderer="netplan", uplink="dhcp", dns="google", ntp="pool"),
-    "stock": dict(renderer="networkmanager", uplink="static", dns="custom", ntp="custom"),
+    "networkd": {"renderer": "netplan", "uplink": "static", "dns": "custom", "ntp": "custom"},
+    "nm": {"renderer": "netplan", "uplink": "dhcp", "dns": "google", "ntp": "pool"},
+    "stock": {"renderer": "networkmanager", "uplink": "static", "dns": "custom", "ntp": "custom"},
 }
 
 
@@ -154,7 +154,8 @@ def test_services_get_the_proxy_and_nobody_else_reads_its_password(installed):
     assert url and "%" in url  # the password needs percent-encoding: systemd's specifiers would eat it
     # A real service started after apply sees the exact URL.
     box.write_file("/etc/systemd/system/proxyprobe.service",
-                   "[Service]\nType=oneshot\nUMask=0077\nExecStart=/bin/sh -c 'printf %%s \"$https_proxy\" > /run/proxyprobe'\n")
+                   "[Service]\nType=oneshot\nUMask=0077\n"
+                   "ExecStart=/bin/sh -c 'printf %%s \"$https_proxy\" > /run/proxyprobe'\n")
     box.sh("systemctl daemon-reload; systemctl start proxyprobe.service")
     assert box.read_file("/run/proxyprobe").decode() == url
     password = box.lab.proxy_password

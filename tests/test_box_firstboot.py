@@ -33,7 +33,7 @@ import yaml
 
 from bench.tuimeasure import MOUSE_MODES, VirtualTerminal, non_ascii_count, split_sequences
 from tests.box import product as P
-from tests.box.fixtures import box_session, boot_box, pyz  # noqa: F401  (fixtures)
+from tests.box.fixtures import boot_box, box_session, pyz  # noqa: F401  (fixtures)
 from tests.box.qmp import BoxTimeout
 from tests.lab import topology as T
 
@@ -188,7 +188,7 @@ def clean_bytes(data: bytes) -> None:
 
 # ----------------------------------------------------------------------------- the tests
 
-def test_first_boot_wizard_on_the_serial_console_sets_up_the_box(boot_box, pyz):  # noqa: F811
+def test_first_boot_wizard_on_the_serial_console_sets_up_the_box(boot_box, pyz):
     started = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -235,8 +235,8 @@ def test_first_boot_wizard_on_the_serial_console_sets_up_the_box(boot_box, pyz):
     assert fb["ActiveState"] == "inactive", fb  # Enter here gave tty1 back to its getty
     ps = box.exec(["ps", "-o", "args=", "-p", unit(box, "edge-installer-serial.service")["MainPID"]]).stdout
     assert "/usr/local/bin/edge-installer --plain" in ps, ps
-    env = box.exec(["sh", "-c", f"tr '\\0' '\\n' < /proc/{unit(box, 'edge-installer-serial.service')['MainPID']}/environ"]
-                   ).stdout
+    pid = unit(box, "edge-installer-serial.service")["MainPID"]
+    env = box.exec(["sh", "-c", f"tr '\\0' '\\n' < /proc/{pid}/environ"]).stdout
     assert "TERM=vt220" in env.splitlines(), env
 
     # Welcome: a new plan.
@@ -351,8 +351,11 @@ def test_first_boot_wizard_on_the_serial_console_sets_up_the_box(boot_box, pyz):
     # The Done step's plan stops both units: whether systemd skips them (a condition) or they
     # end at once, neither offers the wizard nor runs it.
     for name in ("edge-installer-serial.service", "edge-installer-firstboot.service"):
-        u = P.wait_until(lambda: (lambda u: u if u["ActiveState"] in ("inactive", "failed") else None)(unit(box, name)),
-                         30, f"{name} ended")
+        def ended(name: str = name) -> dict[str, str] | None:
+            u = unit(box, name)
+            return u if u["ActiveState"] in ("inactive", "failed") else None
+
+        u = P.wait_until(ended, 30, f"{name} ended")
         assert u["ActiveState"] == "inactive" and (u["ConditionResult"] == "no" or u["ExecMainStatus"] == "0"), \
             (name, u)
     assert box.exec(["pgrep", "-f", "edge-installer"]).returncode != 0
@@ -379,7 +382,7 @@ def test_first_boot_wizard_on_the_serial_console_sets_up_the_box(boot_box, pyz):
     assert PROMPT.decode() not in tty1, tty1
 
 
-def test_the_zipapp_runs_on_debians_python3_alone(boot_box, pyz):  # noqa: F811
+def test_the_zipapp_runs_on_debians_python3_alone(boot_box, pyz):
     box = boot_box("networkd")
     # Debian's python3 and nothing else: no pip, no venv module, no Textual. (netplan.io brings
     # Debian's PyYAML, netifaces and Rich 13 into dist-packages; `-S` keeps them off sys.path.)

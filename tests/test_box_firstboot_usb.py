@@ -60,7 +60,7 @@ def _csv(rows: list[tuple[str, str, str]]) -> str:
     return "hostname,ports.enp2s0.mac,uplink.address\n" + "".join(f"{h},{m},{a}/{T.PREFIX}\n" for h, m, a in rows)
 
 
-def test_a_box_sets_itself_up_from_a_usb_stick(box_session, pyz, tmp_path):  # noqa: F811
+def test_a_box_sets_itself_up_from_a_usb_stick(box_session, pyz, tmp_path):
     _tools()
     t0 = time.monotonic()
     image = box_session.image("networkd")
@@ -78,7 +78,8 @@ def test_a_box_sets_itself_up_from_a_usb_stick(box_session, pyz, tmp_path):  # n
         key = B.load_signing_key(tmp_path / "desk.key")
         plan = planmod.from_dict(P.plan_for(lab, hostname="edge-template"))
         data = B.build_bundle(plan, None, sign_key=key)
-        others = [("edge-zt-05", "52:54:00:0e:77:05", "203.0.113.5"), ("edge-zt-06", "52:54:00:0e:77:06", "203.0.113.6")]
+        others = [("edge-zt-05", "52:54:00:0e:77:05", "203.0.113.5"),
+                  ("edge-zt-06", "52:54:00:0e:77:06", "203.0.113.6")]
         stick = tmp_path / "stick.img"
         subprocess.run(["mkfs.vfat", "-C", "-n", "EDGE-SETUP", str(stick), "16384"], check=True, capture_output=True)
         (tmp_path / "plant.bundle").write_bytes(data)

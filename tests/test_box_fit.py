@@ -14,18 +14,26 @@ from pathlib import Path
 
 import pytest
 
+from installer.box.stack import Stack, detect_stack
 from installer.planning import plan as planmod
 from installer.render import Target, render, target_for, unmet_needs
-from installer.render.dropins import (CHRONY_FILE, NM_UNMANAGED_FILE, PROXY_ENV_FILE, PROXY_FILE, RESOLV_CONF_FILE,
-                                     RESOLVED_FILE, TIMESYNCD_FILE)
-from installer.box.stack import Stack, detect_stack
+from installer.render.dropins import (
+    CHRONY_FILE,
+    NM_UNMANAGED_FILE,
+    PROXY_ENV_FILE,
+    PROXY_FILE,
+    RESOLV_CONF_FILE,
+    RESOLVED_FILE,
+    TIMESYNCD_FILE,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def status(*packages: str) -> str:
     """A dpkg status file holding these packages, installed."""
-    return "\n".join(f"Package: {p}\nStatus: install ok installed\nVersion: {'0.106-2' if p == 'netplan.io' else '1.0'}\n"
+    return "\n".join(f"Package: {p}\nStatus: install ok installed\n"
+                     f"Version: {'0.106-2' if p == 'netplan.io' else '1.0'}\n"
                      for p in packages)
 
 
@@ -53,7 +61,8 @@ def test_detects_what_a_staged_box_runs(tmp_path):
     assert (s.resolved, s.time_daemon, s.wpa_supplicant, s.modemmanager, s.networkmanager_installed) == (
         False, "chrony", True, False, True)
     t = target_for(s)
-    assert (t.resolved, t.time_daemon, t.netplan_installed, t.networkmanager_installed) == (False, "chrony", False, True)
+    assert (t.resolved, t.time_daemon, t.netplan_installed, t.networkmanager_installed) == \
+        (False, "chrony", False, True)
 
 
 def test_resolved_of_older_releases_counts_when_enabled(tmp_path):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.box.fixtures import box, box_session, boot_box  # noqa: F401  (fixtures, used by name)
+from tests.box.fixtures import boot_box, box, box_session  # noqa: F401  (fixtures, used by name)
 from tests.box.net import DHCP_RANGE, MACHINE_TAP, UPLINK_TAP
 from tests.lab import topology as T
 
@@ -140,7 +140,7 @@ def test_serial_console_login(boot_box):
 def test_wifi_radios_can_be_simulated(boot_box):
     box = boot_box("networkd")
     box.exec(["modprobe", "mac80211_hwsim", "radios=2"], check=True, timeout=60)
-    assert {"wlan0", "wlan1"} <= set(os.path.basename(p) for p in box.sh("ls /sys/class/net").split())
+    assert {"wlan0", "wlan1"} <= {os.path.basename(p) for p in box.sh("ls /sys/class/net").split()}
 
 
 def test_snapshot_restore_discards_later_changes(boot_box):

@@ -27,7 +27,7 @@ import json
 import pytest
 
 from tests.box import product as P
-from tests.box.fixtures import box_session, boot_box, installed, pyz  # noqa: F401  (fixtures)
+from tests.box.fixtures import boot_box, box_session, installed, pyz  # noqa: F401  (fixtures)
 from tests.lab import topology as T
 
 pytestmark = pytest.mark.box
@@ -53,7 +53,7 @@ def bound_plan(box, renderer: str) -> dict:
 def udev_path(box, name: str) -> str:
     """udev's ID_PATH of the interface `name` (or of whatever is at /sys/class/net/name)."""
     out = box.exec(["udevadm", "info", "-q", "property", "-p", f"/sys/class/net/{name}"], check=True).stdout
-    return next((l.split("=", 1)[1] for l in out.splitlines() if l.startswith("ID_PATH=")), "")
+    return next((line.split("=", 1)[1] for line in out.splitlines() if line.startswith("ID_PATH=")), "")
 
 
 def box_interfaces(box) -> list[dict]:
@@ -65,8 +65,8 @@ def box_interfaces(box) -> list[dict]:
 
 def links(box) -> dict[str, str]:
     """kernel name -> MAC of every interface but the loopback, as `ip` has them."""
-    return {l["ifname"]: l.get("address", "") for l in
-            json.loads(box.exec(["ip", "-j", "link", "show"], check=True).stdout) if l["ifname"] != "lo"}
+    return {link["ifname"]: link.get("address", "") for link in
+            json.loads(box.exec(["ip", "-j", "link", "show"], check=True).stdout) if link["ifname"] != "lo"}
 
 
 def check_json(box) -> dict:

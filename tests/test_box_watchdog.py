@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.box import product as P
-from tests.box.fixtures import box_session, boot_box, installed, pyz  # noqa: F401  (fixtures)
+from tests.box.fixtures import boot_box, box_session, installed, pyz  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.box
 

@@ -44,8 +44,8 @@ import pytest
 
 from tests.box import product as P
 from tests.box import wifi as W
-from tests.box.fixtures import box_images, box_session, boot_box, installed, nics_for, pyz  # noqa: F401  (fixtures)
-from tests.box.net import BoxLab, DHCP_RANGE, lab_name
+from tests.box.fixtures import boot_box, box_images, box_session, installed, nics_for, pyz  # noqa: F401  (fixtures)
+from tests.box.net import DHCP_RANGE, BoxLab, lab_name
 from tests.box.vm import Box
 from tests.lab import netns
 from tests.lab import topology as T
@@ -224,7 +224,7 @@ def _tcp(ns: str, address: str, port: int) -> str:
     return netns.in_netns(ns, connect)
 
 
-def test_wireless_bridge_bridges_the_machine_ports_and_reaches_the_cloud_over_wifi(box_images, pyz):  # noqa: F811
+def test_wireless_bridge_bridges_the_machine_ports_and_reaches_the_cloud_over_wifi(box_images, pyz):
     image = box_images("nm")
     name = lab_name(7)
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
@@ -302,7 +302,7 @@ def test_wifi_scan_lists_the_access_points_in_the_air(installed, variant):
     # A hidden access point answers no wildcard probe: only its beacons (every 102 ms) show it,
     # and an active scan dwells ~30 ms per channel, so one scan may miss it (as on real radios);
     # the kernel keeps what it heard for 30 s, so a second scan lists it. At most three.
-    for scans in range(1, 4):
+    for scans in range(1, 4):  # noqa: B007 - the count is reported after the loop
         done = box.exec([P.BIN, "wifi", "scan", "--json"], timeout=120)
         assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{W.diagnostics(box)}"
         doc = json.loads(done.stdout)

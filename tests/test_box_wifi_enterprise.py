@@ -44,7 +44,7 @@ import pytest
 from tests import test_box_wifi as BW
 from tests.box import product as P
 from tests.box import wifi as W
-from tests.box.fixtures import box_images, box_session, boot_box, installed, pyz  # noqa: F401  (fixtures)
+from tests.box.fixtures import boot_box, box_images, box_session, installed, pyz  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.box
 
@@ -70,7 +70,7 @@ def make_pki() -> dict[str, bytes]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def name(cn: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -89,7 +89,8 @@ def make_pki() -> dict[str, bytes]:
     pkcs8 = serialization.PrivateFormat.PKCS8
     return {
         "ca": cert("Plant RADIUS CA", ca_key, ca_key, True).public_bytes(pem),
-        "server": cert("radius.plant.example", server_key, ca_key, False, ExtendedKeyUsageOID.SERVER_AUTH).public_bytes(pem),
+        "server": cert("radius.plant.example", server_key, ca_key, False,
+                       ExtendedKeyUsageOID.SERVER_AUTH).public_bytes(pem),
         "server_key": server_key.private_bytes(pem, pkcs8, serialization.NoEncryption()),
         "client": cert(TLS_IDENTITY, box_key, ca_key, False, ExtendedKeyUsageOID.CLIENT_AUTH).public_bytes(pem),
         "client_key": box_key.private_bytes(pem, pkcs8, serialization.BestAvailableEncryption(KEY_PASSWORD.encode())),
@@ -134,13 +135,15 @@ def eap_evidence(box, method: str, since: int = 0) -> list[str]:
     """hostapd's log lines (from line `since`) showing the box's station completing `method`."""
     mac = W.station_mac(box)
     log = hostapd_log(box)[since:]
-    done = [i for i, l in enumerate(log) if re.search(rf"CTRL-EVENT-EAP-SUCCESS2? {mac}", l, re.I)]
+    done = [i for i, ln in enumerate(log) if re.search(rf"CTRL-EVENT-EAP-SUCCESS2? {mac}", ln, re.I)]
     assert done, f"no EAP success for {mac} in hostapd's log:\n" + "\n".join(log[-40:])
     # The exchange that succeeded: from its CTRL-EVENT-EAP-STARTED to its success; the methods
     # the server proposed in it (their lines carry no address), the last being the one completed.
-    start = max(i for i, l in enumerate(log[:done[-1]]) if re.search(rf"CTRL-EVENT-EAP-STARTED {mac}", l, re.I))
-    proposed = [int(m.group(1)) for l in log[start:done[-1]] if (m := re.search(r"PROPOSED-METHOD vendor=0 method=(\d+)", l))]
-    assert proposed and proposed[-1] == EAP_TYPE[method], f"{method}: proposed {proposed}\n" + "\n".join(log[start:done[-1] + 1])
+    start = max(i for i, ln in enumerate(log[:done[-1]]) if re.search(rf"CTRL-EVENT-EAP-STARTED {mac}", ln, re.I))
+    proposed = [int(m.group(1)) for ln in log[start:done[-1]]
+                if (m := re.search(r"PROPOSED-METHOD vendor=0 method=(\d+)", ln))]
+    assert proposed and proposed[-1] == EAP_TYPE[method], \
+        f"{method}: proposed {proposed}\n" + "\n".join(log[start:done[-1] + 1])
     return [f"proposed methods {proposed}", log[done[-1]].split(": ", 1)[-1].strip()]
 
 
@@ -206,17 +209,19 @@ def test_peap_mschapv2_on_netplan_with_networkmanager_and_a_wrong_password_refus
     assert "not the radius secret" not in done.stdout + done.stderr
 
     def failures() -> list[int]:
-        return [i for i, l in enumerate(hostapd_log(box)[mark:]) if re.search(rf"CTRL-EVENT-EAP-FAILURE2? {mac}", l, re.I)]
+        return [i for i, ln in enumerate(hostapd_log(box)[mark:])
+                if re.search(rf"CTRL-EVENT-EAP-FAILURE2? {mac}", ln, re.I)]
     try:
         first = P.wait_until(failures, 90, "hostapd refusing the wrong password")[0]
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\napply: {done.returncode}\n{done.stdout}\n{done.stderr}\n{W.diagnostics(box)}") from None
+        raise AssertionError(f"{exc}\napply: {done.returncode}\n{done.stdout}\n{done.stderr}\n"
+                             f"{W.diagnostics(box)}") from None
     log = hostapd_log(box)[mark:]
-    assert not [l for l in log[:first] if "CTRL-EVENT-EAP-SUCCESS" in l], log[:first + 1]
+    assert not [ln for ln in log[:first] if "CTRL-EVENT-EAP-SUCCESS" in ln], log[:first + 1]
     rolled_back = done.returncode != 0 and "rolling back" in done.stdout + done.stderr
     if rolled_back:
-        P.wait_until(lambda: [l for l in hostapd_log(box)[mark + first:]
-                              if re.search(rf"CTRL-EVENT-EAP-SUCCESS2? {mac}", l, re.I)], 120,
+        P.wait_until(lambda: [ln for ln in hostapd_log(box)[mark + first:]
+                              if re.search(rf"CTRL-EVENT-EAP-SUCCESS2? {mac}", ln, re.I)], 120,
                      "the restored configuration logging in again")
         W.wait_associated(box, SSID)
         again = eap_evidence(box, "peap", since=mark + first)
@@ -230,7 +235,7 @@ def test_peap_mschapv2_on_netplan_with_networkmanager_and_a_wrong_password_refus
             assert authorized == [], authorized
             polls += 1
             time.sleep(1)
-        assert not [l for l in hostapd_log(box)[mark:] if "CTRL-EVENT-EAP-SUCCESS" in l]
+        assert not [ln for ln in hostapd_log(box)[mark:] if "CTRL-EVENT-EAP-SUCCESS" in ln]
         outcome = f"apply exit {done.returncode}, kept; no station authorized in {polls} polls over 10 s"
     clock("wrong password refused")
     print(f"nm peap, wrong password: hostapd: {log[first].split(': ', 1)[-1].strip()}; {outcome}; "
@@ -263,8 +268,8 @@ def country_in_effect(box, country: str) -> str:
     # iw lists a channel's flags on the lines after it, up to the next channel ("* ...").
     ch13 = re.search(r"\* 2472 MHz \[13\][^*]*", box.exec(["iw", "phy", phy, "channels"]).stdout)
     assert ch13 and "disabled" not in ch13.group(0) and "No IR" not in ch13.group(0), ch13
-    first = lambda text: next(l.strip() for l in text.splitlines() if l.startswith("country"))  # noqa: E731
-    channel = [l.strip() for l in ch13.group(0).splitlines() if l.strip()]
+    first = lambda text: next(ln.strip() for ln in text.splitlines() if ln.startswith("country"))  # noqa: E731
+    channel = [ln.strip() for ln in ch13.group(0).splitlines() if ln.strip()]
     return (f"iw reg get: {first(glob)}; iw phy {phy} reg get: {first(mine)}; "
             f"{channel[0]} {'; '.join(channel[1:3])}")
 
@@ -326,4 +331,5 @@ def test_wpa3_enterprise_and_the_country_on_networkmanager(installed, variant, m
                           "the box's station authorized after the power cycle")
     assert sta["AKMSuiteSelector"] == SELECTOR["WPA-EAP-SHA256"] and "[MFP]" in sta["flags"], sta
     clock("joined again")
-    print(f"stock after a power cycle: {sta['AKMSuiteSelector']} {sta['flags']}; {country_in_effect(box, 'DE')}; {clock}")
+    print(f"stock after a power cycle: {sta['AKMSuiteSelector']} {sta['flags']}; "
+          f"{country_in_effect(box, 'DE')}; {clock}")

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from installer import cli
 from installer.fleet import archive as A
 from installer.fleet import bundle as B
-from installer import cli
 from installer.planning import plan as P
 from installer.render import Target, render
 from tests import hostile_bundles as H

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from installer.fleet import bundle as B
 from installer import cli
+from installer.fleet import bundle as B
 from installer.planning import plan as P
 from tests import hostile_bundles as H
 
@@ -156,7 +156,7 @@ def test_any_change_under_the_signature_is_always_refused(case, tmp_path, capsys
     else:
         name = "files/etc/hostname"
         data = H.repack([(n, b"evil\n" if n == name else d) for n, d in members], refresh=(name,))
-    with pytest.raises(B.BundleError, match="the signature does not match manifest.json"):
+    with pytest.raises(B.BundleError, match=r"the signature does not match manifest\.json"):
         B.loads_bundle(data, H.PASSPHRASE)
     bundle = tmp_path / "b.tar.gz"
     bundle.write_bytes(data)
@@ -196,7 +196,7 @@ def test_stripped_or_flipped_secrets_are_refused_even_with_the_passphrase(tmp_pa
         members = H.members_of(data)
         sig = "signature does not match|" if B.SIGNATURE_MEMBER in dict(members) else ""
         # secrets.enc removed from the archive: the manifest still lists it.
-        with pytest.raises(B.BundleError, match="listed in manifest.json but missing"):
+        with pytest.raises(B.BundleError, match=r"listed in manifest\.json but missing"):
             B.loads_bundle(H.repack(_without(members, B.SECRETS_MEMBER)), H.PASSPHRASE)
         # ... and from the manifest's members too, the state left "encrypted".
         drop = lambda m: m.update(members=[e for e in m["members"] if e["path"] != B.SECRETS_MEMBER])  # noqa: E731

@@ -13,8 +13,8 @@ import pytest
 from installer.planning import plan as planmod
 from installer.planning.describe import describe, diff, mask_secrets
 from installer.planning.plan import REDACTED, Plan, Proxy
-from installer.vendors.profiles import load_catalog
 from installer.render import NETPLAN_FILE, Target, render
+from installer.vendors.profiles import load_catalog
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

@@ -291,7 +291,7 @@ def _iem_plan(lab, pin: str | None):
     if pin is not None:
         params["iem_fingerprint"] = pin
     # No extra CA: the IEM's certificate is untrusted, as an IP-based IEM's self-generated one is.
-    return dict(profiles=[SIEMENS], profile_params={SIEMENS: params}, tls={"extra_ca_file": None})
+    return {"profiles": [SIEMENS], "profile_params": {SIEMENS: params}, "tls": {"extra_ca_file": None}}
 
 
 def test_iem_fingerprint_shown_then_pinned(healthy_lab, tmp_path):

@@ -124,7 +124,8 @@ def test_healthy_run_has_no_findings():
 
 
 def test_the_appliance_that_re_signs_a_host_also_owns_its_broken_tunnel():
-    results = [R("tls-verify", "cloudlink.example.com:443", "fail", "tls-intercepted", issuer="DPI", issuer_dn="CN=DPI"),
+    results = [R("tls-verify", "cloudlink.example.com:443", "fail", "tls-intercepted",
+                 issuer="DPI", issuer_dn="CN=DPI"),
                R("openvpn-handshake", "cloudlink.example.com:443", "fail", "openvpn-not-openvpn", kind="openvpn"),
                R("openvpn-handshake", "other.example.com:443", "fail", "openvpn-reset", kind="openvpn")]
     found, of = group(results)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from installer.fleet import bundle as B
 from installer import cli
+from installer.fleet import bundle as B
 from installer.fleet import firstboot as fb
 from tests import hostile_bundles as H
 
@@ -159,7 +159,8 @@ def test_medium_on_ext4_and_two_media_are_refused(tmp_path):
             fb.find_medium(tmp_path, by_label=links, ask_blkid=True)
     finally:
         fb._blkid_devices = orig
-    assert e.value.line.startswith("2 filesystems are labelled EDGE-SETUP (") and "keep one setup medium" in e.value.line
+    assert e.value.line.startswith("2 filesystems are labelled EDGE-SETUP (")
+    assert "keep one setup medium" in e.value.line
 
 
 def test_no_medium_is_one_line_and_exit_0(box, tmp_path, capsys):

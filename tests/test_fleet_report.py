@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from installer import cli
-from installer.fleet import report as fleetreport
-from installer.planning import plan as P
-from installer.fleet.bundle import build_bundle, public_key_line
 from installer.checks import findings
 from installer.checks.base import Result
 from installer.checks.runner import Report
+from installer.fleet import report as fleetreport
+from installer.fleet.bundle import build_bundle, public_key_line
+from installer.planning import plan as P
 from installer.render import Target
 from tests import hostile_bundles as H
 

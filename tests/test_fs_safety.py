@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from installer.writing import writer
 from installer.render import RenderedFile
+from installer.writing import writer
 from installer.writing.writer import WriteError, recover, write_files
 
 REPO = Path(__file__).resolve().parent.parent
@@ -284,7 +284,7 @@ def test_recover_refuses_a_staged_path_that_leads_elsewhere(tmp_path, staged):
         staged = str(outside / "victim")
     # a staged file that is not next to its target is refused too (it could be any file in root)
     _committed_set(root, [{"path": "/etc/hostname", "action": "created", "staged": staged}])
-    with pytest.raises(WriteError, match="staged file .* is not next to /etc/hostname; refused"):
+    with pytest.raises(WriteError, match=r"staged file .* is not next to /etc/hostname; refused"):
         recover(root)
     assert (outside / "victim").read_text() == "precious\n"
     assert (root / "etc/.x.edge-installer-1.new").exists() and not (root / "etc/hostname").exists()
@@ -362,8 +362,8 @@ def test_recover_runs_only_the_stack_commands_apply_knows(tmp_path):
 
 def test_the_known_commands_cover_every_command_apply_runs():
     from installer.planning import plan as planmod
-    from installer.writing.apply import REAPPLY_COMMANDS, STACK_COMMANDS, reapply_commands, stack_commands
     from installer.render import Target, render
+    from installer.writing.apply import REAPPLY_COMMANDS, STACK_COMMANDS, reapply_commands, stack_commands
 
     for example in sorted((REPO / "examples").glob("*.yaml")):
         plan = planmod.load(example)
@@ -396,7 +396,9 @@ def test_read_regular_refuses_special_files_without_blocking(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path / "ok")
     with pytest.raises(UnreadableFile, match="symbolic link"):
         read_regular(tmp_path / "link", 1000, follow_symlinks=False)
-    e = pytest.raises(UnreadableFile, read_regular, tmp_path / "missing", 10).value
+    with pytest.raises(UnreadableFile) as raised:
+        read_regular(tmp_path / "missing", 10)
+    e = raised.value
     assert isinstance(e, OSError) and str(e) == f"{tmp_path / 'missing'}: does not exist"
 
 

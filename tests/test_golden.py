@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from installer.planning import plan as planmod
-from installer.render import Target, render
 from installer.planning.validate import validate
+from installer.render import Target, render
 from tests.judges import judge_trees, require_tools
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from installer.planning.fields import has_control
 from installer.planning.plan import GOOGLE_DNS, Plan, loads
+from installer.planning.validate import Context, validate
 from installer.render import CONN_MACHINES, CONN_UPLINK, KEYFILE_DIR, MACHINE_BRIDGE, RenderedFile, connection_uuid
 from installer.render.keyfile import PRIORITY_MACHINES, PRIORITY_UPLINK, escape_value, render
-from installer.planning.validate import Context, validate
 from tests.judges import NmResult, netplan_generate, nm_verify, require_tools
 
 tools = pytest.mark.tools  # needs netplan and libnm (tests.judges.require_tools)
@@ -363,7 +363,7 @@ def test_any_valid_ssid_and_passphrase_round_trip(tmp_path_factory, pairs):
                                                                   security=security))
         assert validate(plan, CTX) == []
         plans[f"p{i}"] = plan
-    for name, j in judge_plans(plans, tmp_path_factory.mktemp("fuzz")).items():
+    for j in judge_plans(plans, tmp_path_factory.mktemp("fuzz")).values():
         s = j.settings(CONN_UPLINK)
         assert s["wifi.ssid"] == j.plan.wifi.ssid.encode("utf-8")
         assert s["wifi-security.psk"] == j.plan.wifi.passphrase
@@ -414,7 +414,7 @@ def test_uuid_does_not_follow_the_addresses():
     b = render(valid_plan(CASES["isolated-static-google"].replace("192.168.50.2/24", "192.168.60.2/24")))
     assert [f.path for f in a] == [f.path for f in b]
     assert a != b
-    for fa, fb in zip(a, b):
+    for fa, fb in zip(a, b, strict=True):
         assert fa.text.split("uuid=")[1][:36] == fb.text.split("uuid=")[1][:36]
 
 
@@ -446,7 +446,7 @@ def test_judge_reports_what_libnm_drops_or_refuses(tmp_path):
     for name, text in cases.items():
         paths[name] = tmp_path / f"{name}.nmconnection"
         paths[name].write_text(text)
-    r = {name: res for name, res in zip(cases, nm_verify(paths.values()).values())}
+    r = dict(zip(cases, nm_verify(paths.values()).values(), strict=True))
     assert r["good"].ok
     assert any("controller" in w for w in r["unknown-key"].warnings)
     assert any("port-type" in w for w in r["unknown-key"].warnings)

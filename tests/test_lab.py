@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.vendors.profiles import load_catalog
 from installer.planning.validate import validate_document
+from installer.vendors.profiles import load_catalog
 from tests.lab import Lab, LabError, dnsauth, fixtures, netns
 from tests.lab import topology as T
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401  (fixtures, used by name)
@@ -432,7 +432,7 @@ def test_missing_server_names_its_debian_package(monkeypatch: pytest.MonkeyPatch
 
 
 def _host_network() -> tuple[list[str], str]:
-    links = sorted(l.split(":")[1].strip().split("@")[0] for l in
+    links = sorted(line.split(":")[1].strip().split("@")[0] for line in
                    netns.run(["ip", "-o", "link"]).stdout.splitlines())
     return links, netns.run(["nft", "list", "tables"]).stdout
 

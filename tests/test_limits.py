@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from installer.planning import plan as planmod
 from installer.commands import UsageError, check_root, root_problem
-from installer.render import dropins
-from installer.render import Target, render
+from installer.planning import plan as planmod
 from installer.planning.validate import validate
+from installer.render import Target, dropins, render
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 
 from installer.planning import plan as P
-from installer.render import Target, netplan_backend, render
 from installer.planning.validate import validate
+from installer.render import Target, netplan_backend, render
 from installer.writing.writer import write_files
 from tests.judges import judge_trees, require_tools
 from tests.strategies import PKI

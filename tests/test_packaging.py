@@ -37,7 +37,7 @@ INSTALL_PATH = "/usr/local/bin/edge-installer"
 
 
 def _loud_skip(reason: str) -> None:
-    warnings.warn(UserWarning(f"PACKAGING NOT TESTED: {reason}"))
+    warnings.warn(UserWarning(f"PACKAGING NOT TESTED: {reason}"), stacklevel=2)
     pytest.skip(f"PACKAGING NOT TESTED: {reason}")
 
 

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.planning import plan as planmod
-from installer.fleet.bundle import per_box_fields
 from installer.fleet.build import read_devices
+from installer.fleet.bundle import per_box_fields
+from installer.planning import plan as planmod
 from installer.planning.plan import Port
-from installer.render import NETPLAN_FILE, Target, render
 from installer.planning.setfield import SetError, apply_sets
 from installer.planning.validate import validate
+from installer.render import NETPLAN_FILE, Target, render
 from tests.judges import judge_trees, nm_verify, require_tools
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,8 +293,8 @@ def test_the_link_check_reports_the_bound_port_on_a_box_that_names_it_otherwise(
 
 
 def test_the_planner_passes_each_binding_to_its_link_check():
-    from installer.checks.planner import plan_checks
     from installer.checks.base import Context
+    from installer.checks.planner import plan_checks
     from installer.vendors.profiles import load_catalog
 
     plan = planmod.load(EXAMPLE)

@@ -14,8 +14,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -23,8 +24,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from installer.vendors.profiles import (
-    CHECKS, DIAGNOSIS_CODES, Catalog, Endpoint, ParamSpec, Profile, ProfileError,
-    load_catalog, load_profile,
+    CHECKS,
+    DIAGNOSIS_CODES,
+    Catalog,
+    Endpoint,
+    ParamSpec,
+    Profile,
+    ProfileError,
+    load_catalog,
+    load_profile,
 )
 from tests.vendor_docs import require_seeds, seed_text
 

@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 
 from installer.planning import plan as P
-from installer.render import Target, render
 from installer.planning.validate import validate, validate_document
+from installer.render import Target, render
 from installer.writing.writer import write_files
 from tests.judges import judge_trees, require_tools
 from tests.strategies import plan_shaped, valid_plans

@@ -10,9 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 
 from installer.planning.setfield import apply_sets
-from installer.render import Target
+from installer.render import Target, yamltext
 from installer.render import netplan as netplan_renderer
-from installer.render import yamltext
 from tests.strategies import valid_plans
 from tests.test_fleet import HAZARDS, SEED_EXAMPLES
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from installer.vendors import firewall
 from installer.planning import plan as planmod
+from installer.vendors import firewall
 from installer.vendors.profiles import load_catalog
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
 from tests.vendor_docs import seed_text
@@ -35,7 +35,7 @@ def test_markdown_report_tells_it_what_to_change_without_secrets(healthy_lab, tm
     # Which box: its uplink's address and MAC, the version and the date, for IT to find it.
     assert "- Uplink: enp2s0, address 203.0.113.2/24, MAC " in text and "- edge-installer 0.1.0, 20" in text
     # One DPI appliance is one finding naming every host it re-signs, not one paragraph per host.
-    finding = next(l for l in text.splitlines() if l.startswith("### F1. FAIL: A TLS-inspecting appliance"))
+    finding = next(ln for ln in text.splitlines() if ln.startswith("### F1. FAIL: A TLS-inspecting appliance"))
     assert healthy_lab.dpi_ca_name in finding and "api.machinemetrics.com:443" in finding
     assert text.count("**What to change:**") == 1 and "| F1 |" in text
     assert "000_" not in text and ".txt" not in text
@@ -92,7 +92,7 @@ def test_firewall_request_markdown_and_govcloud_static_ips(tmp_path):
     r = cli("firewall-request", "--plan", str(plan), "--format", "md")
     assert r.returncode == 0, r.stderr
     assert "| destination | IPs | port |" in r.stdout
-    line = next(l for l in r.stdout.splitlines() if l.startswith("| api.machinemetrics-us-gov.com |"))
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("| api.machinemetrics-us-gov.com |"))
     assert "18.252.129.108" in line and "182.30.131.220" in line
     assert "outbound" in r.stdout and "inbound" in r.stdout  # "nothing needs to be allowed inbound"
 
@@ -114,14 +114,14 @@ def test_firewall_request_marks_names_that_do_not_resolve_and_knows_the_proxy(he
                              "--format", "md", "--resolve"], timeout=60, env={"PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
-    row = next(l for l in text.splitlines() if l.startswith("| notify.bugsnag.com |"))
+    row = next(ln for ln in text.splitlines() if ln.startswith("| notify.bugsnag.com |"))
     assert "NOT RESOLVED (dns-nxdomain)" in row and "| the proxy 203.0.113.30 |" in row
-    assert "203.0.113.10" in next(l for l in text.splitlines() if l.startswith("| api.machinemetrics.com |"))
+    assert "203.0.113.10" in next(ln for ln in text.splitlines() if ln.startswith("| api.machinemetrics.com |"))
     # The proxy must allow CONNECT to the cloud's ports (443 and NATS 7422), and IT is told so.
     assert "The proxy must allow CONNECT to ports 443, 7422" in text
     assert "- Uplink: enp2s0, address 203.0.113.2/24, MAC " in text
     # DNS and NTP still leave from the box itself.
-    assert "| the edge box |" in next(l for l in text.splitlines() if l.startswith("| 203.0.113.53 |"))
+    assert "| the edge box |" in next(ln for ln in text.splitlines() if ln.startswith("| 203.0.113.53 |"))
     assert healthy_lab.proxy_password not in text
 
 

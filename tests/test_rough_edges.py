@@ -7,6 +7,7 @@ counts that match what is listed, and the vendor documents named by title."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from pathlib import Path
 
@@ -20,8 +21,21 @@ from installer.vendors.sources import TITLES
 from screens import app as wizard
 from screens.base import HelpPanel, help_text, wrap_words
 from tests.test_snapshots import CELLULAR, PLAN, written
-from tests.wizard_helpers import (INVENTORY, REPORT, SIZE, context, error_at, field, focus, keys, new_wizard,
-                                  replace_text, safe, text_of, until)
+from tests.wizard_helpers import (
+    INVENTORY,
+    REPORT,
+    SIZE,
+    context,
+    error_at,
+    field,
+    focus,
+    keys,
+    new_wizard,
+    replace_text,
+    safe,
+    text_of,
+    until,
+)
 
 CHECKED = safe(PLAN)
 
@@ -228,12 +242,12 @@ def broken_words(lines: list[str], known: set[str]) -> list[str]:
     """Words cut at the end of a row and continued on the next (the halves joined make a
     word the screen's texts hold)."""
     found = []
-    for a, b in zip(lines, lines[1:]):
+    for a, b in itertools.pairwise(lines):
         tail = re.search(r"([A-Za-z0-9]+)\s*$", a)
         head = re.match(r"\s*([A-Za-z0-9]+)", b)
-        if tail and head and tail.group(1) + head.group(1) in known:
-            if not tail.group(1) in known or not head.group(1) in known:
-                found.append(f"{a.strip()[-20:]} | {b.strip()[:20]}")
+        if (tail and head and tail.group(1) + head.group(1) in known
+                and (tail.group(1) not in known or head.group(1) not in known)):
+            found.append(f"{a.strip()[-20:]} | {b.strip()[:20]}")
     return found
 
 

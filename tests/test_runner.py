@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from installer.planning import plan as P
 from installer.checks.base import Check, Context, Outcome
 from installer.checks.runner import run_checks
+from installer.planning import plan as P
 from installer.vendors.profiles import load_catalog
 
 PLAN = P.Plan(topology="single", uplink=P.Uplink("enp2s0"))

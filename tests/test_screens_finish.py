@@ -14,19 +14,19 @@ from pathlib import Path
 
 from textual.widgets import OptionList
 
-from installer.planning import plan as planmod
+from installer.box.discover import Interface, Inventory
+from installer.box.stack import Stack
 from installer.checks import findings
 from installer.checks.base import Result
 from installer.checks.runner import Report
-from installer.box.discover import Interface, Inventory
+from installer.planning import plan as planmod
 from installer.planning.plan import Machine, Plan, Uplink
-from installer.vendors.profiles import load_catalog
-from installer.render import NETPLAN_FILE, Target, render
-from installer.box.stack import Stack
 from installer.planning.validate import default_context
+from installer.render import NETPLAN_FILE, Target, render
+from installer.vendors.profiles import load_catalog
 from screens import app as wizard
 from screens.base import WizardContext
-from tests.wizard_helpers import safe, screen_text, text_of, until
+from tests.wizard_helpers import STOCK_TARGET, safe, screen_text, text_of, until
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (80, 24)
@@ -48,7 +48,7 @@ def example(name: str) -> Plan:
     return planmod.load(REPO / "examples" / f"{name}.yaml")
 
 
-def make_app(root: Path, plan: Plan, step: str, target: Target = Target(), **context) -> wizard.WizardApp:
+def make_app(root: Path, plan: Plan, step: str, target: Target = STOCK_TARGET, **context) -> wizard.WizardApp:
     inv = inventory()
     # As screens.run.build_context: validation knows the box the plan is for.
     validation = default_context({i.name: i.kind for i in inv.interfaces}, target)
@@ -176,7 +176,8 @@ async def test_review_shows_files_and_diff_and_no_secret(tmp_path):
         diff = text_of(app, "#diff").splitlines()
         assert "-old-box" in diff and "+edge-03" in diff
         assert "+      dhcp4: true" in diff
-        assert "/etc/netplan/50-cloud-init.yaml: netplan merges it with ours (configures eno1)" in text_of(app, "#moves")
+        assert ("/etc/netplan/50-cloud-init.yaml: netplan merges it with ours (configures eno1)"
+                in text_of(app, "#moves"))
         assert not app.screen.query("#problems")
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
-
 import screens.app as appmod
 from installer.box.discover import Inventory
 from installer.planning.fields import check_interface_address, check_passphrase, check_proxy_url
 from installer.planning.plan import Cellular, Dns, Machine, MachineNetwork, Plan, Uplink, Wifi
-from installer.vendors.profiles import load_catalog
 from installer.planning.validate import default_context
+from installer.vendors.profiles import load_catalog
 from screens.base import Choice, Toggle, WizardContext
 from screens.interfaces import default_roles
 from screens.wireless import parse_mb

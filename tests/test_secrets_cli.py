@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from installer.planning import plan as planmod
 from installer.commands import UsageError
 from installer.commands import apply as apply_cmd
+from installer.planning import plan as planmod
 from installer.planning.setfield import SetError, read_secret_file, secret_refusals
 
 REPO = Path(__file__).resolve().parent.parent

@@ -31,16 +31,15 @@ from pathlib import Path
 import pytest
 from textual._compositor import CompositorUpdate
 
-from bench.tuimeasure import (MOUSE_MODES, Session, VirtualTerminal, non_ascii_count,
-                              split_sequences, tmux_available)
+from bench.tuimeasure import MOUSE_MODES, Session, VirtualTerminal, non_ascii_count, split_sequences, tmux_available
 from screens import cells
 from tests.lab.fixtures import healthy_lab, lab  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).with_name("edge-installer")
 WIZARD = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "installer"]
-NO_PROXY_ENV = {k: None for k in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
-                                  "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")}
+NO_PROXY_ENV = dict.fromkeys(("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                              "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"))
 STATE = "var/lib/edge-installer"
 
 
@@ -164,7 +163,7 @@ def restored(data: bytes) -> None:
 
 # ----------------------------------------------------------------------------- the lab walk
 
-def test_vt100_whole_isolated_walk_in_a_faulty_lab(healthy_lab, tmp_path):  # noqa: F811
+def test_vt100_whole_isolated_walk_in_a_faulty_lab(healthy_lab, tmp_path):
     need_tmux()
     root = tmp_path / "root"
     root.mkdir()
@@ -222,7 +221,8 @@ def test_vt100_whole_isolated_walk_in_a_faulty_lab(healthy_lab, tmp_path):  # no
                 sc.key("Tab")   # back to the list, which scrolls back into view
                 s.wait_for(lambda: listed(sc.text()), timeout=5)
             s.send("Down")
-            s.wait_for(lambda: DETAIL.search(sc.text()) and DETAIL.search(sc.text()).group(0) != head.group(0),
+            was = head.group(0)
+            s.wait_for(lambda was=was: DETAIL.search(sc.text()) and DETAIL.search(sc.text()).group(0) != was,
                        timeout=3)
         fails = {line for line in lines if line.startswith("[FAIL]")}
         assert len(fails) == failed, "\n".join(sorted(lines)) + "\n" + sc.text()
@@ -357,12 +357,12 @@ async def test_changed_cells_leave_the_terminal_as_full_repaints_do(tmp_path):
 def test_strips_that_are_not_ascii_go_out_as_textual_sends_them():
     """What the model cannot hold (a wide or non-ASCII character) is sent unchanged and is
     sent again next time; everything else is diffed."""
+    from rich.console import Console
     from rich.segment import Segment
     from rich.style import Style
     from textual._compositor import LayoutUpdate
     from textual.geometry import Region
     from textual.strip import Strip
-    from rich.console import Console
 
     console = Console(color_system="standard", force_terminal=True, width=10)
     shadow = cells.ShadowScreen()

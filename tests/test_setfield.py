@@ -120,7 +120,8 @@ def test_several_sets_for_the_next_box(isolated):
     ("dns.servers=resolver.plant", "dns.servers[0]: 'resolver.plant' is not an IP address"),
     ("machines[0].controller=lathe", "machines[0].controller: 'lathe' is not a known controller; use one of"),
     ("uplink.ipv4=auto", "uplink.ipv4: 'auto' is not a mode; use dhcp or static"),
-    ("profile_params.siemens-industrial-edge.iem_port=1", "profile siemens-industrial-edge has no parameter 'iem_port'"),
+    ("profile_params.siemens-industrial-edge.iem_port=1",
+     "profile siemens-industrial-edge has no parameter 'iem_port'"),
     ("nonsense", "nonsense: give KEY=VALUE"),
     ("=x", "give KEY=VALUE"),
 ])

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from installer.writing.existing import find_conflicts, move_aside_paths
+from installer.box.wifi import Network
 from installer.planning.plan import Cellular, Dns, Machine, MachineNetwork, Ntp, Plan, Uplink, Wifi
 from installer.render import Target, render
-from installer.box.wifi import Network
+from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.writing.writer import write_files
 from screens import app as wizard
 from tests.wizard_helpers import REPORT, SIZE, context, no_blink, safe, until

@@ -18,12 +18,17 @@ from rich.cells import cell_len
 from textual._compositor import CompositorUpdate
 from textual.widgets import Checkbox, Input
 
-from bench.tuimeasure import (MOUSE_MODES, Session, VirtualTerminal, non_ascii_count,
-                              split_sequences, tmux_available)
+from bench.tuimeasure import MOUSE_MODES, Session, VirtualTerminal, non_ascii_count, split_sequences, tmux_available
 from screens import terminal
 from screens.ascii import PLAIN_THEME, to_ascii
-from screens.terminal import (CLEAR_ON_EXIT, PlainDriver, detect_plain, filter_output, lean_focus_active,
-                              prepare_environment)
+from screens.terminal import (
+    CLEAR_ON_EXIT,
+    PlainDriver,
+    detect_plain,
+    filter_output,
+    lean_focus_active,
+    prepare_environment,
+)
 from tests.tui_demo_app import DemoApp, StepTwo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,8 +85,8 @@ def test_detect_plain_sees_through_pep538_coercion():
 def test_detect_plain_real_process_with_lang_c():
     """The same, in a real interpreter started with LANG=C (coercion happens for real)."""
     import subprocess
-    code = ("import sys; sys.path.insert(0, %r); from screens.terminal import detect_plain;"
-            "print(detect_plain(tty_name=''))" % str(REPO))
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from screens.terminal import detect_plain;"
+            "print(detect_plain(tty_name=''))")
     env = {"PATH": os.environ.get("PATH", ""), "TERM": "xterm-256color", "LANG": "C"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60)
@@ -468,7 +473,7 @@ async def run_keys(keys: list[str], lean: bool, coalesce: bool = False,
 async def test_lean_focus_frames_identical_to_stock():
     stock, stock_costs, stock_truth = await run_keys(LEAN_KEYS, lean=False)
     lean, lean_costs, _ = await run_keys(LEAN_KEYS, lean=True)
-    for step, (a, b, truth) in enumerate(zip(stock, lean, stock_truth)):
+    for step, (a, b, truth) in enumerate(zip(stock, lean, stock_truth, strict=True)):
         key = ([None] + LEAN_KEYS)[step]
         assert a == truth, f"stock terminal differs from its own full frame after {key}"
         assert a == b, f"lean focus frame differs from stock after {key}"
@@ -483,7 +488,7 @@ async def test_coalesced_frames_end_identical_and_cheaper():
     """Held full frames: the terminal ends every step in the same state, for fewer bytes."""
     stock, stock_costs, truth = await run_keys(COALESCE_KEYS, lean=False)
     held, held_costs, _ = await run_keys(COALESCE_KEYS, lean=False, coalesce=True, settle=0.4)
-    for step, (a, b, t) in enumerate(zip(stock, held, truth)):
+    for step, (a, b, t) in enumerate(zip(stock, held, truth, strict=True)):
         key = ([None] + COALESCE_KEYS)[step]
         assert a == t, f"stock terminal differs from its own full frame after {key}"
         assert a == b, f"coalesced frame differs from stock after {key}"
@@ -599,7 +604,7 @@ def test_tmux_tuned_frames_equal_stock_frames(tmp_path):
             seen[name], sizes[name] = screens, s.size()
             s.send("C-q")
             s.wait_exit()
-    for step, (a, b) in enumerate(zip(seen["stock"], seen["tuned"])):
+    for step, (a, b) in enumerate(zip(seen["stock"], seen["tuned"], strict=True)):
         assert a == b, f"screens differ after {(['start'] + keys)[step]}"
     assert sizes["tuned"] < 0.6 * sizes["stock"], sizes
 

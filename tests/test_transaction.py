@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from installer.planning import plan as planmod
-from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.render import Target, render
+from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.writing.writer import recover, restore, write_files
 
 REPO = Path(__file__).resolve().parent.parent

@@ -234,7 +234,10 @@ def test_cli_validate_exit_codes(tmp_path):
     good.write_text(BASE)
     bad = tmp_path / "bad.yaml"
     bad.write_text(edit(BASE, uplink__gateway="10.30.0.1", machines__0__address="192.168.51.21"))
-    run = lambda *a: subprocess.run([sys.executable, "-m", "installer", *a], capture_output=True, text=True, cwd=REPO)
+
+    def run(*a: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "installer", *a], capture_output=True, text=True, cwd=REPO)
+
     r = run("validate", str(good))
     assert r.returncode == 0, r.stderr
     r = run("validate", str(bad))

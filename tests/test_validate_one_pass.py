@@ -86,7 +86,8 @@ def test_a_valid_plan_is_still_valid_and_a_wrong_section_type_is_one_line(tmp_pa
 
 def test_suggestions_are_only_for_close_values():
     assert suggest("isolted", planmod.TOPOLOGIES) == " (did you mean 'isolated'?)"
-    assert suggest("machinemetric", ["machinemetrics", "machinemetrics-govcloud"]) == " (did you mean 'machinemetrics'?)"
+    assert suggest("machinemetric", ["machinemetrics", "machinemetrics-govcloud"]) == \
+        " (did you mean 'machinemetrics'?)"
     assert suggest("banana", planmod.TOPOLOGIES) == ""
     assert suggest(None, planmod.TOPOLOGIES) == ""
 

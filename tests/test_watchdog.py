@@ -18,8 +18,8 @@ import pytest
 
 from installer.checks.base import Result
 from installer.checks.runner import Report
-from installer.fleet import watchdog as wd
 from installer.commands import status as wstatus
+from installer.fleet import watchdog as wd
 from installer.fleet.watchdog import APPLIED_PLAN, SERVICE_FILE, STATE_DIR, TIMER_FILE, run_once
 from tests.judges import systemd_analyze as analyze
 from tests.judges import systemd_verify_root as verify_root

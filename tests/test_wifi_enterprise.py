@@ -16,10 +16,10 @@ from installer.fleet import bundle as B
 from installer.planning import fields
 from installer.planning import plan as P
 from installer.planning.describe import describe, mask_secrets
-from installer.vendors.profiles import load_catalog
+from installer.planning.validate import default_context, validate
 from installer.render import Target, render
 from installer.render.dropins import REGDOM_FILE
-from installer.planning.validate import default_context, validate
+from installer.vendors.profiles import load_catalog
 from installer.writing.writer import write_files
 from tests import hostile_bundles as H
 from tests.judges import netplan_generate, nm_verify, require_tools
@@ -41,7 +41,7 @@ def pki(tmp_path_factory) -> dict[str, str]:
     from cryptography.x509.oid import NameOID
 
     d = tmp_path_factory.mktemp("pki")
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def cert(subject: str, key, issuer: str, issuer_key, ca: bool):
         b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
@@ -204,8 +204,8 @@ class Regdomain:
 def _apply(tmp_path, plan, runner, keep=True):
     from types import SimpleNamespace
 
-    from installer.writing.apply import apply_plan
     from installer.box.system import System
+    from installer.writing.apply import apply_plan
 
     lines: list[str] = []
     tmp_path.mkdir(exist_ok=True)
@@ -250,8 +250,8 @@ def test_a_box_that_cannot_take_the_country_is_told_and_the_apply_goes_on(tmp_pa
 
 def test_without_iw_the_country_waits_for_the_next_boot(tmp_path, monkeypatch):
     """The real System on a PATH without iw: said in one message, nothing run, no error."""
-    from installer.writing.apply import ApplyResult, set_country
     from installer.box.system import System
+    from installer.writing.apply import ApplyResult, set_country
 
     monkeypatch.setenv("PATH", str(tmp_path))
     result, lines = ApplyResult(), []
@@ -262,8 +262,8 @@ def test_without_iw_the_country_waits_for_the_next_boot(tmp_path, monkeypatch):
 
 
 def test_a_staged_apply_shows_the_country_command(tmp_path):
-    from installer.writing.apply import apply_plan
     from installer.box.system import System
+    from installer.writing.apply import apply_plan
 
     result = apply_plan(peap(country="DE"), System(tmp_path), Target(), confirm=lambda s, r: True)
     assert "would run: iw reg set DE" in [c.describe() for c in result.commands]
@@ -292,19 +292,19 @@ def test_regdb_reader_reads_the_kernels_format_and_falls_back(tmp_path):
 # Refusals: one line each, naming the field.
 
 REFUSALS = [
-    ("enterprise without a method", dict(eap_method=None), "wifi.eap_method", "peap"),
-    ("unknown method", dict(eap_method="ttls"), "wifi.eap_method", "not supported"),
-    ("no identity", dict(identity=None), "wifi.identity", "required"),
-    ("identity with a line break", dict(identity="a\nb"), "wifi.identity", "control"),
-    ("no CA", dict(ca_certificate=None), "wifi.ca_certificate", "any access point"),
-    ("relative CA path", dict(ca_certificate="ca.pem"), "wifi.ca_certificate", "absolute"),
-    ("PEAP without password", dict(eap_password=None), "wifi.eap_password", "required"),
-    ("PEAP with a certificate", dict(client_certificate="/etc/ssl/box.pem"), "wifi.client_certificate",
+    ("enterprise without a method", {"eap_method": None}, "wifi.eap_method", "peap"),
+    ("unknown method", {"eap_method": "ttls"}, "wifi.eap_method", "not supported"),
+    ("no identity", {"identity": None}, "wifi.identity", "required"),
+    ("identity with a line break", {"identity": "a\nb"}, "wifi.identity", "control"),
+    ("no CA", {"ca_certificate": None}, "wifi.ca_certificate", "any access point"),
+    ("relative CA path", {"ca_certificate": "ca.pem"}, "wifi.ca_certificate", "absolute"),
+    ("PEAP without password", {"eap_password": None}, "wifi.eap_password", "required"),
+    ("PEAP with a certificate", {"client_certificate": "/etc/ssl/box.pem"}, "wifi.client_certificate",
      "only for eap_method tls"),
-    ("passphrase with enterprise", dict(passphrase="correct horse"), "wifi.passphrase", "802.1X"),
-    ("lower-case country", dict(country="de"), "wifi.country", "DE"),
-    ("unknown country", dict(country="XX"), "wifi.country", "wireless-regdb"),
-    ("three letters", dict(country="DEU"), "wifi.country", "two-letter"),
+    ("passphrase with enterprise", {"passphrase": "correct horse"}, "wifi.passphrase", "802.1X"),
+    ("lower-case country", {"country": "de"}, "wifi.country", "DE"),
+    ("unknown country", {"country": "XX"}, "wifi.country", "wireless-regdb"),
+    ("three letters", {"country": "DEU"}, "wifi.country", "two-letter"),
 ]
 
 
@@ -321,10 +321,10 @@ def test_enterprise_refusals_name_their_field_in_one_line(name, change, field, w
 def test_tls_refusals():
     plan = tls()
     w = plan.wifi
-    for change, field in ((dict(client_certificate=None), "wifi.client_certificate"),
-                          (dict(private_key=None), "wifi.private_key"),
-                          (dict(eap_password="x"), "wifi.eap_password"),
-                          (dict(private_key_password="two\nlines"), "wifi.private_key_password")):
+    for change, field in (({"client_certificate": None}, "wifi.client_certificate"),
+                          ({"private_key": None}, "wifi.private_key"),
+                          ({"eap_password": "x"}, "wifi.eap_password"),
+                          ({"private_key_password": "two\nlines"}, "wifi.private_key_password")):
         errors = validate(dataclasses.replace(plan, wifi=dataclasses.replace(w, **change)))
         assert [e.field for e in errors] == [field], (change, errors)
     # The private key's password is never repeated.

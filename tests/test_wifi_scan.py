@@ -275,7 +275,7 @@ def test_a_scan_that_never_ends_is_read_from_the_cache_or_tried_again(wlan0):
         if argv[-1] == "scan":
             raise wifi.ScanTimeout("`iw dev wlan0 scan` gave no answer within 15 s")
         return subprocess.CompletedProcess(argv, 0, "", "")
-    with pytest.raises(wifi.ScanError, match="^WiFi scan on wlan0: `iw dev wlan0 scan` gave no answer within 15 s$"):
+    with pytest.raises(wifi.ScanError, match=r"^WiFi scan on wlan0: `iw dev wlan0 scan` gave no answer within 15 s$"):
         wifi.scan("wlan0", run=hang_empty, sys_class_net=wlan0)
     assert calls.count("iw dev wlan0 scan") == 2
 
@@ -294,7 +294,7 @@ def test_down_interface_is_brought_up_and_rfkill_is_named(wlan0):
     assert len(wifi.scan("wlan0", run=fake, sys_class_net=wlan0)) == 4
     assert fake.calls == ["ip link set wlan0 up", "iw dev wlan0 scan"]
     blocked = FakeIw([("ip link set wlan0 up", (2, "", "RTNETLINK answers: Operation not possible due to RF-kill\n"))])
-    with pytest.raises(wifi.ScanError, match="blocked by rfkill.*rfkill unblock wifi"):
+    with pytest.raises(wifi.ScanError, match=r"blocked by rfkill.*rfkill unblock wifi"):
         wifi.scan("wlan0", run=blocked, sys_class_net=wlan0)
     assert "\n" not in str(wifi._fail("wlan0", subprocess.CompletedProcess([], 156, "", "command failed: "
                                                                             "Network is down (-100)\n")))
@@ -309,7 +309,7 @@ def test_interface_choice(wlan0):
 
 def test_no_radio(tmp_path):
     (tmp_path / "eno1").mkdir()
-    with pytest.raises(wifi.ScanError, match="^this box has no WiFi interface"):
+    with pytest.raises(wifi.ScanError, match=r"^this box has no WiFi interface"):
         wifi.choose_interface(None, tmp_path)
 
 
@@ -429,8 +429,8 @@ def dataclass_replace(result, **changes):
 def test_post_apply_recheck_includes_wifi_signal(monkeypatch):
     """apply's re-check (installer.writing.apply.recheck) runs the plan's own checks: for a WiFi uplink,
     wifi-signal must be among them (the checks are captured, not run)."""
-    from installer.writing import apply
     from installer.checks import runner
+    from installer.writing import apply
 
     kept = []
 

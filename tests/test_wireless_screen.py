@@ -10,11 +10,24 @@ import dataclasses
 
 from textual.widgets import OptionList
 
-from installer.planning.plan import Cellular, MachineNetwork, Plan, Uplink, Wifi
 from installer.box.wifi import Network, ScanError
+from installer.planning.plan import Cellular, MachineNetwork, Plan, Uplink, Wifi
 from screens.wireless import signal_bars
-from tests.wizard_helpers import error_at, field, focus, frame_text, keys, new_wizard, replace_text, screen_text
-from tests.wizard_helpers import set_choice, set_field, set_toggle, type_text, until
+from tests.wizard_helpers import (
+    error_at,
+    field,
+    focus,
+    frame_text,
+    keys,
+    new_wizard,
+    replace_text,
+    screen_text,
+    set_choice,
+    set_field,
+    set_toggle,
+    type_text,
+    until,
+)
 
 WIFI = Plan(topology="wifi", machine_network=MachineNetwork(("eno1",), "192.168.50.2/24"), uplink=Uplink("wlan0"),
             profiles=("machinemetrics",))

@@ -55,7 +55,7 @@ async def test_a_bundle_without_secrets_asks_for_this_box_then_reviews(tmp_path)
         hostname.value = ""
         hostname.focus()
         await pilot.press(*"edge-09", "tab")
-        await pilot.press(*"ctrl+a ctrl+k".split())
+        await pilot.press(*["ctrl+a", "ctrl+k"])
         await pilot.press(*"192.168.50.9/24", "tab", *"s3cret-passphrase", "ctrl+n")
         await pilot.pause()
         assert app.step_id == "review", text_of(app, "#step-errors")
@@ -122,7 +122,7 @@ async def test_the_bundle_passphrase_unlocks_the_secrets_and_is_never_the_wifi_k
         assert "wrong passphrase" in text_of(app, "#bundle-passphrase .field-error")
         shown = frame_text(app) + text_of(app, "#step-errors") + text_of(app, "#bundle-passphrase .field-error")
         assert "2025" not in shown  # never echoed
-        await pilot.press(*"backspace backspace backspace backspace".split(), *"2026", "ctrl+n")
+        await pilot.press(*["backspace", "backspace", "backspace", "backspace"], *"2026", "ctrl+n")
         await pilot.pause()
         assert app.step_id == "review", text_of(app, "#step-errors")
     assert app.plan.wifi.passphrase == "correct horse battery"  # the first box's key, decrypted
@@ -226,7 +226,8 @@ async def test_the_welcome_step_refuses_an_unsigned_bundle_until_the_technician_
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert app.step_id == "this-box"
-        assert "unsigned.tar.gz is not signed; used anyway (the technician accepted it)" in text_of(app, "#trust-warning")
+        assert ("unsigned.tar.gz is not signed; used anyway (the technician accepted it)"
+                in text_of(app, "#trust-warning"))
 
 
 async def test_the_welcome_step_never_offers_to_accept_a_damaged_bundle(tmp_path):

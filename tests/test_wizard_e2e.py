@@ -32,13 +32,32 @@ from installer.planning import plan as planmod
 from installer.planning.draft import Draft
 from installer.planning.fields import check_interface_address, check_passphrase
 from installer.planning.plan import Cellular, Dns, MachineNetwork, Ntp, Plan, Proxy, Uplink, Wifi
-from installer.render import Target, render
 from installer.planning.validate import validate
+from installer.render import Target, render
 from screens import app as wizard
 from screens.base import Choice
-from tests.wizard_helpers import (SIZE, STATE_DIR, context, drive, error_at, field, frame_text, keys_handled, new_wizard,
-                                  next_step, post_keys, replace_text, safe, screen_text, set_choice, set_field,
-                                  set_toggle, text_of, tree, type_text)
+from tests.wizard_helpers import (
+    SIZE,
+    STATE_DIR,
+    context,
+    drive,
+    error_at,
+    field,
+    frame_text,
+    keys_handled,
+    new_wizard,
+    next_step,
+    post_keys,
+    replace_text,
+    safe,
+    screen_text,
+    set_choice,
+    set_field,
+    set_toggle,
+    text_of,
+    tree,
+    type_text,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from installer.planning import plan as planmod
-from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.render import NETPLAN_FILE, RenderedFile, Target, render
+from installer.writing.existing import find_conflicts, move_aside_paths
 from installer.writing.writer import WriteError, restore, write_files
 
 REPO = Path(__file__).resolve().parent.parent
@@ -194,7 +194,8 @@ def test_cli_render_bad_root_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("x\n")
     r = subprocess.run([sys.executable, "-m", "installer", "render", str(REPO / "examples/isolated.yaml"),
                         "--root", str(tmp_path / "file")], capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.strip() == f"--root {tmp_path / 'file'}: exists and is not a directory; give a directory"
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"--root {tmp_path / 'file'}: exists and is not a directory; give a directory"
 
 
 def test_cli_render_into_an_impossible_root_is_one_line(tmp_path):

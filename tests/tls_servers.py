@@ -16,9 +16,9 @@ import ipaddress
 import socket
 import ssl
 import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -73,7 +73,7 @@ class Pki:
     def _ca(pairs) -> Issuer:
         key = ec.generate_private_key(ec.SECP256R1())
         name = _name(pairs)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - dt.timedelta(days=30)).not_valid_after(now + dt.timedelta(days=3650))
@@ -90,7 +90,7 @@ class Pki:
         """A server context presenting a leaf for `names` from CA `issuer` (public, dpi, arm,
         fake_arm), expired, not yet valid, or self-signed."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=90)
         if expired:
             start, end = now - dt.timedelta(days=400), now - dt.timedelta(days=35)

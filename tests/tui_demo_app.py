@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from textual.app import ComposeResult  # noqa: E402
-from textual.binding import Binding  # noqa: E402
+from textual.binding import Binding, BindingType  # noqa: E402
 from textual.containers import Horizontal  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 from textual.widgets import Button, Checkbox, Footer, Input, RadioButton, RadioSet, Static  # noqa: E402
@@ -37,7 +38,7 @@ RadioSet { width: 40; }
 
 
 class StepOne(Screen):
-    BINDINGS = [Binding("ctrl+n", "next", "Next step")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+n", "next", "Next step")]
 
     def compose(self) -> ComposeResult:
         yield Static("Step 1 of 2: Uplink addressing", id="step")
@@ -67,7 +68,7 @@ class StepOne(Screen):
 
 
 class StepTwo(Screen):
-    BINDINGS = [Binding("escape", "back", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
 
     def compose(self) -> ComposeResult:
         yield Static("Step 2 of 2: Wireless", id="step")

@@ -20,17 +20,18 @@ from textual.keys import _character_to_key
 from textual.widgets import Input, OptionList, Static
 from textual.widgets._toggle_button import ToggleButton
 
+from installer.box.discover import Inventory
 from installer.checks.base import Result
 from installer.checks.runner import Report
-from installer.box.discover import Inventory
 from installer.planning.plan import Dns, Ntp, Plan, Uplink
-from installer.vendors.profiles import load_catalog
-from installer.render import Target
 from installer.planning.validate import default_context
+from installer.render import Target
+from installer.vendors.profiles import load_catalog
 from screens import app as wizard
 from screens.base import Choice, FieldInput, Toggle, WizardContext
 
 SIZE = (80, 24)
+STOCK_TARGET = Target()  # the render target of a stock box (frozen: one instance serves every default)
 STATE_DIR = "var/lib/edge-installer"
 
 
@@ -50,7 +51,7 @@ INVENTORY = Inventory.from_json({
 })
 
 
-def context(root: Path, *, inventory: Inventory | None = INVENTORY, target: Target = Target(),
+def context(root: Path, *, inventory: Inventory | None = INVENTORY, target: Target = STOCK_TARGET,
             plain_reason: str = "", check_timeout: float = 0.3, **extra) -> WizardContext:
     """The WizardContext `screens.run.build_context` would make for this box, with a fixed
     inventory and render target (and short check timeouts: only loopback is ever asked)."""
@@ -384,7 +385,7 @@ async def drive(pilot, plan: Plan, until_step: str | None = None, *, on_step=Non
             raise AssertionError(f"Next refused on {step}: {text_of(app, '#step-errors')}")
 
 
-def new_wizard(root: Path, *, target: Target = Target(), plain: bool = False, draft=None,
+def new_wizard(root: Path, *, target: Target = STOCK_TARGET, plain: bool = False, draft=None,
                start_step: str | None = None, plan: Plan | None = None, **ctx) -> wizard.WizardApp:
     """The wizard as `edge-installer --root ROOT` starts it (a new plan at the welcome step,
     unless told otherwise), on the fixed box."""

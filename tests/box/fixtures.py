@@ -24,8 +24,8 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -146,7 +146,7 @@ class BoxSession:
 
     def close(self) -> None:
         """Every VM, lab and work directory gone."""
-        for variant, box in self.boxes.items():
+        for box in self.boxes.values():
             box.stop()
         for lab in self.labs.values():
             lab.down()

@@ -25,10 +25,10 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from tests.box.net import MACHINE_BRIDGE, UPLINK_BRIDGE, UPLINK_TAP, MACHINE_TAP, BoxLab
+from tests.box.net import MACHINE_BRIDGE, MACHINE_TAP, UPLINK_BRIDGE, UPLINK_TAP, BoxLab
 from tests.box.qmp import BoxError
 from tests.box.vm import Box, Nic
 from tests.lab import netns
@@ -50,7 +50,7 @@ class FleetLab:
         self.key = self.workdir / "id_ed25519"
         self.timings: dict[str, float] = {}
 
-    def __enter__(self) -> "FleetLab":
+    def __enter__(self) -> FleetLab:
         try:
             self.up()
         except BaseException:
@@ -151,7 +151,8 @@ class FleetLab:
                 "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3", "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_STDOUT_CALLBACK": "default"}
 
-    def ctl(self, argv: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    def ctl(self, argv: Sequence[str], timeout: float,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """argv in the controller namespace (bounded); its output."""
         return subprocess.run(netns.exec_argv(self.ctl_ns, list(argv)), capture_output=True, text=True,
                               timeout=timeout, env=env or self.env(), stdin=subprocess.DEVNULL)
@@ -165,11 +166,11 @@ class FleetLab:
                 pass
         try:
             netns.kill_all(self.ctl_ns)
-        except Exception:  # noqa: BLE001 - down() must finish
+        except Exception:  # down() must finish
             pass
         try:
             netns.delete(self.ctl_ns)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         self.lab.down()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+
 from tests.lab import netns
 from tests.lab import topology as T
 from tests.lab.lab import Lab

@@ -28,7 +28,7 @@ class Serial:
         self._cursor = 0
         self._cond = threading.Condition()
         self._closed = False
-        self._log = open(raw_log, "ab")
+        self._log = open(raw_log, "ab")  # noqa: SIM115 - the reader thread writes it until close()
         self._thread = threading.Thread(target=self._reader, name=f"serial-{path.name}", daemon=True)
         self._thread.start()
 

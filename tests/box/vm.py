@@ -20,9 +20,9 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from tests.box.image import ImageSet
 from tests.box.qmp import Agent, BoxError, BoxTimeout, Qmp
@@ -72,7 +72,7 @@ class Box:
 
     # --- life cycle -------------------------------------------------------------------------
 
-    def __enter__(self) -> "Box":
+    def __enter__(self) -> Box:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -83,7 +83,7 @@ class Box:
         """QEMU is running (the guest may still be booting)."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 30) -> "Box":
+    def start(self, timeout: float = 30) -> Box:
         """Start QEMU on the overlay (made from the image the first time). Does not wait for
         the guest: call wait_ready()."""
         if self.running:

@@ -263,7 +263,7 @@ def air(box, aps: list[AccessPoint], timeout: float = 60) -> dict[str, str]:
     done = box.exec(["sh", "-ec", script], timeout=timeout * 3)
     if done.returncode != 0:
         raise AssertionError(f"access points did not start: {done.stderr.strip()}\n" + diagnostics(box))
-    return dict(zip((ap.ssid for ap in aps), done.stdout.split()))
+    return dict(zip((ap.ssid for ap in aps), done.stdout.split(), strict=True))
 
 
 def medium(box, signal_dbm: int) -> None:

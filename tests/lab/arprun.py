@@ -3,10 +3,11 @@
     ip netns exec eil1-edge python -m tests.lab.arprun '{"do": "probe", "address": "198.51.100.21",
                                                         "interface": "eno1"}'
 
-"probe": one installer.checks.neighbours.arp_probe (method "raw", "arping" or "auto"). "apply": installer.writing.apply.apply_plan on a
-plan file, into a staging root that counts as a live box (so the probes run, on this
-namespace's ports) with the stack's commands recorded instead of run: what matters here is
-whether anything is written when another device holds a planned address.
+"probe": one installer.checks.neighbours.arp_probe (method "raw", "arping" or "auto").
+"apply": installer.writing.apply.apply_plan on a plan file, into a staging root that counts as a
+live box (so the probes run, on this namespace's ports) with the stack's commands recorded
+instead of run: what matters here is whether anything is written when another device holds a
+planned address.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ def _probe(spec: dict) -> dict:
 
 
 def _apply(spec: dict) -> dict:
-    from installer.planning import plan as planmod
-    from installer.writing.apply import apply_plan
-    from installer.render import Target
     from installer.box.system import System
+    from installer.planning import plan as planmod
+    from installer.render import Target
+    from installer.writing.apply import apply_plan
 
     ran: list[list[str]] = []
 

@@ -39,7 +39,7 @@ def loss_table(iface: str, loss_pct: float) -> str:
     (an empty table when there is no loss)."""
     rule = ""
     if loss_pct > 0:
-        per_million = int(round(loss_pct * 10000))
+        per_million = round(loss_pct * 10000)
         rule = f'        iifname "{iface}" numgen random mod 1000000 < {per_million} drop\n'
     return (f"add table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n"
             f"    chain pre {{\n        type filter hook prerouting priority -300; policy accept;\n"

@@ -18,8 +18,8 @@ resolver faults the DNS diagnoses are proven on.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from tests.lab import topology as T
 

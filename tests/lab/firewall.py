@@ -10,8 +10,8 @@ front of the machines.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from tests.lab import topology as T
 

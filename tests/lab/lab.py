@@ -17,16 +17,16 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
 from installer.vendors.profiles import load_catalog
-from tests.lab import dnsauth, firewall, netns, network, pki, servers
+from tests.lab import badlink, dnsauth, firewall, netns, network, pki, servers
 from tests.lab import topology as T
-from tests.lab import badlink
 from tests.lab.errors import LabError
 from tests.lab.firewall import Block
 from tests.lab.processes import Supervisor, killpg, remove_shm
@@ -109,13 +109,13 @@ class Lab:
 
     # --- life cycle --------------------------------------------------------------------
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.up()
 
     def __exit__(self, *exc: Any) -> None:
         self.down()
 
-    def up(self) -> "Lab":
+    def up(self) -> Lab:
         """Build and start the lab; when it is already up, just reset() it."""
         if self._up and all(netns.exists(ns) for ns in self.ns.values()):
             self.reset()
@@ -143,7 +143,7 @@ class Lab:
         what could not be removed is listed in `down_problems`.
         """
         self.down_problems = []
-        for key in self._services.keys():
+        for key in self._services.keys():  # noqa: SIM118 - a Supervisor, not a dict: keys() is its snapshot
             self._guard(f"stop {key}", self._services.stop, key)
         killed: list[int] = []
         for ns in self.ns.values():

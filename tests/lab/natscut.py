@@ -34,7 +34,7 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 async def _relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter, upstream: tuple[str, int]) -> None:
     try:
         up_r, up_w = await asyncio.wait_for(asyncio.open_connection(*upstream), 5)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         _reset(client_w)
         return
 

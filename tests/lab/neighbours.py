@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from tests.lab import netns
 from tests.lab import topology as T
@@ -57,13 +57,13 @@ class Segment:
         self.name = name
         self.box_ns, self.sw_ns, self.host_ns = f"{name}-box", f"{name}-sw", f"{name}-h"
 
-    def __enter__(self) -> "Segment":
+    def __enter__(self) -> Segment:
         return self.up()
 
     def __exit__(self, *exc) -> None:
         self.down()
 
-    def up(self) -> "Segment":
+    def up(self) -> Segment:
         self.down()
         try:
             for ns in (self.box_ns, self.sw_ns, self.host_ns):

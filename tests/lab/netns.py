@@ -14,8 +14,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 NETNS_DIR = Path("/run/netns")
 ETC_NETNS = Path("/etc/netns")

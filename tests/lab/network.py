@@ -3,7 +3,7 @@ with `ip` inside the namespaces only."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence, Set
+from collections.abc import Mapping, Sequence
 
 from tests.lab import netns
 from tests.lab import topology as T
@@ -48,7 +48,7 @@ def build(ns: Mapping[str, str], public_addresses: Sequence[str]) -> None:
         netns.write_etc(n, T.DNS)
 
 
-def set_no_route(edge_ns: str, want: Set[str], have: Set[str]) -> None:
+def set_no_route(edge_ns: str, want: set[str], have: set[str]) -> None:
     """Unreachable routes in the edge for `want` (removing those of `have` no longer wanted)."""
     lines = [f"route del unreachable {a}/32" for a in sorted(have - want)]
     lines += [f"route replace unreachable {a}/32" for a in sorted(want - have)]
@@ -56,7 +56,7 @@ def set_no_route(edge_ns: str, want: Set[str], have: Set[str]) -> None:
         netns.run(["ip", "-n", edge_ns, "-batch", "-"], input="\n".join(lines) + "\n")
 
 
-def set_unplugged(ns: Mapping[str, str], want: Set[str], have: Set[str]) -> None:
+def set_unplugged(ns: Mapping[str, str], want: set[str], have: set[str]) -> None:
     """Take down the far end of each edge interface in `want` (it loses carrier); bring back
     those of `have` no longer wanted."""
     far = {T.UPLINK_IF: ("cloud", T.CLOUD_IF), T.MACHINE_IF: ("plant", T.PLANT_IF)}

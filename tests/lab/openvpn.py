@@ -43,7 +43,7 @@ def pki(directory: Path) -> tuple[Path, Path, Path]:
     ca_file, cert_file, key_file = directory / "ca.crt", directory / "server.crt", directory / "server.key"
     if ca_file.exists() and cert_file.exists() and key_file.exists():
         return ca_file, cert_file, key_file
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Edge Lab CloudLink VPN CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())

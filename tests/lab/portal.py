@@ -75,7 +75,7 @@ def make_certs(directory: Path) -> dict[str, tuple[Path, Path]]:
         return out
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PORTAL_NAME)])
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))
@@ -156,7 +156,7 @@ async def _handle(kind: str, address: str, reader: asyncio.StreamReader, writer:
         host = next((ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("host:")), "")
         writer.write(answer(kind, address, lines[0], host))
         await asyncio.wait_for(writer.drain(), 10)
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError):
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError):
         pass
     finally:
         writer.close()

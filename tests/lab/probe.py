@@ -17,7 +17,8 @@ import socket
 import ssl
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DEFAULT_TIMEOUT = 2.0
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from tests.lab import topology as T
 from tests.lab.pki import DEFAULT_CERT, Pki
@@ -328,7 +328,7 @@ MTCONNECT_PROBE = """<?xml version="1.0" encoding="UTF-8"?>
     </Device>
   </Devices>
 </MTConnectDevices>
-"""
+"""  # noqa: E501 - an agent's probe document as served, byte for byte
 
 
 def all_services(d: Path, pki: Pki, dns_state: DnsState, healthy_records: Mapping[str, str],
@@ -336,10 +336,13 @@ def all_services(d: Path, pki: Pki, dns_state: DnsState, healthy_records: Mappin
                  proxy_hash: str, proxy_auth: bool, lab_name: str,
                  proxy_ports: Sequence[int] = T.PROXY_CONNECT_PORTS) -> list[Service]:
     """Every service of the lab in the given state."""
-    from tests.lab import natscut, openvpn  # CloudLink's OpenVPN, the NATS middlebox (import this module)
-    from tests.lab import dtls  # imports this module
-    from tests.lab import portal  # the captive portal and block page (imports this module)
-    from tests.lab import dnsauth  # the Izuma zone's authoritative server (imports this module)
+    from tests.lab import (  # CloudLink's OpenVPN, the NATS middlebox (import this module)
+        dnsauth,  # the Izuma zone's authoritative server (imports this module)
+        dtls,  # imports this module
+        natscut,
+        openvpn,
+        portal,  # the captive portal and block page (imports this module)
+    )
 
     agent = next(m for m in T.MACHINES if m.controller == "mtconnect-agent")
     return [dns(d, dns_state), dns_upstream(d, healthy_records), ntp(d, ntp_offset, faketime_lib),
