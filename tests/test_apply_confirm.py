@@ -134,6 +134,8 @@ def test_keep_if_healthy_keeps_only_what_the_recheck_passed(tmp_path, recheck, k
         assert proc.returncode == 1, (out, err)
         why = "The re-check did not run" if recheck == "none" else "The re-check failed (dns-resolve enp2s0, https-ping"
         assert why in out, out
+        # Refused at once, not a timeout: the message says which.
+        assert "not kept: restoring the previous configuration" in out + err and "not confirmed within" not in out + err
         assert [m["state"] for m in manifests(root)] == ["restored"]
         assert tree(root) == before
 

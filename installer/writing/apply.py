@@ -243,10 +243,12 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
             result.messages.append(f"the re-check could not run: {e}")
         if armed:
             armed = _rearm_for_the_wait(system, result, armed, confirm_timeout)
+        asked = time.monotonic()
         try:
             keep = bool(confirm(confirm_timeout, result.recheck))
         except Exception:
             keep = False
+        answered_early = time.monotonic() - asked < confirm_timeout - 0.5
     except BaseException:
         # Ctrl+C, or SIGHUP/SIGTERM turned into an exception (the SSH session or serial line
         # that carried the confirmation is gone): nobody can confirm any more, so the old
@@ -267,7 +269,10 @@ def apply_plan(plan: Plan, system: System, target: Target, *, confirm: Confirm,
         result.messages.append("confirmed: the new configuration is kept")
         _disarm(system, result, armed)
         return result
-    result.messages.append(f"not confirmed within {confirm_timeout:g} s: restoring the previous configuration")
+    if answered_early:  # refused (the technician, or --keep-if-healthy's re-check): not a timeout
+        result.messages.append("not kept: restoring the previous configuration")
+    else:
+        result.messages.append(f"not confirmed within {confirm_timeout:g} s: restoring the previous configuration")
     _rollback(plan, system, target, result, commands)
     _disarm(system, result, armed)
     return result
