@@ -139,3 +139,29 @@ def test_evidence_does_not_repeat_the_target():
         "certificate for a (at 203.0.113.10:443)"
     assert unlabelled("203.0.113.53 answered NOERROR", "203.0.113.53") == "203.0.113.53 answered NOERROR"
     assert unlabelled("a:443:", "a:443") == "a:443:"
+
+
+def test_the_sync_runner_does_not_wait_for_a_blocked_worker_thread():
+    """A check blocked in a worker thread (as ntplib's query is) does not hold the caller past
+    the deadline: the report comes back while the thread still blocks."""
+    import threading
+
+    from installer.checks.runner import run_checks_sync
+
+    release, entered, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def blocking() -> None:
+        entered.set()
+        release.wait(5)
+        finished.set()
+
+    async def in_a_thread(ctx, prereqs):
+        await asyncio.to_thread(blocking)
+        return Outcome("pass", "ok", "")
+
+    try:
+        report = run_checks_sync([Check("ntp-offset", "t", "0", in_a_thread)], ctx(100), deadline=0.3)
+        assert entered.is_set() and not finished.is_set()  # returned while the thread still blocks
+        assert [r.diagnosis for r in report.results] == ["deadline"]
+    finally:
+        release.set()

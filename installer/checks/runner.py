@@ -188,8 +188,20 @@ def unlabelled(evidence: str, target: str) -> str:
 def run_checks_sync(checks: Iterable[Check], ctx: Context, *, deadline: float | None = None,
                     progress: Progress | None = None,
                     remediation: Callable[[Check, Outcome], str] | None = None) -> Report:
-    """run_checks for callers without an event loop (the command line)."""
-    return asyncio.run(run_checks(checks, ctx, deadline=deadline, progress=progress, remediation=remediation))
+    """run_checks for callers without an event loop (the command line).
+
+    Returns when run_checks does, at the deadline at the latest: unlike asyncio.run, it does not
+    wait for a blocking call still running in a worker thread (an NTP query under its own socket
+    timeout), whose result nobody reads any more; that thread ends by itself."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(
+            run_checks(checks, ctx, deadline=deadline, progress=progress, remediation=remediation))
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()  # its default executor is shut down without waiting
 
 
 def results_by_key(results: Iterable[Result]) -> Mapping[str, Result]:
