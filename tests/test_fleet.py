@@ -608,3 +608,25 @@ def test_workers_end_with_a_killed_parent(tmp_path):
                 os.kill(w, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_cli_jobs_chooses_the_workers_and_refuses_what_it_cannot_use(tmp_path, capsys, monkeypatch):
+    from installer.fleet import build as fleet
+
+    seen = []
+    real = fleet.write_fleet
+    monkeypatch.setattr(fleet, "write_fleet", lambda *a, **kw: seen.append(kw.get("jobs")) or real(*a, **kw))
+    plan = P.load(REPO / "examples/isolated.yaml")
+    bundle = tmp_path / "b.tar.gz"
+    bundle.write_bytes(build_bundle(plan, None, target=TARGET))
+    (tmp_path / "devices.csv").write_text("hostname\nedge-02\nedge-03\n")
+    argv = ["bundle", "fleet", str(bundle), "--allow-unsigned", "--devices", str(tmp_path / "devices.csv")]
+    assert cli.main([*argv, "--out", str(tmp_path / "one"), "--jobs", "1"]) == 0, capsys.readouterr().err
+    assert cli.main([*argv, "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0, capsys.readouterr().err
+    assert seen == [1, 2] and full_tree(tmp_path / "one") == full_tree(tmp_path / "two")
+    capsys.readouterr()
+    for bad in ("0", "5", "two", "-1"):
+        assert cli.main([*argv, "--out", str(tmp_path / "bad"), "--jobs", bad]) == 2
+        err = capsys.readouterr().err
+        assert "--jobs: give a whole number from 1 to 4" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "bad").exists()

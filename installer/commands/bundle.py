@@ -89,6 +89,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     f.add_argument("--ansible", action="store_true",
                    help="also write DIR/inventory.yml for the Ansible rollout (packaging/ansible/rollout.yml); "
                         "CSV columns ansible_host, ansible_user, ansible_port go to the inventory only")
+    f.add_argument("--jobs", metavar="N", type=_jobs, default=None,
+                   help="processes that build the boxes (1-4; default: one per CPU, at most 4, from 64 boxes on)")
     add_trust_arguments(f)
     f.set_defaults(run=run_fleet)
 
@@ -101,6 +103,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r.add_argument("results", metavar="RESULTS_DIR", help="the rollout's results directory")
     r.add_argument("-o", "--out", metavar="DIR", help="where the two files go (default: RESULTS_DIR)")
     r.set_defaults(run=run_fleet_report)
+
+
+def _jobs(text: str) -> int:
+    """--jobs: a whole number of processes, 1 to installer.fleet.build.MAX_JOBS."""
+    from installer.fleet.build import MAX_JOBS
+
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"give a whole number from 1 to {MAX_JOBS}, not {text!r}")
+    return int(text)
 
 
 def add_trust_arguments(p: argparse.ArgumentParser, *, root: bool = True) -> None:
@@ -314,7 +325,7 @@ def run_fleet(args: argparse.Namespace) -> int:
             raise UsageError(e.lines) from None
     try:
         devices = read_devices(text, loaded.plan, missing_secrets=loaded.missing_secrets, source=args.devices)
-        written = write_fleet(Path(args.out), devices, target)
+        written = write_fleet(Path(args.out), devices, target, jobs=args.jobs)
     except FleetError as e:
         raise UsageError(e.lines) from None
     if args.ansible:
