@@ -9,7 +9,8 @@ applied, reached again on their new address, confirmed and checked. The third ge
 address on a subnet the controller cannot reach (203.0.113.216/29, its gateway absent): it is
 cut off, is never confirmed, must revert by itself and be reached again on its old address,
 and the fleet report must say "reverted". The lab refuses NATS (7422): the report must show it
-once, as a cause both checked boxes share.
+once, as a cause both checked boxes share. Then a serial rollout (one box per batch, stop on
+failure) with the cut-off box in the first batch: it stops there, the others are not-run.
 """
 
 from __future__ import annotations
@@ -171,3 +172,30 @@ def test_rollout_confirms_the_reachable_boxes_and_the_cut_off_one_reverts(fleet)
     assert reach.stdout.split("\n")[:2] == [f"{CUT} TimeoutError", f"{fleet.old[2]} open"], reach.stdout
     assert CONTROLLER not in (fleet.old[0], fleet.old[1], fleet.old[2])
 
+
+
+def test_serial_rollout_stops_after_the_batch_in_which_a_box_failed(fleet):
+    """One box per batch, stop on failure, the cut-off box first: it reverts by itself, the
+    play stops after its batch, and the boxes of later batches are never touched and are
+    reported as not-run."""
+    out = fleet.workdir / "fleet-serial"
+    inventory = _inventory(fleet, out, [2, 0, 1])
+    sets_before = {i: fleet.boxes[i].sh("ls /var/lib/edge-installer/backups 2>/dev/null | wc -l").strip()
+                   for i in (0, 1)}
+    # The cut-off box cannot be reached on its new path whatever the wait: a short window (the
+    # confirm timeout less the margin) keeps the run short; the revert follows the timeout.
+    done, took = _rollout(fleet, inventory, "-e", "edge_installer_serial=1",
+                          "-e", "edge_installer_stop_on_failure=true", "-e", "edge_installer_confirm_timeout=90")
+    log = done.stdout + done.stderr
+    print(f"\nSerial rollout (1 box per batch, stop on failure; the cut-off box first): {took:.1f} s wall time")
+    assert done.returncode != 0, log[-6000:]
+    assert "edge-63: reverted: cut off on 203.0.113.217: reverting by itself; reverted" in log, log[-6000:]
+    for name in ("edge-61", "edge-62"):  # later batches: not one task ran for them
+        assert f"[{name}]" not in log, log[-6000:]
+    report = json.loads((out / "results" / "fleet-report.json").read_text())
+    assert {b["box"]: b["outcome"] for b in report["boxes"]} == {
+        "edge-63": "reverted", "edge-61": "not-run", "edge-62": "not-run"}, json.dumps(report, indent=1)[:4000]
+    # In effect on the boxes: the first is back on its old address; the others had no change.
+    assert _state(fleet.boxes[2])[0] == [fleet.old[2]]
+    for i in (0, 1):
+        assert fleet.boxes[i].sh("ls /var/lib/edge-installer/backups 2>/dev/null | wc -l").strip() == sets_before[i]
