@@ -209,7 +209,7 @@ def test_ttl_not_judged_without_the_authoritative_server(healthy_lab, tmp_path):
     c = one(doc, "dns-ttl", BOOT)
     assert (c["status"], c["diagnosis"]) == ("pass", "ok"), c
     assert "not judged" in c["evidence"] and T.DNS_AUTH in c["evidence"]
-    assert doc["duration_s"] < D.TTL_PROBE_BUDGET_S + 0.5 and time.monotonic() - t0 < 10
+    assert doc["duration_s"] < D.TTL_PROBE_BUDGET_S + 2 and time.monotonic() - t0 < 15
 
 
 # --- naming the plan's resolvers --------------------------------------------------------------
