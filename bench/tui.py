@@ -5,6 +5,7 @@
     .venv/bin/python bench/tui.py --full-repaints # the wizard without changed cells, to compare
     .venv/bin/python bench/tui.py --demo          # the demo app (tests/tui_demo_app.py)
     .venv/bin/python bench/tui.py --cmd "..."     # any program: the generic events below
+    .venv/bin/python bench/tui.py --quota 0       # without the start-ups under a CPU quota
 
 The wizard starts from a new plan under a temporary --root and is walked by keys: the first
 frame (welcome), 5 idle seconds, a keystroke and a backspace in the welcome step's plan field,
@@ -15,8 +16,11 @@ Start-up to the first complete frame and peak memory are ratios to a bare `textu
 measured in the same run (interleaved starts, medians; both with their bytecode cached, as
 installed programs after their first start, or with nothing compiled: --cold). `--imports`
 runs the wizard once more under `python -X importtime`, stops it at its first frame, and says
-what it imported by then and what deferring each part would save. A benchmark reports; it
-exits 0 whatever the figures.
+what it imported by then and what deferring each part would save. Then both start again as
+often in a cgroup held to a quarter of one core (`--quota 25`: 25 ms of CPU per 100 ms, as
+on a slow edge box; cgroup v1 cpu.cfs_quota_us/cpu.cfs_period_us or v2 cpu.max; needs root;
+the cgroup is removed at the end): the wizard's first frame there should come within 2 s.
+A benchmark reports; it exits 0 whatever the figures.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,10 +99,12 @@ class Roots:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start_once(cmd: str, args: argparse.Namespace) -> tuple[float | None, float | None, int]:
+def start_once(cmd: str, args: argparse.Namespace,
+               quiet: float | None = None) -> tuple[float | None, float | None, int]:
     """Start, wait for quiet, quit: (start-up s, its CPU s, peak RSS kB)."""
-    with Session(cmd, env=environment(args), size=(80, 24), term=args.term, cwd=REPO) as s:
-        s.settle(timeout=30)
+    with Session(cmd, env=environment(args), size=(80, 24), term=args.term, cwd=REPO,
+                 **({"quiet": quiet} if quiet else {})) as s:
+        s.settle(timeout=60)
         startup, cpu, rss = s.startup_seconds(), s.startup_cpu_seconds(), s.peak_rss_kb()
         s.send(*args.quit_keys.split())
         s.wait_exit(timeout=10)
@@ -168,6 +175,75 @@ def walk_generic(s: Session, args: argparse.Namespace) -> Walk:
     return w
 
 
+# ----------------------------------------------------------------------------- CPU quota
+
+class CpuQuota:
+    """A cgroup of its own holding what starts in it to quota_ms of CPU per period_ms: cgroup v1
+    (cpu.cfs_quota_us / cpu.cfs_period_us) where the cpu controller is mounted alone, else v2
+    (cpu.max). `problem` says why there is none (not root, no cpu controller); close() removes it."""
+
+    def __init__(self, quota_ms: int, period_ms: int = 100) -> None:
+        self.quota_ms, self.period_ms = quota_ms, period_ms
+        self.path: Path | None = None
+        self.version = 0
+        self.problem = ""
+        self.setting = ""
+        mounts = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
+        v1 = next((m[1] for m in mounts if m[2] == "cgroup" and "cpu" in m[3].split(",")), None)
+        v2 = next((m[1] for m in mounts if m[2] == "cgroup2"
+                   and "cpu" in self._read(Path(m[1]) / "cgroup.controllers").split()), None)
+        try:
+            if v1:
+                self.path, self.version = Path(v1) / f"edge-bench-{os.getpid()}", 1
+                self.path.mkdir()
+                (self.path / "cpu.cfs_period_us").write_text(str(period_ms * 1000))
+                (self.path / "cpu.cfs_quota_us").write_text(str(quota_ms * 1000))
+                self.setting = (f"cgroup v1 cpu.cfs_quota_us={self._read(self.path / 'cpu.cfs_quota_us').strip()} "
+                                f"cpu.cfs_period_us={self._read(self.path / 'cpu.cfs_period_us').strip()}")
+            elif v2:
+                base = Path(v2)
+                if "cpu" not in self._read(base / "cgroup.subtree_control").split():
+                    (base / "cgroup.subtree_control").write_text("+cpu")
+                self.path, self.version = base / f"edge-bench-{os.getpid()}", 2
+                self.path.mkdir()
+                (self.path / "cpu.max").write_text(f"{quota_ms * 1000} {period_ms * 1000}")
+                self.setting = f"cgroup v2 cpu.max={self._read(self.path / 'cpu.max').strip()}"
+            else:
+                self.problem = "no cgroup with the cpu controller is mounted"
+        except OSError as error:
+            self.problem = f"cannot set up a cgroup ({error.strerror}: {error.filename}; it needs root)"
+            self.close()
+
+    @staticmethod
+    def _read(path: Path) -> str:
+        try:
+            return path.read_text()
+        except OSError:
+            return ""
+
+    def command(self, cmd: str) -> str:
+        """cmd, started inside the cgroup (its shell joins it, then becomes the program)."""
+        if self.path is None:
+            return cmd
+        procs = shlex.quote(str(self.path / "cgroup.procs"))
+        return f"sh -c {shlex.quote(f'echo $$ > {procs} && exec {cmd}')}"
+
+    def close(self) -> None:
+        """Remove the cgroup once the programs started in it are gone (waits up to 10 s)."""
+        if self.path is None:
+            return
+        for _ in range(200):
+            if not self._read(self.path / "cgroup.procs").strip():
+                break
+            time.sleep(0.05)
+        try:
+            self.path.rmdir()
+        except OSError as error:
+            print(f"bench/tui.py: could not remove {self.path}: {error.strerror}", file=sys.stderr)
+        else:
+            self.path = None
+
+
 # ----------------------------------------------------------------------------- imports
 
 # Runs the wizard with fd 2 going to the import log (-X importtime writes there) and the UI on
@@ -192,10 +268,10 @@ sys.exit(cli.main(sys.argv[1:]))
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 # What the first frame needs (the command line, the welcome step, build_context's modules);
 # the groups are timed on top of it, each in fresh processes: what deferring them would save.
-FIRST_FRAME_NEEDS = ["textual.app", "textual.widgets", "installer.planning.plan", "installer.planning.draft", "installer.commands",
+FIRST_FRAME_NEEDS = ["textual.app", "textual.widgets", "installer.planning.plan", "installer.planning.draft",
+                     "installer.commands",
                      "screens.terminal", "screens.run", "screens.app", "screens.base", "screens.welcome",
-                     "installer.box.discover", "installer.vendors.profiles", "installer.render", "installer.box.stack",
-                     "installer.planning.validate"]
+                     "installer.box.discover", "installer.render", "installer.box.stack", "installer.planning.validate"]
 STEPS_BUT_FIRST = ["screens.topology", "screens.interfaces", "screens.addressing", "screens.wireless",
                    "screens.services", "screens.cloud", "screens.review", "screens.checks", "screens.write",
                    "screens.done"]
@@ -203,6 +279,7 @@ GROUPS = [  # (what, modules imported on top of FIRST_FRAME_NEEDS, imported befo
     ("the step modules but the first (welcome)", STEPS_BUT_FIRST, True),
     ("  of which installer.checks runner+report", ["installer.checks.runner", "installer.checks.report"], True),
     ("the other verbs (installer.cli imports them all)", ["installer.cli"], True),
+    ("the vendor profiles (catalogue, validation context)", ["installer.vendors.profiles"], False),
     ("installer.checks.planner (every check)", ["installer.checks.planner"], False),
     ("cryptography (x509, AES-GCM, scrypt)", ["cryptography.x509", "cryptography.hazmat.primitives.ciphers.aead",
                                               "cryptography.hazmat.primitives.kdf.scrypt"], False),
@@ -307,7 +384,8 @@ def catalog_report(args: argparse.Namespace) -> str:
         pure, fast = (float(x) for x in run.stdout.split())
     except ValueError:
         return f"profile catalogue: not measured ({run.stderr.strip()[-200:]})"
-    return (f"profile catalogue read at start-up (build_context -> load_catalog, 4 profiles + protocols): "
+    return (f"profile catalogue (4 profiles + protocols; read when a step first needs it, not before the first "
+            f"frame): "
             f"{pure:.0f} ms with PyYAML's pure-Python SafeLoader, {fast:.0f} ms with libyaml's CSafeLoader")
 
 
@@ -337,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quit-keys", default="C-q")
     parser.add_argument("--cold", action="store_true",
                         help="start-up with nothing compiled (no .pyc: a first start from the zipapp)")
+    parser.add_argument("--quota", type=int, default=25, metavar="MS",
+                        help="also start both (--runs times) held to MS ms of CPU per 100 ms, in a cgroup "
+                             "(needs root; 0: not)")
     args = parser.parse_args(argv)
 
     if not tmux_available():
@@ -347,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = f"{program} {args.wizard_args}" if wizard else (DEMO if args.demo else args.cmd)
     roots = Roots()
     args.pycache = str(roots.base / "pycache")
+    quota: CpuQuota | None = None
+    quota_runs: dict[str, list[float]] = {"app": [], "bare": []}
     try:
         with Session(roots.command(cmd), env=environment(args), size=(80, 24), term=args.term,
                      cwd=REPO) as s:
@@ -370,12 +453,23 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, tuple[list[float], list[float], list[float]]] = {"app": ([], [], []), "bare": ([], [], [])}
         for _ in range(max(1, args.runs)):
             for name, one in (("bare", args.bare), ("app", cmd)):
-                for values, value in zip(runs[name], start_once(roots.command(one), args)):
+                for values, value in zip(runs[name], start_once(roots.command(one), args), strict=True):
                     if value:
                         values.append(value)
+        if args.quota > 0:
+            # Held to a share of one core, output comes in bursts: wait longer for quiet.
+            quota = CpuQuota(args.quota)
+            quiet = 0.6 * 100 / min(args.quota, 100)
+            for _ in range(max(1, args.runs)):
+                for name, one in (("bare", args.bare), ("app", cmd)):
+                    value = start_once(quota.command(roots.command(one)), args, quiet=quiet)[0]
+                    if value:
+                        quota_runs[name].append(value)
         imports = import_report(args, roots) + [catalog_report(args)] if (wizard and args.imports) else []
     finally:
         roots.close()
+        if quota is not None:
+            quota.close()
     (startups_app, cpu_app, rss_app), (startups_bare, cpu_bare, rss_bare) = runs["app"], runs["bare"]
 
     def ratio(a: list[float], b: list[float]) -> float | None:
@@ -411,10 +505,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bare: {args.bare}   (start-up/memory: median of {len(startups_app)} / {len(startups_bare)} starts, "
           f"{'nothing compiled' if args.cold else 'bytecode cached'})")
     widths = [max(len(r[i]) for r in rows + [("event", "measured", "target", "")]) for i in range(3)]
-    print("  ".join(h.ljust(w_) for h, w_ in zip(("event", "measured", "target"), widths)) + "  notes")
+    print("  ".join(h.ljust(w_) for h, w_ in zip(("event", "measured", "target"), widths, strict=True)) + "  notes")
     print("  ".join("-" * w_ for w_ in widths) + "  -----")
     for row in rows:
-        print("  ".join(c.ljust(w_) for c, w_ in zip(row, widths)) + "  " + row[3])
+        print("  ".join(c.ljust(w_) for c, w_ in zip(row, widths, strict=False)) + "  " + row[3])
+    if quota is not None:
+        limited, limited_bare = quota_runs["app"], quota_runs["bare"]
+        if quota.problem or not limited:
+            print(f"start-up under a CPU quota of {args.quota} ms per 100 ms: not measured "
+                  f"({quota.problem or 'no complete frame seen'})")
+        else:
+            app_s = statistics.median(limited)
+            bare_note = (f"bare {statistics.median(limited_bare):.2f} s = "
+                         f"{app_s / statistics.median(limited_bare):.2f}x" if limited_bare else "bare: n/a")
+            print(f"start-up to first frame under a CPU quota of {args.quota} ms per 100 ms ({quota.setting}): "
+                  f"{app_s:.2f} s (target <= 2.00 s{' ok' if app_s <= 2.0 else ' MISSED'}); {bare_note}; "
+                  f"median of {len(limited)} / {len(limited_bare)} starts")
     print(f"exit: {leaving} B, status {status}; bytes >= 0x80 in the whole session: {high} of {total:,}")
     if not screen.strip():
         print("warning: the first screen was empty")

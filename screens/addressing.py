@@ -14,9 +14,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalGroup
 from textual.widgets import Static
 
-from installer.vendors.sources import cite
 from installer.planning.fields import check_host_address, check_interface_address
 from installer.planning.plan import MachineNetwork, Plan, Uplink
+from installer.vendors.sources import cite
 from screens.base import Choice, FieldInput, StepScreen
 
 MACHINE_TEXT = ("Machine network on {ports}: always a static address and no gateway, so the "

@@ -6,11 +6,12 @@ Kept small on purpose: each step screen edits its own sections and reports back 
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import asyncio
+import dataclasses
 from collections import deque
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -24,6 +25,8 @@ from installer.planning.plan import Plan
 from screens.base import ASSETS, Prose, StepScreen, WizardContext, any_case
 from screens.terminal import PlainModeMixin
 
+if TYPE_CHECKING:
+    from textual.await_complete import AwaitComplete
 
 # Every step: its id and where its screen lives. A step's module is imported only when the
 # step is shown: the wizard's first frame need not wait for the checks, review or write code.
@@ -141,15 +144,16 @@ class WizardApp(PlainModeMixin):
         self.finished = False
         self._keys: deque[events.Key] = deque()
         self._key_pump: asyncio.Task | None = None
-        self._switching = None
+        self._switching: AwaitComplete | None = None
 
     def on_mount(self) -> None:
-        if self.offer_draft:
+        draft = self.draft
+        if self.offer_draft and draft is not None:  # offered only when there is one
             try:
-                _, step = self.draft.load()
+                _, step = draft.load()
             except DraftError:
                 step = None
-            self.push_screen(DraftOffer(self.draft, step), callback=self._draft_chosen)
+            self.push_screen(DraftOffer(draft, step), callback=partial(self._draft_chosen, draft))
             return
         self._first_step()
 
@@ -157,22 +161,22 @@ class WizardApp(PlainModeMixin):
         ids = step_ids(self.plan, self.context)
         self.show(self.start_step if self.start_step in ids else ids[0], first=True)
 
-    def _draft_chosen(self, choice: str | None) -> None:
+    def _draft_chosen(self, draft: Draft, choice: str | None) -> None:
         self.offer_draft = False
         if choice == "resume":
             try:
-                plan, step = self.draft.load()
+                plan, step = draft.load()
             except DraftError as e:
                 self.notify(f"The draft cannot be resumed: {e}", severity="error")
             else:
                 self.plan, self.start_step = plan, step
-                warning = self.draft.warning()
+                warning = draft.warning()
                 if warning:
                     self.context.extras["trust_warning"] = warning
                 self._first_step()
                 return
         try:
-            backup = self.draft.backup()
+            backup = draft.backup()
         except OSError as e:
             self.notify(f"The draft could not be kept aside ({e}); it is not replaced: Ctrl+Q leaves.",
                         severity="error")
@@ -209,10 +213,14 @@ class WizardApp(PlainModeMixin):
         """Wait (bounded) until every key typed so far has been handled."""
         # Keys posted to the app but not yet taken from its queue are not in self._keys yet.
         arrived = asyncio.get_running_loop().create_future()
-        if self.call_later(lambda: arrived.done() or arrived.set_result(None)):
+        def arrive() -> None:
+            if not arrived.done():
+                arrived.set_result(None)
+
+        if self.call_later(arrive):
             try:
                 await asyncio.wait_for(arrived, seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
         deadline = asyncio.get_running_loop().time() + seconds
         while self._keys or (self._key_pump is not None and not self._key_pump.done()):
@@ -253,7 +261,7 @@ class WizardApp(PlainModeMixin):
         # order is by place: a Tab right after a choice that shows fields must wait for it.
         try:
             await asyncio.wait_for(self.screen.wait_for_refresh(), 1.0)
-        except (asyncio.TimeoutError, AssertionError):  # a screen not running yet (switching)
+        except (TimeoutError, AssertionError):  # a screen not running yet (switching)
             pass
         switching, self._switching = self._switching, None
         if switching is not None:

@@ -23,6 +23,7 @@ from textual.theme import Theme
 from textual.widgets import RadioButton
 from textual.widgets._toggle_button import ToggleButton
 
+
 def is_plain(node: Any) -> bool:
     """Is `node` (an App or a widget) in plain mode? False when it has no App."""
     app = node if isinstance(node, App) else None
@@ -173,7 +174,7 @@ def install_glyph_hooks() -> None:
     stock_glyphs = {(cls, name): getattr(cls, name)
                     for cls in (ToggleButton, RadioButton) for name in names}
 
-    def glyph(cls: type, name: str, plain_value: Any) -> None:
+    def glyph(cls: type[ToggleButton], name: str, plain_value: Any) -> None:
         stock = stock_glyphs[cls, name]
 
         def get(self: Any) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Iterable
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -27,6 +28,12 @@ from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSe
 from installer.planning.plan import FieldError, Plan
 from installer.planning.validate import Context as ValidationContext
 from installer.planning.validate import validate
+
+if TYPE_CHECKING:  # only named in annotations: not imported before the first frame needs them
+    from installer.box.discover import Inventory
+    from installer.checks.runner import Report
+    from installer.render import Target
+    from installer.vendors.profilemodel import Catalog
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -143,13 +150,35 @@ class WizardContext:
     """What the steps may read but not change: the box, the catalogue, where to write."""
 
     root: Path
-    inventory: object | None = None          # installer.box.discover.Inventory
+    inventory: Inventory | None = None
     validation: ValidationContext | None = None
-    catalog: object | None = None            # installer.vendors.profiles.Catalog
-    target: object | None = None             # installer.render.Target
+    catalog: Catalog | None = None
+    target: Target | None = None
     plain_reason: str = ""
-    report: object | None = None             # the last installer.checks.runner.Report
+    report: Report | None = None             # the last checks' report
     extras: dict = field(default_factory=dict)
+    # What validation and catalog are made from, when they were left for the first step that
+    # reads them (screens.run.build_context: the first frame need not wait for the profiles).
+    later: Callable[[], tuple[ValidationContext, Catalog]] | None = field(default=None, repr=False,
+                                                                          compare=False)
+
+    def rules(self) -> ValidationContext | None:
+        """The validation context (read now, when it was left for later)."""
+        self._read_later()
+        return self.validation
+
+    def catalogue(self) -> Catalog | None:
+        """The catalogue of vendor profiles (read now, when it was left for later)."""
+        self._read_later()
+        return self.catalog
+
+    def _read_later(self) -> None:
+        if self.later is not None:
+            validation, catalog = self.later()
+            self.later = None
+            # A value set in the meantime (a test, a caller) stays.
+            self.validation = validation if self.validation is None else self.validation
+            self.catalog = catalog if self.catalog is None else self.catalog
 
 
 class CoreValidator(Validator):
@@ -236,13 +265,13 @@ class Choice(Vertical):
     class Chosen(Message):
         """The chosen value changed."""
 
-        def __init__(self, choice: "Choice", value: str):
+        def __init__(self, choice: Choice, value: str):
             super().__init__()
             self.choice = choice
             self.value = value
 
         @property
-        def control(self) -> "Choice":
+        def control(self) -> Choice:
             """The Choice that changed (lets `@on(Choice.Chosen, "#id")` match)."""
             return self.choice
 
@@ -421,18 +450,19 @@ class StepScreen(Screen):
         # terms (a tick box), the core's in the plan file's (a key set to true).
         own = self.extra_errors(plan)
         worded = {e.field for e in own}
-        return [e for e in validate(plan, self.context.validation)
+        return [e for e in validate(plan, self.context.rules())
                 if self.owns(e.field) and e.field not in worded] + own
 
     def owns(self, path: str) -> bool:
         """Does this step edit the field at `path`?"""
-        return any(path == s or path.startswith(s + ".") or path.startswith(s + "[") for s in self.SECTIONS)
+        return any(path == s or path.startswith((s + ".", s + "[")) for s in self.SECTIONS)
 
     _showing_errors = False  # the error line holds show_errors' count (not some other message)
 
     def show_errors(self, errors: list[FieldError], *, move_focus: bool = True) -> None:
         """Each message at its field; the rest (and a count) on the step's error line."""
-        widgets = {getattr(w, "field_path", None): w for w in self.query("FieldInput, Choice, Toggle")}
+        widgets = {getattr(w, "field_path", None): w for w in self.query("FieldInput, Choice, Toggle")
+                   if isinstance(w, (FieldInput, Choice, Toggle))}
         for w in widgets.values():
             if w is not None:
                 w.set_error(None)

@@ -8,8 +8,9 @@ was proven on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from rich.color import ColorSystem
 from textual._compositor import CompositorUpdate, LayoutUpdate
@@ -126,7 +127,7 @@ class ShadowScreen:
                     x += strip.cell_length
         else:  # ChopsUpdate: exactly the cells Textual's render_segments would write
             for y, x1, x2 in update.spans:
-                for end, (x, strip) in zip(update.chop_ends[y], update.chops[y].items()):
+                for end, (x, strip) in zip(update.chop_ends[y], update.chops[y].items(), strict=False):
                     if strip is None or x > x2 or end <= x1:
                         continue
                     place(strip, x, y, min(end, x2) - x)
@@ -137,7 +138,7 @@ class ShadowScreen:
                 after[y][x] = cell
         out = self._diff(self.rows, after, new)
         if full and not raw and self.erase:
-            blank = [[_BLANK] * width for _ in range(height)]
+            blank: list[list[_Cell | None]] = [[_BLANK] * width for _ in range(height)]
             cleared = "\x1b[2J" + self._diff(blank, after, {y: dict(enumerate(r)) for y, r in enumerate(after)})
             if len(cleared) < len(out) * (1.0 if not self.known else self.ED_FACTOR):
                 out = cleared

@@ -4,9 +4,10 @@ box reach what the plan's profiles need: links, DNS, time, TCP, TLS, HTTPS, NATS
 The checks run in one exclusive async worker (the UI never waits on the network); each
 result shows as one short ASCII line as it arrives, then the list opens on the findings (one
 per cause: what is wrong in the plant's network and the one thing to do, naming every host it
-touches), followed by every check: choosing either shows its evidence and what to do. R re-runs all, O re-runs the chosen one (with the checks it
-needs), S saves the report and F the firewall request under the root. Failures do not
-block Next (the IT team may open the firewall later), but Next asks once more first.
+touches), followed by every check: choosing either shows its evidence and what to do. R re-runs all,
+O re-runs the chosen one (with the checks it needs), S saves the report and F the firewall request
+under the root. Failures do not block Next (the IT team may open the firewall later), but Next asks
+once more first.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Label, OptionList, Static
 
-from installer.vendors import firewall
 from installer.checks import findings as finding_groups
 from installer.checks import report as reports
 from installer.checks.base import DEFAULT_TIMEOUT_S, Check, Result
 from installer.checks.findings import Finding
 from installer.checks.runner import Report, run_checks
 from installer.planning.plan import Plan
+from installer.vendors import firewall
 from installer.writing.writer import atomic_write, box_path
 from screens.base import Prose, StepScreen
 from screens.cloud import catalog_of
@@ -278,17 +279,17 @@ class ChecksScreen(StepScreen):
         if self.report is None or self.running:
             self.say("No finished run to save yet: wait for the checks, or press R.")
             return
-        self._save("report")
+        self._save("report", self.report)
 
     def action_save_firewall(self) -> None:
         self._save("firewall")
 
     @work(thread=True, exclusive=True, group="save")
-    def _save(self, what: str) -> None:
-        # Disk writes (with fsync) run off the UI thread.
+    def _save(self, what: str, report: Report | None = None) -> None:
+        # Disk writes (with fsync) run off the UI thread. The report: the one finished when asked.
         try:
-            if what == "report":
-                paths = [save_report(self.context.root, self.plan, self.report)]
+            if report is not None:
+                paths = [save_report(self.context.root, self.plan, report)]
                 saved = {"report": str(paths[0])}
                 words = "Report saved: "
             else:
@@ -304,9 +305,9 @@ class ChecksScreen(StepScreen):
 
     def _saved(self, saved: dict, message: str) -> None:
         self.context.extras.setdefault("saved", {}).update(saved)
-        saved = self.query_one("#saved", Static)
-        saved.update(message)
-        saved.set_class(not message, "-empty")
+        line = self.query_one("#saved", Static)
+        line.update(message)
+        line.set_class(not message, "-empty")
 
     # --- leaving -----------------------------------------------------------------------------
     def _stop(self) -> None:

@@ -25,8 +25,9 @@ MACHINE_ROWS = 4  # rows the machine list shows before it scrolls (CloudScreen #
 
 def catalog_of(context):
     """The context's catalogue, or the packaged one."""
-    if context.catalog is not None:
-        return context.catalog
+    catalog = context.catalogue()
+    if catalog is not None:
+        return catalog
     from installer.vendors.profiles import load_catalog
 
     return load_catalog()
@@ -136,9 +137,10 @@ class CloudScreen(StepScreen):
     @on(Checkbox.Changed)
     def _profile_toggled(self, event: Checkbox.Changed) -> None:
         toggle = event.checkbox
-        if not (toggle.id or "").startswith("profile-"):
+        toggle_id = toggle.id or ""
+        if not toggle_id.startswith("profile-"):
             return
-        pid = toggle.id.removeprefix("profile-")
+        pid = toggle_id.removeprefix("profile-")
         profile = self.catalog.profiles.get(pid)
         if profile is None:
             return
@@ -156,12 +158,12 @@ class CloudScreen(StepScreen):
 
     def _form_errors(self, plan: Plan) -> list[FieldError]:
         prefix = f"machines[{len(self.machines)}]"
-        return [e for e in validate(plan, self.context.validation)
+        return [e for e in validate(plan, self.context.rules())
                 if e.field == prefix or e.field.startswith(prefix + ".")]
 
     def _set_form_errors(self, errors: list[FieldError]) -> None:
         n = len(self.machines)
-        targets = {f"machines[{n}].name": self.query_one("#m-name", FieldInput),
+        targets: dict[str, FieldInput | Choice] = {f"machines[{n}].name": self.query_one("#m-name", FieldInput),
                    f"machines[{n}].address": self.query_one("#m-address", FieldInput),
                    f"machines[{n}].controller": self.query_one("#controller", Choice),
                    f"machines[{n}]": self.query_one("#m-address", FieldInput)}
@@ -211,7 +213,7 @@ class CloudScreen(StepScreen):
         self.query_one("#m-name", FieldInput).input.value = m.name or ""
         self.query_one("#m-address", FieldInput).input.value = m.address or ""
         choice = self.query_one("#controller", Choice)
-        ids = [c for c in self.catalog.controllers]
+        ids = list(self.catalog.controllers)
         if m.controller in ids:
             radio = choice.radio_set
             radio._selected = ids.index(m.controller)

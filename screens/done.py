@@ -10,8 +10,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.widgets import Label, Static
 
-from installer.planning import plan as planmod
 from installer.checks.runner import Report
+from installer.planning import plan as planmod
 from installer.planning.describe import describe
 from installer.writing.writer import APPLIED_PLAN, WriteResult, save_applied_plan
 from screens.base import Prose, StepScreen, words

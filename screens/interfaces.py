@@ -223,9 +223,11 @@ class InterfacesScreen(StepScreen):
         mn, up = self.plan.machine_network, self.plan.uplink
         if mn is not None and mn.interfaces:
             machine = mn.interfaces if topology == "wireless-bridge" else mn.interfaces[:1]
-        kind = self._kind(up.interface) if up is not None and up.interface else None
-        if kind is not None and UPLINK_KIND.get(topology or "", "") == ("wired" if kind in WIRED_KINDS else kind):
-            uplink = up.interface  # a wired uplink typed for isolated does not carry over to wifi
+        current = up.interface if up is not None else None
+        kind = self._kind(current) if current else None
+        if current and kind is not None and UPLINK_KIND.get(topology or "", "") == (
+                "wired" if kind in WIRED_KINDS else kind):
+            uplink = current  # a wired uplink typed for isolated does not carry over to wifi
             # (a VLAN or a lab's veth on a wired role does: installer.planning.validate.WIRED_KINDS)
         return machine, uplink
 
@@ -295,7 +297,7 @@ class InterfacesScreen(StepScreen):
             return _bound_in_use(dataclasses.replace(plan, machine_network=None))
         names = split_names(self.query_one("#machine", FieldInput).value)
         if topology == "wireless-bridge":
-            ticked = tuple(self._ports[t.id] for t in self.query(Toggle) if t.value)
+            ticked = tuple(self._ports[t.id or ""] for t in self.query(Toggle) if t.value)  # ids: port-N
             names = ticked + names
         mn = dataclasses.replace(plan.machine_network or MachineNetwork(), interfaces=names)
         return _bound_in_use(dataclasses.replace(plan, machine_network=mn))
@@ -312,7 +314,8 @@ class InterfacesScreen(StepScreen):
             return None  # bound by the plan to a MAC, driver or socket: renamed when applied
         have = [i.name for i in inventory.interfaces if i.kind in ROLE_KINDS]
         have += [i.name for i in inventory.interfaces if i.kind == "virtual"]  # VLANs, bonds, veths
-        has = ", ".join(_printable(n) for n in have[:8]) + (", ..." if len(have) > 8 else "") if have else "no interface but loopback"
+        has = (", ".join(_printable(n) for n in have[:8]) + (", ..." if len(have) > 8 else "") if have
+               else "no interface but loopback")
         return f"{_printable(name)}: this box has no interface by that name; it has {has}"
 
     def _check_name(self, value: str) -> str | None:
@@ -330,8 +333,8 @@ class InterfacesScreen(StepScreen):
             problem = None if check_ifname(name) else self.missing(name)
             if problem:
                 errors.append(FieldError(f"machine_network.interfaces[{i}]", problem))
-        name = plan.uplink.interface if plan.uplink else None
-        problem = None if not name or check_ifname(name) else self.missing(name)
+        uplink = plan.uplink.interface if plan.uplink else None
+        problem = None if not uplink or check_ifname(uplink) else self.missing(uplink)
         if problem:
             errors.append(FieldError("uplink.interface", problem))
         return errors
@@ -480,9 +483,7 @@ class InterfacesScreen(StepScreen):
                 watch["down"].add(name)
             elif name in watch["down"] and watch["base"][name] and name not in watch["back"]:
                 watch["back"].append(name)  # out and back in: the port looked for
-        if watch["back"]:
-            self._plug_finish()
-        elif monotonic() >= watch["deadline"]:
+        if watch["back"] or monotonic() >= watch["deadline"]:
             self._plug_finish()
 
     def _plug_finish(self, stopped: bool = False) -> None:

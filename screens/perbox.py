@@ -11,6 +11,9 @@ the top of every step (StepScreen.compose reads extras["trust_warning"]).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.widgets import Static
 
@@ -18,7 +21,13 @@ from installer.planning import fields
 from installer.planning.plan import SECRET_FIELDS, FieldError, Plan
 from screens.base import FieldInput, StepScreen
 
-LABELS = {
+if TYPE_CHECKING:
+    from installer.fleet.bundle import LoadedBundle
+
+# (label, placeholder, check) of a field the step asks for
+FieldLabel = tuple[str, str, Callable[[str], str | None] | None]
+
+LABELS: dict[str, FieldLabel] = {
     "hostname": ("Host name of this box", "e.g. edge-02", fields.check_hostname),
     "machine_network.address": ("Machine network address/prefix of this box", "e.g. 192.168.50.3/24",
                                 fields.check_interface_address),
@@ -52,13 +61,20 @@ class BundleRefused(Exception):
 
 
 def open_bundle(path: str, root, trust_keys: list[str] | tuple[str, ...] = (), allow_unsigned: bool = False,
-                passphrase: str | None = None, words: dict[str, str] = TRUST_WORDS) -> tuple[object, dict]:
+                passphrase: str | None = None, words: dict[str, str] = TRUST_WORDS) -> tuple[LoadedBundle, dict]:
     """Load and verify a bundle for the wizard: (installer.fleet.bundle.LoadedBundle, the extras this step
     and the frame read); BundleRefused when it does not verify or its signer is not trusted."""
     from pathlib import Path
 
-    from installer.fleet.bundle import (TRUST_FILE, BundleError, KeyFileError, load_bundle, printable, read_trusted_keys,
-                                  trust_verdict)
+    from installer.fleet.bundle import (
+        TRUST_FILE,
+        BundleError,
+        KeyFileError,
+        load_bundle,
+        printable,
+        read_trusted_keys,
+        trust_verdict,
+    )
 
     shown = printable(Path(path).name)
     try:
@@ -85,7 +101,7 @@ def _halves(fingerprint: str) -> str:
     return ":".join(groups[:half]) + ":\n" + ":".join(groups[half:])
 
 
-def label(path: str) -> tuple[str, str, object] | None:
+def label(path: str) -> FieldLabel | None:
     """(label, placeholder, check) of a field this step may ask for; None for one it does not know.
     A port bound by MAC (`ports.lan0.mac`) is asked per box: each box's NIC has its own."""
     if path in LABELS:
@@ -110,7 +126,11 @@ class PerBoxScreen(StepScreen):
     @property
     def paths(self) -> list[str]:
         """The fields this box must give (from the bundle)."""
-        return [p for p in self.context.extras.get("per_box", []) if label(p) is not None]
+        return [path for path, _ in self._asked()]
+
+    def _asked(self) -> list[tuple[str, FieldLabel]]:
+        """(path, its label) of each field this box must give, for those this step knows."""
+        return [(p, known) for p in self.context.extras.get("per_box", []) if (known := label(p)) is not None]
 
     @property
     def SECTIONS(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -133,8 +153,7 @@ class PerBoxScreen(StepScreen):
             yield FieldInput(PASSPHRASE_LABEL, field=PASSPHRASE_FIELD, value=None, password=True,
                              id=PASSPHRASE_FIELD)
         why = LOCKED if self.locked else LEFT_OUT
-        for path in self.paths:
-            text, placeholder, check = label(path)  # type: ignore[misc]  (paths are known ones)
+        for path, (text, placeholder, check) in self._asked():
             secret = path in SECRET_FIELDS
             text += why if secret else ""
             value = None if secret else self.plan.field(path)

@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.widgets import Label, OptionList, Static
 
 from installer.planning.describe import describe, diff
-from installer.writing.existing import find_conflicts
 from installer.planning.plan import FieldError, Plan
-from installer.render import RenderedFile, Target, render
 from installer.planning.validate import validate
+from installer.render import RenderedFile, Target, render
+from installer.writing.existing import find_conflicts
 from screens.base import StepScreen
 from screens.cloud import catalog_of
 
@@ -29,7 +29,7 @@ def owner_step(field: str, plan: Plan) -> tuple[str, str] | None:
     for cls in classes:
         if cls.STEP == ReviewScreen.STEP:
             continue
-        if any(field == s or field.startswith(s + ".") or field.startswith(s + "[") for s in cls.SECTIONS):
+        if any(field == s or field.startswith((s + ".", s + "[")) for s in cls.SECTIONS):
             return cls.STEP, cls.TITLE
     return None
 
@@ -65,7 +65,7 @@ class ReviewScreen(StepScreen):
             yield Label(f"{n} problem{'s' if n != 1 else ''} to fix before writing "
                         "(Enter goes to the step that fixes it)", classes="warning")
             options = []
-            for e, owner in zip(self.errors, self.owners):
+            for e, owner in zip(self.errors, self.owners, strict=True):
                 where = f"{owner[1]}: " if owner else "(no step; edit the plan file): "
                 options.append(where + str(e))
             yield OptionList(*options, markup=False, compact=True, id="problems")

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from installer.planning import plan as planmod
 from installer.planning.draft import Draft, DraftError
 
+if TYPE_CHECKING:
+    from installer.planning.validate import Context as ValidationContext
+    from installer.vendors.profilemodel import Catalog
+    from screens.base import WizardContext
 
 # A refused bundle at start-up: the ways out are the wizard's options (installer.fleet.bundle.trust_verdict).
 CLI_TRUST_WORDS = {"trust_hint": "or give --trust-key KEY.pub", "opt_in": "give --allow-unsigned to use it anyway",
@@ -20,23 +25,28 @@ class WizardStartError(Exception):
     """The wizard cannot start; the message says why and what to do."""
 
 
-def build_context(root: Path, plain_reason: str = ""):
-    """The WizardContext for a box whose filesystem is at root."""
+def build_context(root: Path, plain_reason: str = "") -> WizardContext:
+    """The WizardContext for a box whose filesystem is at root. The vendor profiles (the
+    catalogue, and validation, which knows them) are read when a step first asks: the welcome
+    step does not, so its first frame need not wait for them."""
     from installer.box.discover import discover
-    from installer.vendors.profiles import load_catalog
-    from installer.render import target_for
     from installer.box.stack import detect_stack
-    from installer.planning.validate import default_context
+    from installer.render import target_for
     from screens.base import WizardContext
 
     inventory = discover()  # this box, and its stack (root "/")
     stack = inventory.stack if root.resolve() == Path("/") else detect_stack(root)
     kinds = {i.name: i.kind for i in inventory.interfaces}
     target = target_for(stack)
-    # The review refuses what this box cannot run, as validate, render and apply do.
-    validation = default_context(kinds, target)
-    return WizardContext(root=root, inventory=inventory, validation=validation, catalog=load_catalog(),
-                         target=target, plain_reason=plain_reason,
+
+    def later() -> tuple[ValidationContext, Catalog]:
+        from installer.planning.validate import default_context
+        from installer.vendors.profiles import load_catalog
+
+        # The review refuses what this box cannot run, as validate, render and apply do.
+        return default_context(kinds, target), load_catalog()
+
+    return WizardContext(root=root, inventory=inventory, target=target, plain_reason=plain_reason, later=later,
                          extras={"sys_class_net": "/sys/class/net"})  # this box's ports, read live
 
 
@@ -86,9 +96,8 @@ def run_wizard(root: str | None, plan_file: str | None, resume: bool, plain: boo
                passphrase_file: str | None = None, trust_keys: list[str] | tuple[str, ...] = (),
                allow_unsigned: bool = False) -> int:
     """Run the wizard; the exit code for the command line."""
-    from screens import terminal
-
     from installer.commands import root_problem
+    from screens import terminal
 
     root_path = Path(root) if root else Path("/")
     problem = root_problem(root)

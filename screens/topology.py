@@ -1,4 +1,5 @@
-"""Step 2, topology: the five options of the MachineMetrics network requirements with a diagram and their "best for" text.
+"""Step 2, topology: the five options of the MachineMetrics network requirements with a diagram and their
+"best for" text.
 Cellular shows the vendor's warning and cannot be chosen without the acknowledgement."""
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from installer.vendors.sources import cite
 from installer.planning.plan import Cellular, FieldError, Plan
+from installer.vendors.sources import cite
 from screens.base import Choice, StepScreen, Toggle
 
 # (value, label, diagram, best for) - the texts of MachineMetrics, Network Requirements: "Network Architecture Options".

@@ -21,9 +21,16 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, OptionList, RadioButton, Static
 from textual.widgets.option_list import Option
 
-from installer.fleet.bundle import printable
 from installer.checks.bandwidth import estimate, monthly_mb
-from installer.planning.fields import check_apn, check_country, check_passphrase, check_ssid, has_control, parse_data_cap
+from installer.fleet.bundle import printable
+from installer.planning.fields import (
+    check_apn,
+    check_country,
+    check_passphrase,
+    check_ssid,
+    has_control,
+    parse_data_cap,
+)
 from installer.planning.plan import WIFI_ENTERPRISE, WIFI_SECURITY, Cellular, FieldError, Plan, Uplink, Wifi
 from installer.vendors.profiles import load_catalog
 from installer.vendors.sources import TITLES
@@ -186,6 +193,7 @@ class WirelessScreen(StepScreen):
             ssid.input.focus()
             self._status("Hidden network: type its exact name; the box probes for it by name.")
             return
+        assert event.option.id is not None  # every row of #networks has an id
         net = self._networks[int(event.option.id)]
         shown = printable(net.ssid, limit=64)
         if net.security not in FROM_SCAN:
@@ -317,8 +325,9 @@ class CellularScreen(StepScreen):
 
     def _estimate(self, cap: int | None) -> dict:
         plan = self.read()
+        assert plan.cellular is not None  # this step's read() always gives the cellular section
         plan = dataclasses.replace(plan, cellular=dataclasses.replace(plan.cellular, data_cap_mb=cap))
-        return estimate(plan, self.context.catalog or load_catalog())
+        return estimate(plan, self.context.catalogue() or load_catalog())
 
     def _check_cap(self, value: str) -> str | None:
         if not value.strip():

@@ -10,21 +10,20 @@ device holds one, nothing is written and the line names the address, the port an
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import threading
 import time
+from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, Checkbox, Label, Static
 
-from installer.writing.existing import Conflict, find_conflicts
-from installer.render import RenderedFile, Target, render
-from installer.planning.validate import validate
-from installer.writing.apply import DEFAULT_CONFIRM_TIMEOUT_S, ApplyResult, apply_plan
 from installer.box.system import System
+from installer.planning.validate import validate
+from installer.render import RenderedFile, Target, render
+from installer.writing.apply import DEFAULT_CONFIRM_TIMEOUT_S, ApplyResult, apply_plan
+from installer.writing.existing import Conflict, find_conflicts
 from installer.writing.writer import WriteResult, box_path
 from screens.base import StepScreen, Toggle, words
 
