@@ -8,28 +8,23 @@ EDGE_INSTALLER_DEBUG=1 to see the traceback).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NoReturn
 
 from installer.commands import UsageError
-from installer.commands import apply as apply_cmd
-from installer.commands import bundle as bundle_cmd
-from installer.commands import check as check_cmd
-from installer.commands import confirm as confirm_cmd
-from installer.commands import firewall as firewall_cmd
-from installer.commands import firstboot as firstboot_cmd
-from installer.commands import interfaces as interfaces_cmd
-from installer.commands import recover as recover_cmd
-from installer.commands import render as render_cmd
-from installer.commands import status as status_cmd
-from installer.commands import validate as validate_cmd
-from installer.commands import watchdog as watchdog_cmd
-from installer.commands import wifi as wifi_cmd
 
-VERBS = (validate_cmd, render_cmd, check_cmd, firewall_cmd, apply_cmd, confirm_cmd, interfaces_cmd, bundle_cmd,
-         recover_cmd, wifi_cmd, watchdog_cmd, status_cmd, firstboot_cmd)
+# Each verb and the module under installer.commands that adds its parser and runs it. A module
+# is imported only when its verb is used (the wizard, with no verb, imports none of them; --help
+# and a word that is no verb import them all, so argparse lists them).
+VERBS: dict[str, str] = {
+    "validate": "validate", "render": "render", "check": "check", "firewall-request": "firewall", "apply": "apply",
+    "confirm": "confirm", "interfaces": "interfaces", "bundle": "bundle", "recover": "recover", "wifi": "wifi",
+    "watchdog": "watchdog", "status": "status", "firstboot": "firstboot"}
+# The wizard's options that take a value (the word after them is that value, not a verb).
+_VALUE_OPTIONS = frozenset({"--root", "--plan", "--passphrase-file", "--trust-key"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,8 +32,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every verb."""
+def build_parser(verbs: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every verb, or with `verbs` only."""
     parser = _Parser(prog="edge-installer",
                      description="Set up an edge box's network, check that the plant's network reaches "
                                  "its cloud, and write netplan or NetworkManager configuration.")
@@ -57,14 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=None,
                         help="plain ASCII display for the Linux console and serial lines (default: detected)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for verb in VERBS:
-        verb.add_parser(sub)
+    for verb in VERBS if verbs is None else verbs:
+        importlib.import_module(f"installer.commands.{VERBS[verb]}").add_parser(sub)
     return parser
+
+
+def _verbs_needed(argv: Sequence[str]) -> list[str] | None:
+    """The verbs whose parsers `argv` needs: [] for the wizard, [VERB] for a verb, None (all of
+    them) for --help or a word that is no verb. Any doubt gives None: all, as before."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-h", "--help", "--"):
+            return None
+        if word.startswith("-"):
+            if word in _VALUE_OPTIONS:
+                next(words, None)
+            continue
+        return [word] if word in VERBS else None
+    return []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `edge-installer` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_verbs_needed(argv))
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "run", None):
