@@ -471,3 +471,16 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def test_the_proxy_reaches_nats_after_the_uplink_was_unplugged(healthy_lab: Lab) -> None:
+    """Unplugging the uplink takes the cloud's end down, which drops the routes of the public
+    addresses the proxy dials: plugging it back must route them again (it once left every
+    later proxy-to-NATS test with 503)."""
+    lab = healthy_lab
+    lab.unplug(T.UPLINK_IF)
+    lab.reset()
+    via = {"kind": "proxy", "proxy": T.PROXY, "proxy_port": T.PROXY_PORT,
+           "user": lab.proxy_user, "password": lab.proxy_password}
+    results = lab.probe(*({**via, "host": ip, "port": T.NATS_PORT, "then": "banner"} for ip in NATS_IPS))
+    assert [r["status"] for r in results] == [200] * len(NATS_IPS), results

@@ -619,7 +619,7 @@ class Lab:
         self._pki = pki.build(d / "pki", list(self._healthy_records), list(T.SERVERS.values()))
         self._proxy_hash = netns.run(["openssl", "passwd", "-apr1", "-stdin"],
                                      input=self.proxy_password + "\n").stdout.strip()
-        network.build(self.ns, sorted({k[0] for k in self._translations}))
+        network.build(self.ns, sorted({k[0] for k in self._translations}))  # the same as set_unplugged's
         self._sync()
 
     # --- making the namespaces match the state -------------------------------------------
@@ -671,7 +671,7 @@ class Lab:
                 self._applied_fw[f"{role}-dns"] = text
         network.set_no_route(self.edge_ns, s.no_route, self._applied_routes)
         self._applied_routes = set(s.no_route)
-        network.set_unplugged(self.ns, s.unplugged, self._applied_unplugged)
+        network.set_unplugged(self.ns, s.unplugged, self._applied_unplugged, sorted({k[0] for k in self._translations}))
         self._applied_unplugged = set(s.unplugged)
         wanted = servers.all_services(
             self.workdir, self._pki_files(), self._dns_state(), self._healthy_records,

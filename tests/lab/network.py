@@ -56,10 +56,16 @@ def set_no_route(edge_ns: str, want: set[str], have: set[str]) -> None:
         netns.run(["ip", "-n", edge_ns, "-batch", "-"], input="\n".join(lines) + "\n")
 
 
-def set_unplugged(ns: Mapping[str, str], want: set[str], have: set[str]) -> None:
+def set_unplugged(ns: Mapping[str, str], want: set[str], have: set[str],
+                  public_addresses: Sequence[str] = ()) -> None:
     """Take down the far end of each edge interface in `want` (it loses carrier); bring back
-    those of `have` no longer wanted."""
+    those of `have` no longer wanted. Taking the cloud's end down drops every route through
+    it, the public addresses' among them (see build): they are routed again when it comes
+    back, or the cloud's proxy could never again dial a NATS address (connect: ENETUNREACH)."""
     far = {T.UPLINK_IF: ("cloud", T.CLOUD_IF), T.MACHINE_IF: ("plant", T.PLANT_IF)}
     for iface in sorted(want ^ have):
         role, peer = far[iface]
         netns.run(["ip", "-n", ns[role], "link", "set", peer, "down" if iface in want else "up"])
+        if iface == T.UPLINK_IF and iface not in want and public_addresses:
+            netns.run(["ip", "-n", ns[role], "-batch", "-"],
+                      input="".join(f"route replace {a}/32 dev {T.CLOUD_IF}\n" for a in sorted(public_addresses)))
