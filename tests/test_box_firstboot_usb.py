@@ -117,6 +117,10 @@ def test_a_box_sets_itself_up_from_a_usb_stick(box_session, pyz, tmp_path):
                                 f"{', '.join(sorted(n.mac for n in nics))}); add a line with one of them in "
                                 "ports.enp2s0.mac"), serial
         assert "Traceback" not in serial
+        # The same on tty1, read from the virtual console's screen memory (/dev/vcs1: the text a
+        # monitor on the box would show; the VM has no display, the console exists all the same).
+        tty1 = box.exec(["cat", "/dev/vcs1"]).stdout
+        assert f"edge-installer first boot: {first_mac}: FAILED" in tty1, tty1.strip()[-2000:]
         assert box.exec(["systemctl", "is-failed", "edge-installer-zerotouch.service"]).stdout.strip() == "failed"
         assert P.config_files(box) == before and box.exec(["hostname"]).stdout.strip() == hostname_before
         assert box.exec(["test", "-e", STAMP]).returncode != 0
