@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """How long `bundle fleet` takes and how much memory it holds, by the number of boxes (issue 13:
-5,000 boxes took 181 s; target under 20 s, memory flat in the number of boxes). Prints its figures.
+5,000 boxes took 181 s; target under 20 s, memory flat in the number of boxes), and the Ansible
+rollout's wall time on the real-box lab's VMs (--ansible). Prints its figures.
 
     .venv/bin/python bench/fleet.py                    # 500, 2,000 and 5,000 boxes
+    .venv/bin/python bench/fleet.py --ansible          # the rollout of 3 VMs (root, qemu; ~10 min)
     .venv/bin/python bench/fleet.py --sizes 100 1000 --keep DIR
     .venv/bin/python bench/fleet.py --source OTHER     # the installer package of OTHER (an older checkout)
 
@@ -78,15 +80,35 @@ def run(argv: list[str], source: Path) -> tuple[float, float, int]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
+def ansible_rollout() -> int:
+    """The rollouts of tests/test_box_ansible.py (3 VMs over SSH from a controller namespace in the
+    lab: all boxes at once, then one box per batch stopping at the cut-off one); their wall times
+    are the lines the tests print."""
+    print(f"Ansible rollout on the real-box lab; {os.cpu_count()} CPU(s), load average "
+          f"{os.getloadavg()[0]:.1f} at the start", flush=True)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:xdist", "-p", "no:cacheprovider",
+                           "tests/test_box_ansible.py"], cwd=REPO, capture_output=True, text=True, timeout=3600)
+    figures = [ln for ln in done.stdout.splitlines() if "rollout" in ln and "wall time" in ln]
+    print("\n".join(figures) if figures else done.stdout[-3000:] + done.stderr[-2000:])
+    if done.returncode != 0:
+        print(f"the rollout tests failed (exit {done.returncode}):\n{done.stdout[-3000:]}", file=sys.stderr)
+    return 0 if done.returncode == 0 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2_000, 5_000])
     parser.add_argument("--keep", metavar="DIR", help="work here and keep the outputs (default: a temporary directory)")
     parser.add_argument("--source", metavar="DIR", type=Path, default=REPO,
                         help="run the installer package found in DIR (default: this checkout)")
+    parser.add_argument("--ansible", action="store_true",
+                        help="instead: the Ansible rollout's wall time on the real-box lab's VMs (root, qemu; "
+                             "runs tests/test_box_ansible.py, about 10 minutes)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more arguments for bundle fleet (the rest of the line)")
     args = parser.parse_args()
+    if args.ansible:
+        return ansible_rollout()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
