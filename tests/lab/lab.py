@@ -92,6 +92,8 @@ class Lab:
         catalog = load_catalog()
         self._healthy_records = T.dns_records(catalog)
         self._translations = T.translations(catalog)
+        # The translated public addresses (NATS IPs, Google DNS): routed in the cloud for its proxy.
+        self._public_addresses = tuple(sorted({k[0] for k in self._translations}))
         self._nats_names = tuple(sorted({e.host for p in catalog.profiles.values() for e in p.endpoints
                                          if e.service == "nats" and e.host}))
         self._state = _State()
@@ -340,7 +342,7 @@ class Lab:
         else:
             if not any(k[0] == name for k in self._translations):
                 raise LabError(f"serve_from: {name} is not a translated public address "
-                               f"({', '.join(sorted({k[0] for k in self._translations}))})")
+                               f"({', '.join(self._public_addresses)})")
             self._state.ip_serve[name] = T.SERVERS[where]
         self._sync()
 
@@ -619,7 +621,7 @@ class Lab:
         self._pki = pki.build(d / "pki", list(self._healthy_records), list(T.SERVERS.values()))
         self._proxy_hash = netns.run(["openssl", "passwd", "-apr1", "-stdin"],
                                      input=self.proxy_password + "\n").stdout.strip()
-        network.build(self.ns, sorted({k[0] for k in self._translations}))  # the same as set_unplugged's
+        network.build(self.ns, self._public_addresses)
         self._sync()
 
     # --- making the namespaces match the state -------------------------------------------
@@ -671,7 +673,7 @@ class Lab:
                 self._applied_fw[f"{role}-dns"] = text
         network.set_no_route(self.edge_ns, s.no_route, self._applied_routes)
         self._applied_routes = set(s.no_route)
-        network.set_unplugged(self.ns, s.unplugged, self._applied_unplugged, sorted({k[0] for k in self._translations}))
+        network.set_unplugged(self.ns, s.unplugged, self._applied_unplugged, self._public_addresses)
         self._applied_unplugged = set(s.unplugged)
         wanted = servers.all_services(
             self.workdir, self._pki_files(), self._dns_state(), self._healthy_records,

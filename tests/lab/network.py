@@ -38,7 +38,7 @@ def build(ns: Mapping[str, str], public_addresses: Sequence[str]) -> None:
            + [f"link set {T.CLOUD_IF} up"]
            # Routed at the edge's link, where the output NAT turns them into lab addresses
            # before anything is sent; unmatched packets only reach the edge, which drops them.
-           + [f"route add {a}/32 dev {T.CLOUD_IF}" for a in sorted(public_addresses)],
+           + _public_routes(public_addresses),
         p: [f"addr add {m.address}/{T.PREFIX} dev {T.PLANT_IF}" for m in T.MACHINES]
            + [f"link set {T.PLANT_IF} up"],
     }
@@ -46,6 +46,11 @@ def build(ns: Mapping[str, str], public_addresses: Sequence[str]) -> None:
         netns.run(["ip", "-n", n, "-batch", "-"], input="\n".join(["link set lo up", *lines]) + "\n")
     for n in (e, c, p):
         netns.write_etc(n, T.DNS)
+
+
+def _public_routes(public_addresses: Sequence[str]) -> list[str]:
+    """The cloud's routes for the public addresses (ip -batch lines; `replace`: also when present)."""
+    return [f"route replace {a}/32 dev {T.CLOUD_IF}" for a in sorted(public_addresses)]
 
 
 def set_no_route(edge_ns: str, want: set[str], have: set[str]) -> None:
@@ -68,4 +73,4 @@ def set_unplugged(ns: Mapping[str, str], want: set[str], have: set[str],
         netns.run(["ip", "-n", ns[role], "link", "set", peer, "down" if iface in want else "up"])
         if iface == T.UPLINK_IF and iface not in want and public_addresses:
             netns.run(["ip", "-n", ns[role], "-batch", "-"],
-                      input="".join(f"route replace {a}/32 dev {T.CLOUD_IF}\n" for a in sorted(public_addresses)))
+                      input="".join(f"{line}\n" for line in _public_routes(public_addresses)))
