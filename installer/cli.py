@@ -23,8 +23,6 @@ VERBS: dict[str, str] = {
     "validate": "validate", "render": "render", "check": "check", "firewall-request": "firewall", "apply": "apply",
     "confirm": "confirm", "interfaces": "interfaces", "bundle": "bundle", "recover": "recover", "wifi": "wifi",
     "watchdog": "watchdog", "status": "status", "firstboot": "firstboot"}
-# The wizard's options that take a value (the word after them is that value, not a verb).
-_VALUE_OPTIONS = frozenset({"--root", "--plan", "--passphrase-file", "--trust-key"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +32,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(verbs: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The argument parser with every verb, or with `verbs` only."""
+    return _add_verbs(_top_parser(), verbs)
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    """The parser of the wizard's own options, before any verb is added."""
     parser = _Parser(prog="edge-installer",
                      description="Set up an edge box's network, check that the plant's network reaches "
                                  "its cloud, and write netplan or NetworkManager configuration.")
@@ -51,21 +54,27 @@ def build_parser(verbs: Iterable[str] | None = None) -> argparse.ArgumentParser:
                              "every step)")
     parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=None,
                         help="plain ASCII display for the Linux console and serial lines (default: detected)")
+    return parser
+
+
+def _add_verbs(parser: argparse.ArgumentParser, verbs: Iterable[str] | None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     for verb in VERBS if verbs is None else verbs:
         importlib.import_module(f"installer.commands.{VERBS[verb]}").add_parser(sub)
     return parser
 
 
-def _verbs_needed(argv: Sequence[str]) -> list[str] | None:
+def _verbs_needed(argv: Sequence[str], top: argparse.ArgumentParser) -> list[str] | None:
     """The verbs whose parsers `argv` needs: [] for the wizard, [VERB] for a verb, None (all of
-    them) for --help or a word that is no verb. Any doubt gives None: all, as before."""
+    them) for --help or a word that is no verb. Any doubt gives None: all, as before. `top`'s
+    options that take a value tell which word after them is that value, not a verb."""
+    takes_value = {o for a in top._actions if a.nargs != 0 for o in a.option_strings}
     words = iter(argv)
     for word in words:
         if word in ("-h", "--help", "--"):
             return None
         if word.startswith("-"):
-            if word in _VALUE_OPTIONS:
+            if word in takes_value:
                 next(words, None)
             continue
         return [word] if word in VERBS else None
@@ -75,7 +84,8 @@ def _verbs_needed(argv: Sequence[str]) -> list[str] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `edge-installer` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_verbs_needed(argv))
+    parser = _top_parser()
+    parser = _add_verbs(parser, _verbs_needed(argv, parser))
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "run", None):

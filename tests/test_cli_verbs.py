@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
     (["--help"], None), (["-h", "apply"], None), (["bogus"], None), (["--ro", "x", "apply"], None),
 ])
 def test_the_verbs_a_command_line_needs(argv, needed):
-    assert cli._verbs_needed(argv) == needed
+    assert cli._verbs_needed(argv, cli._top_parser()) == needed
 
 
 def test_every_verb_module_registers_its_verb():
@@ -33,7 +33,8 @@ def test_every_verb_module_registers_its_verb():
 
 
 def test_the_wizard_imports_no_verb_module():
-    code = ("import sys; from installer import cli; cli.build_parser(cli._verbs_needed(sys.argv[1:]));"
+    code = ("import sys; from installer import cli; top = cli._top_parser();"
+            "cli._add_verbs(top, cli._verbs_needed(sys.argv[1:], top));"
             "print(sorted(m for m in sys.modules if m.startswith('installer.commands.')))")
     for argv, expected in ((["--plan", "x.yaml"], "[]"), (["status"], "['installer.commands.status']")):
         done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=REPO,
