@@ -151,6 +151,19 @@ def test_confirm_seconds_parser(value):
     assert confirm_seconds("0.5") == 0.5
 
 
+@pytest.mark.parametrize("argv,expected", [
+    (["check", "--timeout", "soon"], "--timeout: 'soon' is not a number of seconds; give 0.05 to 600 seconds"),
+    (["check", "--deadline", "inf"], "--deadline: inf s is out of range; give 0.05 to 600 seconds"),
+    (["firstboot", "--wait", "-1"], "--wait: -1 s is out of range; give 0 to 600 seconds"),
+    (["firstboot", "--check-timeout", "nan"], "--check-timeout: nan s is out of range; give 0.05 to 600 seconds"),
+    (["watchdog", "enable", "--deadline", "601"], "--deadline: 601 s is out of range; give 0.05 to 600 seconds"),
+])
+def test_every_seconds_flag_refuses_in_the_same_words(argv, expected):
+    out = run_cli(*argv)
+    assert out.returncode == 2 and expected in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
 # --- --root that is / -------------------------------------------------------------------
 
 def test_root_through_dotdot_is_the_live_box(tmp_path):

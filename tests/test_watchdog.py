@@ -120,7 +120,7 @@ def test_enable_staged_writes_the_units_and_runs_nothing_then_disable_removes_th
     (["--plan", "/nowhere/plan.yaml"], "--plan /nowhere/plan.yaml: no such file under"),
     (["--plan", "plan.yaml"], "--plan plan.yaml: give the plan's absolute path on the box (with --root)"),
     (["--program", "edge-installer"], "--program edge-installer: give an absolute path"),
-    (["--timeout", "0"], "0 s is out of range"),
+    (["--timeout", "0"], "--timeout: 0 s is out of range; give 0.05 to 600 seconds"),
 ])
 def test_enable_refuses_bad_input_in_one_line(tmp_path, args, expected):
     root = tmp_path / "box"

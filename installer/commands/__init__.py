@@ -5,6 +5,9 @@ Each module has `add_parser(subparsers)` and `run(args) -> int` (the exit code).
 
 from __future__ import annotations
 
+import argparse
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from installer.planning import plan as planmod
@@ -20,6 +23,28 @@ class UsageError(Exception):
     def __init__(self, lines: list[str] | str):
         self.lines = [lines] if isinstance(lines, str) else list(lines)
         super().__init__("\n".join(self.lines))
+
+
+def seconds_type(low: float, high: float, hint: str = "") -> Callable[[str], float]:
+    """An argparse type for a flag that takes seconds: a finite number from low to high.
+    A word, inf, nan or a number out of bounds is refused in one line that gives the bounds
+    (every verb's --timeout, --deadline, --wait and --confirm-timeout say it the same way)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number of seconds; give {low:g} to {high:g} seconds{hint}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} s is out of range; give {low:g} to {high:g} seconds{hint}")
+        return value
+
+    return parse
+
+
+# A check's --timeout and --deadline, in every verb that runs the checks.
+check_seconds = seconds_type(0.05, 600)
 
 
 def root_problem(root: str | None) -> str | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from installer.commands import UsageError, check_root, format_errors
+from installer.commands import UsageError, check_root, format_errors, seconds_type
 
 if TYPE_CHECKING:
     from installer.checks.runner import Report
@@ -72,18 +72,8 @@ MIN_CONFIRM_S = 0.0
 MAX_CONFIRM_S = 86400.0
 
 
-def confirm_seconds(text: str) -> float:
-    """--confirm-timeout's value: a finite number of seconds within bounds, or a parse error."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or not MIN_CONFIRM_S <= value <= MAX_CONFIRM_S:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a wait; give seconds from {MIN_CONFIRM_S:g} to {MAX_CONFIRM_S:g} (a day), e.g. 120")
-    return value
+# --confirm-timeout's value: a finite number of seconds within these bounds.
+confirm_seconds = seconds_type(MIN_CONFIRM_S, MAX_CONFIRM_S, " (a day), e.g. 120")
 
 
 def secret_sets(sets: list[str], set_files: list[str]) -> tuple[list[str], list[str]]:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from installer.commands import UsageError, load_valid_plan
+from installer.commands import UsageError, check_seconds, load_valid_plan
 
 if TYPE_CHECKING:
     from installer.checks.base import Result
@@ -27,8 +27,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                    "Exit 0 all pass, 1 warnings only, 2 any failure.")
     p.add_argument("--plan", required=True, metavar="PLAN", help="the plan file (YAML)")
     p.add_argument("--json", action="store_true", help="print the machine-readable result (stable schema)")
-    p.add_argument("--timeout", type=_seconds, default=3.0, metavar="S", help="per-check timeout (default 3)")
-    p.add_argument("--deadline", type=_seconds, metavar="S",
+    p.add_argument("--timeout", type=check_seconds, default=3.0, metavar="S", help="per-check timeout (default 3)")
+    p.add_argument("--deadline", type=check_seconds, metavar="S",
                    help="overall deadline (default: 4 x timeout + 2, room for DNS, TCP, TLS, HTTPS in a row "
                         "and the follow-up probes)")
     p.add_argument("--report", metavar="FILE", help="also write the Markdown report for the IT team to FILE")
@@ -36,15 +36,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="the plan is not applied yet: a missing planned address is a warning, not a failure")
     p.set_defaults(run=run)
 
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.05 <= value <= 600:
-        raise argparse.ArgumentTypeError(f"{text} s is out of range; use 0.05 to 600 seconds")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from installer.commands import check_root
+from installer.commands import check_root, check_seconds, seconds_type
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,10 +38,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--console", dest="consoles", action="append", metavar="TTY",
                    help="show the result on this terminal (repeatable; default: /dev/tty1 and /dev/ttyS0 on "
                         "the box, none under --root)")
-    p.add_argument("--wait", type=_seconds, default=0.0, metavar="S",
+    p.add_argument("--wait", type=seconds_type(0, 600), default=0.0, metavar="S",
                    help="wait up to S seconds for the medium to appear, when this box was never set up "
                         "(default 0; the boot unit gives 15)")
-    p.add_argument("--check-timeout", type=_seconds, default=3.0, metavar="S", help="per-check timeout (default 3)")
+    p.add_argument("--check-timeout", type=check_seconds, default=3.0, metavar="S",
+                   help="per-check timeout (default 3)")
     p.add_argument("--trust-key", dest="trust_keys", action="append", default=[], metavar="KEY.pub",
                    help="also trust the public key(s) in this file (repeatable)")
     p.add_argument("--force", action="store_true",
@@ -49,16 +50,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run)
 
 
-def _seconds(text: str) -> float:
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or not 0 <= value <= 600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a wait; give seconds from 0 to 600")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

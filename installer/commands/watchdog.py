@@ -13,8 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from installer.commands import UsageError, check_root
-from installer.commands.check import _seconds
+from installer.commands import UsageError, check_root, check_seconds
 from installer.fleet import watchdog as wd
 from installer.fleet.watchdog import SERVICE_FILE, STATE_DIR, TIMER_FILE, UNIT
 from installer.writing.writer import APPLIED_PLAN
@@ -58,8 +57,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _check_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--timeout", type=_seconds, default=3.0, metavar="S", help="per-check timeout (default 3)")
-    p.add_argument("--deadline", type=_seconds, metavar="S",
+    p.add_argument("--timeout", type=check_seconds, default=3.0, metavar="S", help="per-check timeout (default 3)")
+    p.add_argument("--deadline", type=check_seconds, metavar="S",
                    help="the whole run's deadline (default: 4 x timeout + 2, as for check)")
 
 
