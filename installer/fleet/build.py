@@ -44,7 +44,6 @@ from installer.planning.setfield import SetError, _set_one, apply_sets_judged, c
 from installer.render import NETPLAN_FILE, RenderedFile, Target, dropins, render, yamltext
 from installer.render import netplan as netplan_renderer
 from installer.render.yamltext import WITH_LIBYAML
-from installer.render.yamltext import Resolved as _Resolved
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -199,10 +198,6 @@ def _header_problems(header: list[str], base: Plan, missing_secrets: Sequence[st
 # ---------------------------------------------------------------------------------------
 # Seeds.
 
-class _SeedDumper(_Resolved, yaml.SafeDumper):
-    pass
-
-
 _ASCII_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 
@@ -218,21 +213,8 @@ def _represent_str(dumper: yaml.representer.SafeRepresenter, value: str) -> yaml
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-_SeedDumper.add_representer(str, _represent_str)
-
 # libyaml's emitter writes tame data, byte for byte as PyYAML's (installer.render.yamltext).
-def _fast_dumper() -> Any:
-    if not WITH_LIBYAML:
-        return None
-
-    class _FastSeedDumper(_Resolved, yaml.CSafeDumper):
-        pass
-
-    _FastSeedDumper.add_representer(str, _represent_str)
-    return _FastSeedDumper
-
-
-_FastSeedDumper = _fast_dumper()
+_SeedDumper, _FastSeedDumper = yamltext.dumpers({str: _represent_str})
 
 
 def _dump(data: Any, *, fast: bool = True) -> str:

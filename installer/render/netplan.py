@@ -8,23 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from installer.planning.fields import canonical_mac
 from installer.planning.model import GOOGLE_DNS, Plan
 from installer.render.base import MACHINE_BRIDGE, NETPLAN_FILE, RenderedFile, Target, netplan_backend
-from installer.render.yamltext import WITH_LIBYAML, Resolved, dump
+from installer.render.yamltext import dump, dumpers
 
-
-class _Dumper(Resolved, yaml.SafeDumper):
-    """yaml.safe_dump's dumper (PyYAML's emitter), its resolution remembered."""
-
-
-class _CDumper(Resolved, yaml.CSafeDumper):
-    """The same with libyaml's emitter, for tame data (installer.render.yamltext)."""
-
-
-_FastDumper: type[Any] | None = _CDumper if WITH_LIBYAML else None
+# yaml.safe_dump's dumper, and libyaml's for tame data (installer.render.yamltext).
+_Dumper, _FastDumper = dumpers()
 
 
 HEADER = (

@@ -16,6 +16,7 @@ expressions, and a fleet's files repeat the same keys and values box after box.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import yaml
@@ -43,6 +44,30 @@ class Resolved(yaml.resolver.BaseResolver):
                 self._resolved.clear()
             tag = self._resolved[key] = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # as above
         return tag
+
+
+Representer = Callable[[Any, Any], Any]
+
+
+def dumpers(representers: Mapping[type, Representer] | None = None) -> tuple[type[Any], type[Any] | None]:
+    """A pair of safe dumpers for dump(): PyYAML's emitter, and libyaml's (None where PyYAML
+    was built without it), both remembering their resolution and both given `representers`
+    (type -> function), so that they write the same YAML."""
+
+    class Dumper(Resolved, yaml.SafeDumper):
+        """yaml.safe_dump's dumper (PyYAML's emitter), its resolution remembered."""
+
+    pair: list[type[Any]] = [Dumper]
+    if WITH_LIBYAML:
+
+        class CDumper(Resolved, yaml.CSafeDumper):
+            """The same with libyaml's emitter, for tame data."""
+
+        pair.append(CDumper)
+    for kind, represent in (representers or {}).items():
+        for dumper in pair:
+            dumper.add_representer(kind, represent)
+    return pair[0], (pair[1] if len(pair) > 1 else None)
 
 
 TAME_LINE = 400
