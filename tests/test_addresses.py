@@ -359,6 +359,53 @@ def test_segment_the_boxs_own_second_port_is_not_a_conflict_another_host_is(segm
     assert time.monotonic() - t0 < 10  # bounded by its window (and a loaded machine), never hangs
 
 
+def test_segment_another_device_probing_for_the_address_at_the_same_time_is_a_conflict(segment):
+    # Two boxes set up at once with one address: neither holds it yet, so neither answers; the
+    # other's own RFC 5227 probe (sender IP 0.0.0.0) is what gives it away (section 2.1.1).
+    # arping -D in the host namespace is that other box. A presence probe (no claim) ignores it,
+    # and so does the conflict check when the prober is this box's own second port.
+    def prober(ns: str, interface: str) -> subprocess.Popen:
+        return subprocess.Popen(["ip", "netns", "exec", ns, "arping", "-D", "-q", "-I", interface, "-c", "6",
+                                 "-w", "6", "198.51.100.50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    other = prober(segment.host_ns, "h0")
+    try:
+        time.sleep(0.3)
+        spec = {"do": "probe", "address": "198.51.100.50", "interface": "p1", "method": "raw", "window": 2.5,
+                "claim": True}
+        proc = segment.box([sys.executable, "-m", "tests.lab.arprun", json.dumps(spec)], env={**os.environ, **ENV})
+        assert proc.returncode == 0, proc.stderr
+        claimed = json.loads(proc.stdout)
+        assert claimed["state"] == "claimed" and claimed["own"] is False, claimed
+        assert claimed["mac"] == mac_of(segment.host_ns, "h0")
+        presence = _probe(segment, "198.51.100.50", "p1", "raw")  # window 1 s, no claim
+        assert presence["state"] == "silent", presence
+    finally:
+        other.kill()
+        other.wait()
+    mine = prober(segment.box_ns, "p2")  # this box's own other port, probing for the same address
+    try:
+        time.sleep(0.3)
+        spec = {"do": "probe", "address": "198.51.100.50", "interface": "p1", "method": "raw", "window": 2.5,
+                "claim": True}
+        proc = segment.box([sys.executable, "-m", "tests.lab.arprun", json.dumps(spec)], env={**os.environ, **ENV})
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["state"] == "silent"
+    finally:
+        mine.kill()
+        mine.wait()
+
+
+def test_a_simultaneous_claim_is_worded_as_one():
+    probe = neighbours.Probe("198.51.100.50", "eno1", "claimed", "02:00:00:00:00:09", window_s=2)
+    assert probe.other
+    planned = neighbours.Planned("machine_network.address", "machine network", "198.51.100.50", ("eno1",))
+    line = neighbours.conflict_line(planned, probe)
+    assert "being taken by another device at this moment: MAC 02:00:00:00:00:09" in line
+    assert "--force-address" in line
+    assert "02:00:00:00:00:09" in probe.words() and "simultaneous claim" in probe.words()
+
+
 @pytest.mark.parametrize("method", ["raw", "arping"])
 def test_segment_behind_the_machine_bridge_the_probe_goes_out_on_the_bridge(segment, method):
     # The plan's two machine ports bridged (as rendered): ARP answers reach the bridge, not

@@ -66,7 +66,9 @@ _NOT_CONNECTING = cite("000_d0122341ad91427d.txt#Edge Device Not Connecting")
 class Probe:
     """One ARP probe for `address` out of `interface`, and what came back.
 
-    state: "answered" (someone sent an ARP reply: `mac`), "silent" (nobody, within `window_s`)
+    state: "answered" (someone sent an ARP reply: `mac`), "claimed" (another device sent its own
+    RFC 5227 probe for the address while this one listened: it is taking the address at this
+    moment, `mac`; only asked for by a probe with `claim`), "silent" (nobody, within `window_s`)
     or "unchecked" (the probe could not be sent: `problem` says why). `own` is set when the
     MAC that answered belongs to this box."""
 
@@ -80,14 +82,24 @@ class Probe:
 
     @property
     def other(self) -> bool:
-        """Another device answered (not this box)."""
-        return self.state == "answered" and not self.own
+        """Another device answered, or claims the address (not this box)."""
+        return self.state in ("answered", "claimed") and not self.own
+
+    def conflict_words(self) -> str:
+        """Why another device's answer makes the address taken (after "ADDRESS (FIELD) ")."""
+        if self.state == "claimed":
+            return (f"is being taken by another device at this moment: MAC {self.mac} sent its own probe for it "
+                    f"on {self.interface} (RFC 5227)")
+        return f"is already held by another device: MAC {self.mac} answers ARP for it on {self.interface}"
 
     def words(self) -> str:
         if self.state == "unchecked":
             return f"not probed on {self.interface}: {self.problem}"
         if self.state == "silent":
             return f"no ARP answer for {self.address} on {self.interface} within {self.window_s:g} s"
+        if self.state == "claimed":
+            return (f"another device ({self.mac}) is probing for {self.address} on {self.interface} to take it "
+                    "now (RFC 5227: a simultaneous claim)")
         who = "this box's own port" if self.own else "another device"
         return f"{self.address} answers ARP on {self.interface} from {self.mac} ({who})"
 
@@ -204,14 +216,19 @@ def arping_path() -> str | None:
 
 
 async def arp_probe(address: str, interface: str, *, window_s: float = 1, own_macs: set[str] | None = None,
-                    sys_class_net: str = "/sys/class/net", method: str = "auto") -> Probe:
+                    sys_class_net: str = "/sys/class/net", method: str = "auto", claim: bool = False) -> Probe:
     """Send RFC 5227 ARP probes for `address` out of `interface` during `window_s` seconds; stop
     at the first answer. Never raises; bounded by window_s + 2 s.
 
     `method` "raw": a packet socket of this process (needs CAP_NET_RAW, i.e. root); "arping":
     `arping -D`; "auto": the socket, and arping when the socket is not allowed (arping is
     installed with its own capability). Both send the same probe; the socket costs no process
-    and no whole-second timing (see the module's text)."""
+    and no whole-second timing (see the module's text).
+
+    `claim`: the box is about to take `address` (a conflict check, not a presence check). As
+    RFC 5227 section 2.1.1 says, another device's own probe for it, heard while listening, is
+    then a conflict too ("claimed"): two boxes set up at once with one address. Only the
+    packet socket hears it: arping -D reports replies alone."""
     problem = port_problem(interface, sys_class_net)  # reads files only: no packet
     if problem:
         return Probe(address, interface, "unchecked", problem=problem, window_s=window_s)
@@ -219,7 +236,7 @@ async def arp_probe(address: str, interface: str, *, window_s: float = 1, own_ma
     if refused:
         return Probe(address, interface, "unchecked", problem=refused, window_s=window_s)
     if method in ("auto", "raw"):
-        probe = await _raw_probe(address, interface, window_s, own_macs or set(), sys_class_net)
+        probe = await _raw_probe(address, interface, window_s, own_macs or set(), sys_class_net, claim)
         if probe is not None or method == "raw":
             return probe or Probe(address, interface, "unchecked", window_s=window_s,
                                   problem="a packet socket needs root (CAP_NET_RAW)")
@@ -230,11 +247,12 @@ PROBES_IN_WINDOW = 3
 
 
 async def _raw_probe(address: str, interface: str, window_s: float, own_macs: set[str],
-                     sys_class_net: str) -> Probe | None:
+                     sys_class_net: str, claim: bool = False) -> Probe | None:
     """The probe from a packet socket (AF_PACKET, ARP only, bound to `interface`): an ARP
     request from this port's MAC with sender IP 0.0.0.0 for `address`, PROBES_IN_WINDOW times
     spread over the window, and every ARP packet read until one comes from `address` (a
-    reply, or a request it sends itself) from a MAC not this port's. None when this process
+    reply, or a request it sends itself) from a MAC not this port's, or, with `claim`, another
+    device's probe for `address` (sender IP 0.0.0.0, not from this box). None when this process
     may not open a packet socket (not root): the caller falls back to arping."""
     import socket
     import struct
@@ -279,11 +297,14 @@ async def _raw_probe(address: str, interface: str, window_s: float, own_macs: se
                 continue
             if (len(where) > 2 and where[2] == socket.PACKET_OUTGOING) or len(data) < 28:
                 continue
-            _, ptype, hlen, plen, op, sha, spa, _, _ = struct.unpack("!HHBBH6s4s6s4s", data[:28])
-            if ptype != 0x0800 or hlen != 6 or plen != 4 or op not in (1, 2) or spa != target or sha == own_port:
+            _, ptype, hlen, plen, op, sha, spa, _, tpa = struct.unpack("!HHBBH6s4s6s4s", data[:28])
+            if ptype != 0x0800 or hlen != 6 or plen != 4 or op not in (1, 2) or sha == own_port:
                 continue
             mac = ":".join(f"{b:02x}" for b in sha)
-            return Probe(address, interface, "answered", mac, mac in own_macs, window_s=window_s)
+            if spa == target:
+                return Probe(address, interface, "answered", mac, mac in own_macs, window_s=window_s)
+            if claim and op == 1 and spa == bytes(4) and tpa == target and mac not in own_macs:
+                return Probe(address, interface, "claimed", mac, window_s=window_s)
     except OSError as e:
         return unchecked(f"the probe could not be sent: {e.strerror or e}")
     finally:
@@ -430,19 +451,19 @@ def on_machine_network(plan: Plan, address: str) -> bool:
 
 
 async def probe_all(address: str, interfaces: Sequence[str], *, window_s: float, own_macs: set[str],
-                    sys_class_net: str) -> list[Probe]:
+                    sys_class_net: str, claim: bool = False) -> list[Probe]:
     return list(await asyncio.gather(*(arp_probe(address, i, window_s=window_s, own_macs=own_macs,
-                                                 sys_class_net=sys_class_net) for i in interfaces)))
+                                                 sys_class_net=sys_class_net, claim=claim) for i in interfaces)))
 
 
 # --------------------------------------------------------------------------- checks
 
 
 def _facts(probes: Sequence[Probe], address: str) -> ProbeFacts:
-    answered = [p for p in probes if p.state == "answered"]
+    answered = [p for p in probes if p.state in ("answered", "claimed")]
     return {"host": address, "port": None, "interfaces": [p.interface for p in probes],
             "macs": sorted({p.mac for p in answered if p.mac and not p.own}),
-            "state": ("present" if any(p.state == "answered" for p in probes) else
+            "state": ("present" if any(p.state in ("answered", "claimed") for p in probes) else
                       "unchecked" if all(p.state == "unchecked" for p in probes) else "absent"),
             "probes": [{"interface": p.interface, "state": p.state, "mac": p.mac, "own": p.own,
                         "problem": p.problem} for p in probes]}
@@ -470,13 +491,12 @@ async def address_free(ctx: Context, prereqs: Mapping[str, Result], *, address: 
     not known to be free)."""
     own = box_macs(ctx.sys_class_net)
     probes = await probe_all(address, interfaces, window_s=probe_window(ctx.timeout), own_macs=own,
-                             sys_class_net=ctx.sys_class_net)
+                             sys_class_net=ctx.sys_class_net, claim=True)
     facts = _facts(probes, address)
     conflict = next((p for p in probes if p.other), None)
     if conflict is not None:
         return Outcome("fail", "address-conflict",
-                       f"{address} ({field}) is already held by another device: MAC {conflict.mac} answers ARP "
-                       f"for it on {conflict.interface}", facts,
+                       f"{address} ({field}) {conflict.conflict_words()}", facts,
                        remediation=conflict_remediation(address, field, conflict.mac or "?", role))
     unchecked = [p for p in probes if p.state == "unchecked"]
     if unchecked:
@@ -585,8 +605,8 @@ class Preflight:
 def conflict_line(planned: Planned, probe: Probe, how: str = "cli") -> str:
     """The one line that refuses an apply: the address, the port, the MAC, and how to go on
     (`how`: "cli" for the command line, "wizard" for the wizard's terms)."""
-    said = (f"{planned.address} ({planned.field if how == 'cli' else planned.role + ' address'}) is already "
-            f"held by another device: MAC {probe.mac} answers ARP for it on {probe.interface}")
+    name = planned.field if how == "cli" else planned.role + " address"
+    said = f"{planned.address} ({name}) {probe.conflict_words()}"
     if how == "wizard":
         return f"{said}; choose another address on the Addressing step, or free this one on that device"
     return (f"{said}; choose another address (--set {planned.field}=ADDRESS/PREFIX), or free it on that device, "
@@ -605,8 +625,8 @@ async def preflight_async(plan: Plan, *, timeout: float = 3.0, sys_class_net: st
     window = max(1, min(PREFLIGHT_WINDOW_S, int(timeout)))  # whole seconds, for arping too
     planned = [p for p in static_addresses(plan, sys_class_net) if p.interfaces]
     gw = static_gateway(plan, sys_class_net)
-    jobs = [probe_all(p.address, p.interfaces, window_s=window, own_macs=own, sys_class_net=sys_class_net)
-            for p in planned]
+    jobs = [probe_all(p.address, p.interfaces, window_s=window, own_macs=own, sys_class_net=sys_class_net,
+                      claim=True) for p in planned]
     if gw is not None:
         jobs.append(probe_all(gw[0], (gw[1],), window_s=window, own_macs=own, sys_class_net=sys_class_net))
     found = await asyncio.gather(*jobs)

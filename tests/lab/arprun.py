@@ -3,7 +3,8 @@
     ip netns exec eil1-edge python -m tests.lab.arprun '{"do": "probe", "address": "198.51.100.21",
                                                         "interface": "eno1"}'
 
-"probe": one installer.checks.neighbours.arp_probe (method "raw", "arping" or "auto").
+"probe": one installer.checks.neighbours.arp_probe (method "raw", "arping" or "auto"; "window" in
+seconds; "claim": the address is about to be taken, so another device's probe is a conflict).
 "apply": installer.writing.apply.apply_plan on a plan file, into a staging root that counts as a
 live box (so the probes run, on this namespace's ports) with the stack's commands recorded
 instead of run: what matters here is whether anything is written when another device holds a
@@ -25,7 +26,8 @@ def _probe(spec: dict) -> dict:
 
     own = neighbours.box_macs()
     probe = asyncio.run(neighbours.arp_probe(spec["address"], spec["interface"], window_s=spec.get("window", 1),
-                                             own_macs=own, method=spec.get("method", "auto")))
+                                             own_macs=own, method=spec.get("method", "auto"),
+                                             claim=bool(spec.get("claim"))))
     return dataclasses.asdict(probe)
 
 
