@@ -4,7 +4,11 @@ QEMU runs under TCG (the /dev/kvm of these machines cannot run Debian's kernel, 
 /work/shared/notes/real-box-vm.md) with `-nic none` and -nodefaults: its only network devices
 are the NICs given, each a tap that must already exist in the network namespace QEMU runs in
 (a lab namespace; never this machine's own), so there is no path out. NICs get the names a
-vendor's box has: `enoN` through ACPI index N, `enp2s0` behind two PCI bridges.
+vendor's box has: `enoN` through ACPI index N, `enp2s0` behind two PCI bridges. A NIC is a
+virtio-net device unless it asks for QEMU's Intel 82574L (`model="e1000e"`, Linux's e1000e
+driver: one whose LED `ethtool -p` can blink, and a driver the other ports do not share).
+`trace=` hands QEMU trace events (`-trace NAME`; Debian's QEMU logs them to qemu.log, each
+line stamped with the host's time).
 
 The guest is reached without its network: the guest agent (exec, files, clock), two serial
 ports (ttyS0 console, ttyS1 spare) and QMP, all unix sockets in the box's directory. The disk
@@ -15,6 +19,8 @@ power cycle, and snapshots (savevm/loadvm) live in the overlay.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import shlex
 import signal
@@ -31,16 +37,20 @@ from tests.box.serial import Serial
 # guest-file-write/read per call: 1 MiB (the 15 MB zipapp in ~15 s under TCG; 48 KiB pieces took
 # a minute), its base64 well under qga's limits.
 CHUNK = 1 << 20
+# QEMU device models a lab NIC may be: virtio-net (the default), the Intel 82574L (e1000e).
+NIC_MODELS = ("virtio-net-pci", "e1000e")
+SNAPSHOT_DEVICES = "snapshots.json"  # snapshot name -> the device set it was saved with
 
 
 @dataclass(frozen=True)
 class Nic:
-    """A wired port: its name in the guest (enoN or enp2s0), MAC, and the tap it is wired to
-    (in QEMU's namespace; None: a NIC with no cable)."""
+    """A wired port: its name in the guest (enoN or enp2s0), MAC, the tap it is wired to
+    (in QEMU's namespace; None: a NIC with no cable) and its QEMU device model (NIC_MODELS)."""
 
     name: str
     mac: str
     tap: str | None = None
+    model: str = "virtio-net-pci"
 
 
 DEFAULT_NICS = (Nic("eno1", "52:54:00:0e:00:01"), Nic("enp2s0", "52:54:00:0e:00:02"))
@@ -52,13 +62,17 @@ class Box:
 
     def __init__(self, image: ImageSet, workdir: Path | str, *, netns: str | None = None,
                  nics: Sequence[Nic] = DEFAULT_NICS, extra_disk: Path | int | None = None,
-                 memory_mb: int = 1024, cpus: int = 2, name: str = "box", lab: object = None) -> None:
+                 memory_mb: int = 1024, cpus: int = 2, name: str = "box", lab: object = None,
+                 trace: Sequence[str] = ()) -> None:
         if any(n.tap for n in nics) and not netns:
             raise BoxError("a NIC wired to a tap needs netns: taps live only in lab namespaces")
         for n in nics:
             if n.name != "enp2s0" and not (n.name.startswith("eno") and n.name[3:].isdigit()):
                 raise BoxError(f"NIC name {n.name!r}: enoN or enp2s0")
+            if n.model not in NIC_MODELS:
+                raise BoxError(f"NIC {n.name} model {n.model!r}: one of {', '.join(NIC_MODELS)}")
         self.image, self.netns, self.nics, self.name = image, netns, tuple(nics), name
+        self.trace = tuple(trace)  # QEMU trace events (-trace NAME), logged to qemu.log
         self.lab = lab  # the BoxLab it is wired to, for tests that change the network
         self.dir = Path(workdir)
         self.extra_disk, self.memory_mb, self.cpus = extra_disk, memory_mb, cpus
@@ -91,6 +105,7 @@ class Box:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.disk.exists():
             _overlay(self.image.disk, self.disk)
+            (self.dir / SNAPSHOT_DEVICES).unlink(missing_ok=True)  # a new disk has no snapshots
         if isinstance(self.extra_disk, Path) and not (self.dir / "extra.qcow2").exists():
             _overlay(self.extra_disk, self.dir / "extra.qcow2")
         elif isinstance(self.extra_disk, int) and not (self.dir / "extra.qcow2").exists():
@@ -123,6 +138,17 @@ class Box:
 
     def qemu_argv(self) -> list[str]:
         """The QEMU command line (without the `ip netns exec` around it)."""
+        trace = [a for event in self.trace for a in ("-trace", event)]
+        # -msg timestamp=on: each trace line says when (pid@seconds.micros:), in host time
+        return self._machine_argv() + (trace + ["-msg", "timestamp=on"] if trace else [])
+
+    def device_set(self) -> str:
+        """What a snapshot's RAM and device state depend on (machine, memory, CPUs, devices
+        and their models, kernel), hashed; not trace events. loadvm into another set fails or,
+        worse, half works: snapshot_load() refuses a snapshot saved with another."""
+        return hashlib.sha256("\0".join(self._machine_argv()).encode()).hexdigest()[:16]
+
+    def _machine_argv(self) -> list[str]:
         s = lambda n: str(self._sock(n))  # noqa: E731
         argv = ["qemu-system-x86_64", "-name", self.name, "-nodefaults", "-no-user-config",
                 "-display", "none", "-nic", "none",
@@ -150,7 +176,7 @@ class Box:
             netdev = f"nic{i}"
             if nic.tap:
                 argv += ["-netdev", f"tap,id={netdev},ifname={nic.tap},script=no,downscript=no"]
-            dev = f"virtio-net-pci,id=dev-{nic.name},mac={nic.mac}" + (f",netdev={netdev}" if nic.tap else "")
+            dev = f"{nic.model},id=dev-{nic.name},mac={nic.mac}" + (f",netdev={netdev}" if nic.tap else "")
             if nic.name == "enp2s0":  # bus 2, slot 0: behind a bridge behind a bridge
                 argv += ["-device", "pci-bridge,id=pb1,chassis_nr=1,shpc=off",
                          "-device", "pci-bridge,id=pb2,bus=pb1,addr=0x1,chassis_nr=2,shpc=off",
@@ -204,6 +230,7 @@ class Box:
         if not keep_disk:
             self.disk.unlink(missing_ok=True)
             (self.dir / "extra.qcow2").unlink(missing_ok=True)
+            (self.dir / SNAPSHOT_DEVICES).unlink(missing_ok=True)
 
     def detach(self) -> None:
         """Let QEMU run on without this object (a demo leaves it to `tests.box down`)."""
@@ -311,14 +338,31 @@ class Box:
         out = self._need(self._qmp).hmp(f"savevm {name}", timeout=timeout)
         if out.strip():
             raise BoxError(f"{self.name}: savevm {name}: {out.strip()}")
+        self._snapshot_devices({**self._snapshot_devices(), name: self.device_set()})
 
     def snapshot_load(self, name: str, timeout: float = 60) -> None:
-        """Back to snapshot `name`: every change since is gone; the guest clock is set to now."""
+        """Back to snapshot `name`: every change since is gone; the guest clock is set to now.
+        BoxError if it was saved by a VM with other devices (another NIC model, more memory)."""
+        saved = self._snapshot_devices().get(name)
+        if saved is not None and saved != self.device_set():
+            raise BoxError(f"{self.name}: snapshot {name} was saved with another device set "
+                           f"({saved}, this VM's is {self.device_set()}): boot it afresh")
         out = self._need(self._qmp).hmp(f"loadvm {name}", timeout=timeout)
         if "Error" in out or "error" in out:
             raise BoxError(f"{self.name}: loadvm {name}: {out.strip()}")
         self._need(self._agent).sync(timeout=min(timeout, 20))
         self.set_time()
+
+    def _snapshot_devices(self, record: dict[str, str] | None = None) -> dict[str, str]:
+        """The device sets snapshots were saved with (beside the overlay), or record them."""
+        path = self.dir / SNAPSHOT_DEVICES
+        if record is not None:
+            path.write_text(json.dumps(record, indent=1) + "\n")
+            return record
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return {}
 
     def snapshots(self) -> list[str]:
         """Names of the snapshots in the overlay."""
