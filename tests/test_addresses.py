@@ -335,8 +335,8 @@ def segment():
         seg.down()
 
 
-def _probe(seg: Segment, address: str, interface: str, method: str = "auto") -> dict:
-    spec = {"do": "probe", "address": address, "interface": interface, "method": method}
+def _probe(seg: Segment, address: str, interface: str, method: str = "auto", **more) -> dict:
+    spec = {"do": "probe", "address": address, "interface": interface, "method": method, **more}
     proc = seg.box([sys.executable, "-m", "tests.lab.arprun", json.dumps(spec)], env={**os.environ, **ENV})
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -371,11 +371,7 @@ def test_segment_another_device_probing_for_the_address_at_the_same_time_is_a_co
     other = prober(segment.host_ns, "h0")
     try:
         time.sleep(0.3)
-        spec = {"do": "probe", "address": "198.51.100.50", "interface": "p1", "method": "raw", "window": 2.5,
-                "claim": True}
-        proc = segment.box([sys.executable, "-m", "tests.lab.arprun", json.dumps(spec)], env={**os.environ, **ENV})
-        assert proc.returncode == 0, proc.stderr
-        claimed = json.loads(proc.stdout)
+        claimed = _probe(segment, "198.51.100.50", "p1", "raw", window=2.5, claim=True)
         assert claimed["state"] == "claimed" and claimed["own"] is False, claimed
         assert claimed["mac"] == mac_of(segment.host_ns, "h0")
         presence = _probe(segment, "198.51.100.50", "p1", "raw")  # window 1 s, no claim
@@ -386,11 +382,7 @@ def test_segment_another_device_probing_for_the_address_at_the_same_time_is_a_co
     mine = prober(segment.box_ns, "p2")  # this box's own other port, probing for the same address
     try:
         time.sleep(0.3)
-        spec = {"do": "probe", "address": "198.51.100.50", "interface": "p1", "method": "raw", "window": 2.5,
-                "claim": True}
-        proc = segment.box([sys.executable, "-m", "tests.lab.arprun", json.dumps(spec)], env={**os.environ, **ENV})
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads(proc.stdout)["state"] == "silent"
+        assert _probe(segment, "198.51.100.50", "p1", "raw", window=2.5, claim=True)["state"] == "silent"
     finally:
         mine.kill()
         mine.wait()
