@@ -35,9 +35,37 @@ pytestmark = pytest.mark.box
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOK = REPO / "packaging" / "ansible" / "rollout.yml"
 ANSIBLE = Path(sys.executable).parent / "ansible-playbook"
-CONFIRM_TIMEOUT = 180
+# The rollout's confirmation timeout and the margin the controller keeps before it (its window
+# to reach a box again and confirm it is the difference). Ansible runs each task on every box
+# of a batch before the next task, so the reachable boxes are confirmed only when the cut-off
+# box's window has run out (the test prints when): the window must cover a reachable box's
+# apply up to its question (netplan apply, the re-check: 30-80 s under TCG on a loaded
+# machine), and the cut-off box waits out the whole timeout. 150 - 40 leaves 110 s.
+CONFIRM_TIMEOUT = 150
+CONFIRM_MARGIN = 40
+# The serial rollout's: its only batch that runs holds the cut-off box alone, which nothing
+# can confirm, yet it is not made shorter than 90 s: the window (the timeout less
+# the margin) must outlast the box's own switch to its new address (its apply, probes, netplan
+# apply: 15-30 s under load), or the controller could reach it on its old address before it
+# ever left it and give its apply too little time to end (the role waits the timeout plus its
+# revert grace from there, the box needs its re-check, the timeout and the revert).
+SERIAL_CONFIRM_TIMEOUT = 90
 NEW = {0: "203.0.113.61", 1: "203.0.113.62"}
 CUT = "203.0.113.217"  # /29: .216-.223, gateway .222 (absent); the controller (.205) is outside
+
+# In a box: seconds from the backup set's stamp (its files written) to the question (the revert
+# timer armed for the wait) and to the confirmation request (`edge-installer confirm` records
+# the time in it).
+CONFIRMED_AFTER = """
+import calendar, glob, json, subprocess, time
+d = sorted(glob.glob("/var/lib/edge-installer/backups/*/"))[-1]
+written = calendar.timegm(time.strptime(json.load(open(d + "manifest.json"))["stamp"][:15], "%Y%m%dT%H%M%S"))
+out = subprocess.run(["journalctl", "-o", "json", "-u", "edge-installer-revert-*-wait.timer"],
+                     capture_output=True, text=True).stdout
+entries = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+asked = round(int(entries[0]["__REALTIME_TIMESTAMP"]) / 1e6 - written) if entries else "?"
+print(f"asked at {asked} s, confirmed at {round(float(open(d + 'confirm-request').read()) - written)} s")
+"""
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +132,8 @@ def _inventory(fleet: FleetLab, out: Path, order: list[int]) -> Path:
 def _rollout(fleet: FleetLab, inventory: Path, *extra: str,
              timeout: float = 1500) -> tuple[subprocess.CompletedProcess, float]:
     argv = [str(ANSIBLE), "-i", str(inventory), str(PLAYBOOK), "-e", f"edge_installer_zipapp={fleet.pyz}",
-            "-e", f"edge_installer_confirm_timeout={CONFIRM_TIMEOUT}", "-e", "edge_installer_confirm_margin=40",
-            *extra]
+            "-e", f"edge_installer_confirm_timeout={CONFIRM_TIMEOUT}",
+            "-e", f"edge_installer_confirm_margin={CONFIRM_MARGIN}", *extra]
     started = time.monotonic()
     done = fleet.ctl(argv, timeout=timeout)
     took = time.monotonic() - started
@@ -165,6 +193,11 @@ def test_rollout_confirms_the_reachable_boxes_and_the_cut_off_one_reverts(fleet)
         states = box.sh("cat /var/lib/edge-installer/backups/*/manifest.json | python3 -c "
                         "'import json,sys; print(json.load(sys.stdin)[\"state\"])'")
         assert states.split() == ["confirmed"]
+    # When the reachable boxes asked and were confirmed: the margin CONFIRM_TIMEOUT leaves is
+    # judged from it (printed).
+    after = [box.exec(["python3", "-c", CONFIRMED_AFTER], check=True).stdout.strip() for box in fleet.boxes[:2]]
+    print(f"Reachable boxes, from their files written: {'; '.join(after)} "
+          f"(the window: {CONFIRM_TIMEOUT - CONFIRM_MARGIN} s from the start of the apply)")
     # The controller never saw the cut-off box on its new address, and sees it on its old one.
     reach = fleet.ctl(["python3", "-c", "import socket,sys\nfor a in sys.argv[1:]:\n    try:\n"
                        "        socket.create_connection((a, 22), timeout=3).close(); print(a, 'open')\n"
@@ -182,10 +215,12 @@ def test_serial_rollout_stops_after_the_batch_in_which_a_box_failed(fleet):
     inventory = _inventory(fleet, out, [2, 0, 1])
     sets_before = {i: fleet.boxes[i].sh("ls /var/lib/edge-installer/backups 2>/dev/null | wc -l").strip()
                    for i in (0, 1)}
-    # The cut-off box cannot be reached on its new path whatever the wait: a short window (the
-    # confirm timeout less the margin) keeps the run short; the revert follows the timeout.
+    # The cut-off box cannot be reached on its new path whatever the wait, and no box of this
+    # batch is to be confirmed: a short timeout (SERIAL_CONFIRM_TIMEOUT) keeps the run short;
+    # the revert follows it, and the controller waits for the old address far longer than that.
     done, took = _rollout(fleet, inventory, "-e", "edge_installer_serial=1",
-                          "-e", "edge_installer_stop_on_failure=true", "-e", "edge_installer_confirm_timeout=90")
+                          "-e", "edge_installer_stop_on_failure=true",
+                          "-e", f"edge_installer_confirm_timeout={SERIAL_CONFIRM_TIMEOUT}")
     log = done.stdout + done.stderr
     print(f"\nSerial rollout (1 box per batch, stop on failure; the cut-off box first): {took:.1f} s wall time")
     assert done.returncode != 0, log[-6000:]
