@@ -271,7 +271,7 @@ IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 FIRST_FRAME_NEEDS = ["textual.app", "textual.widgets", "installer.planning.plan", "installer.planning.draft",
                      "installer.commands",
                      "screens.terminal", "screens.run", "screens.app", "screens.base", "screens.welcome",
-                     "installer.box.discover", "installer.render", "installer.box.stack", "installer.planning.validate"]
+                     "installer.box.discover", "installer.render", "installer.box.stack"]
 STEPS_BUT_FIRST = ["screens.topology", "screens.interfaces", "screens.addressing", "screens.wireless",
                    "screens.services", "screens.cloud", "screens.review", "screens.checks", "screens.write",
                    "screens.done"]
@@ -279,6 +279,8 @@ GROUPS = [  # (what, modules imported on top of FIRST_FRAME_NEEDS, imported befo
     ("the step modules but the first (welcome)", STEPS_BUT_FIRST, True),
     ("  of which installer.checks runner+report", ["installer.checks.runner", "installer.checks.report"], True),
     ("the other verbs (installer.cli imports them all)", ["installer.cli"], True),
+    ("PyYAML (read at the first file loaded)", ["yaml"], False),
+    ("validation (at the first Next)", ["installer.planning.validate"], False),
     ("the vendor profiles (catalogue, validation context)", ["installer.vendors.profiles"], False),
     ("installer.checks.planner (every check)", ["installer.checks.planner"], False),
     ("cryptography (x509, AES-GCM, scrypt)", ["cryptography.x509", "cryptography.hazmat.primitives.ciphers.aead",
@@ -372,7 +374,7 @@ pure = best()
 class Fast(yaml.CSafeLoader):
     pass
 Fast.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, yamlfile._construct_mapping)
-yamlfile._StrictLoader = Fast
+yamlfile._loader = Fast
 print(f"{pure:.1f} {best():.1f}")
 """
 

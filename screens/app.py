@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,8 +133,11 @@ class WizardApp(PlainModeMixin):
                 Binding("enter", "field_done", "Next field", priority=True, show=False)]
 
     def __init__(self, plan: Plan, context: WizardContext, *, draft: Draft | None = None,
-                 start_step: str | None = None, offer_draft: bool = False, **kwargs):
+                 start_step: str | None = None, offer_draft: bool = False,
+                 after_first_frame: Callable[[], object] | None = None, **kwargs):
         super().__init__(**kwargs)
+        # Called once the first frame is on the screen (screens.run: the garbage collector).
+        self._after_first_frame = after_first_frame
         # A draft saved by an earlier run, and this one started without --resume: offered first.
         self.offer_draft = bool(offer_draft and draft is not None and draft.exists())
         self.plan = plan
@@ -147,6 +151,8 @@ class WizardApp(PlainModeMixin):
         self._switching: AwaitComplete | None = None
 
     def on_mount(self) -> None:
+        if self._after_first_frame is not None:
+            self.call_after_refresh(self._after_first_frame)
         draft = self.draft
         if self.offer_draft and draft is not None:  # offered only when there is one
             try:

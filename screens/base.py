@@ -26,12 +26,11 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
 from installer.planning.plan import FieldError, Plan
-from installer.planning.validate import Context as ValidationContext
-from installer.planning.validate import validate
 
 if TYPE_CHECKING:  # only named in annotations: not imported before the first frame needs them
     from installer.box.discover import Inventory
     from installer.checks.runner import Report
+    from installer.planning.validate import Context as ValidationContext
     from installer.render import Target
     from installer.vendors.profilemodel import Catalog
 
@@ -448,6 +447,8 @@ class StepScreen(Screen):
         """The validation errors this step must fix before Next."""
         # The step's own message for a field wins over the core's: it speaks in the wizard's
         # terms (a tick box), the core's in the plan file's (a key set to true).
+        from installer.planning.validate import validate  # at the first Next, not before the first frame
+
         own = self.extra_errors(plan)
         worded = {e.field for e in own}
         return [e for e in validate(plan, self.context.rules())

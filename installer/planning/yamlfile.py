@@ -11,9 +11,13 @@ import errno
 import os
 import stat
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
+
+# PyYAML is imported when a file is first read or written, not with this module: the plan
+# model imports it, and the wizard's first frame (which reads no YAML) need not wait for it.
 
 
 class UnreadableFile(OSError):
@@ -74,14 +78,25 @@ class YamlProblem(Exception):
     """Text that is not acceptable YAML; the message says where (line, column) and what."""
 
 
-# libyaml's parser when PyYAML has it (the profiles load in 6 ms instead of 46), with the
-# same safe constructors; pure Python otherwise.
-_SafeBase = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+_loader: type[yaml.SafeLoader] | None = None  # made by strict_loader() on first use
 
 
-class _StrictLoader(_SafeBase):  # type: ignore[misc, valid-type]
-    pass
+def strict_loader() -> type[yaml.SafeLoader]:
+    """The loader: libyaml's parser when PyYAML has it (the profiles load in 6 ms instead of
+    46), with the same safe constructors (pure Python otherwise), refusing duplicate keys.
+    Made (and PyYAML imported) on first use."""
+    global _loader
+    if _loader is None:
+        import yaml
 
+        base = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+
+        class _StrictLoader(base):  # type: ignore[misc, valid-type]
+            pass
+
+        _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+        _loader = _StrictLoader
+    return _loader
 
 
 def read_small(path: str | os.PathLike[str], limit: int, label: str, holds: str) -> bytes:
@@ -101,7 +116,10 @@ class SmallFileError(ValueError):
     def __init__(self, label: str, reason: str) -> None:
         super().__init__(f"{label}: {reason}")
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    import yaml
+
     loader.flatten_mapping(node)
     seen: dict[Any, Any] = {}
     for key_node, value_node in node.value:
@@ -118,13 +136,13 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     return seen
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def load_strict(text: str) -> Any:
     """Parse YAML text safely, refusing duplicate keys; raise YamlProblem with the location."""
+    import yaml
+
+    loader = strict_loader()
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
@@ -152,11 +170,23 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+_dumper: type[yaml.SafeDumper] | None = None  # made by _strict_dumper() on first use
 
 
-def _represent_str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
+def _strict_dumper() -> type[yaml.SafeDumper]:
+    global _dumper
+    if _dumper is None:
+        import yaml
+
+        class _Dumper(yaml.SafeDumper):
+            pass
+
+        _Dumper.add_representer(str, _represent_str)
+        _dumper = _Dumper
+    return _dumper
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # YAML reads NEL and the Unicode line/paragraph separators as line breaks, and PyYAML
     # writes them raw in plain or quoted scalars: force double quotes, where they are escaped.
     if any(ch in "\x85\u2028\u2029" or unicodedata.category(ch)[0] == "C" for ch in value):
@@ -164,10 +194,9 @@ def _represent_str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_str(value)
 
 
-_Dumper.add_representer(str, _represent_str)
-
-
 def dump(data: Any) -> str:
     """YAML text for plain data, keys in the given order, that `load_strict` reads back equal."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+    import yaml
+
+    return yaml.dump(data, Dumper=_strict_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True,
                      width=100)

@@ -1,0 +1,132 @@
+"""The wizard's first frame waits only for what the welcome step shows (issue 14, start-up).
+
+What the welcome step does not need is imported, read or run later: the other steps' screens,
+PyYAML, validation, the vendor profiles, the checks, dnspython, cryptography, the bundle code.
+The wizard is started for real (`edge-installer --plain --root TMP` in a terminal) and, at the
+moment its first frame is written, says which modules it had imported: a module deferred for
+speed that comes back before the first frame fails here (bench/tui.py says what it costs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.tuimeasure import Session, tmux_available
+from installer.box.discover import Inventory
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Imported later than the first frame, each at the step (or the action) that needs it.
+DEFERRED = [
+    "yaml",                           # installer.planning.yamlfile: at the first file read or written
+    "installer.planning.validate",    # screens.base: at the first Next
+    "installer.vendors.profiles",     # the catalogue: at the first step that shows it
+    "installer.checks",               # the checks step
+    "installer.fleet.bundle",         # a bundle given at the welcome step (cryptography)
+    "cryptography",
+    "dns",
+    "screens.topology", "screens.interfaces", "screens.addressing", "screens.wireless", "screens.services",
+    "screens.cloud", "screens.review", "screens.checks", "screens.write", "screens.done", "screens.perbox",
+]
+
+# Runs the wizard's command line in the terminal; when the first frame is written, records the
+# screen, the modules imported and whether the garbage collector runs, then (1 s later, when the
+# collector should run again) whether it does, and quits.
+PROBE = r"""
+import gc, json, os, sys
+from importlib import abc, machinery
+out = os.environ["PROBE_OUT"]
+
+def patch(terminal):
+    emit = terminal.PlainModeMixin._edge_emit
+    def first(self, screen, renderable):
+        emit(self, screen, renderable)
+        if renderable is None or getattr(self, "_probed", False):
+            return
+        self._probed = True
+        seen = {"screen": type(screen).__name__, "modules": sorted(sys.modules), "gc_at_first_frame": gc.isenabled()}
+        def later():
+            seen["gc_after"] = gc.isenabled()
+            with open(out, "w") as f:
+                json.dump(seen, f)
+            self.exit()
+        self.set_timer(1.0, later)
+    terminal.PlainModeMixin._edge_emit = first
+
+class Hook(abc.MetaPathFinder):  # patches screens.terminal as the wizard imports it, in its own order
+    def find_spec(self, name, path, target=None):
+        if name != "screens.terminal":
+            return None
+        sys.meta_path.remove(self)
+        spec = machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            patch(module)
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, Hook())
+from installer import cli
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def first_frame(tmp_path: Path) -> dict:
+    if not tmux_available():
+        if os.geteuid() == 0 or os.environ.get("CI"):
+            pytest.fail("tmux is missing (./dev installs it): the start-up test must run")
+        pytest.skip("tmux is not installed")
+    root = tmp_path / "root"
+    root.mkdir()
+    out = tmp_path / "probe.json"
+    cmd = shlex.join([sys.executable, "-c", PROBE, "--plain", "--root", str(root)])
+    env = {"LANG": "C.UTF-8", "PYTHONPATH": str(REPO), "PROBE_OUT": str(out)}
+    with Session(cmd, env=env, size=(80, 24), term="vt100", cwd=REPO) as s:
+        assert s.wait_for(out.exists, timeout=60), f"no first frame seen:\n{s.screen_text()}"
+        s.wait_exit(timeout=10)
+    return json.loads(out.read_text())
+
+
+def test_the_first_frame_waits_for_nothing_the_welcome_step_does_not_show(tmp_path):
+    seen = first_frame(tmp_path)
+    assert seen["screen"] == "WelcomeScreen"
+    modules = seen["modules"]
+    # The test suite's network interlock (installer/__init__.py) is installed in every process
+    # the tests start, the wizard's too: not the wizard's doing.
+    guard = {"installer.checks", "installer.checks.netguard"} if os.environ.get("EDGE_INSTALLER_NET_GUARD") else set()
+    early = sorted(m for m in set(modules) - guard if any(m == d or m.startswith(d + ".") for d in DEFERRED))
+    assert early == [], f"imported before the first frame, deferred for speed: {early}"
+    # ...and what it does show was there (the probe saw the wizard, not an empty start).
+    assert {"screens.welcome", "installer.box.discover", "textual.app"} <= set(modules)
+
+
+def test_the_collector_waits_for_the_first_frame_and_runs_after_it(tmp_path):
+    seen = first_frame(tmp_path)
+    assert seen["gc_at_first_frame"] is False
+    assert seen["gc_after"] is True
+
+
+def test_discovery_in_the_background_gives_what_discover_gives(monkeypatch):
+    from installer.box import discover as discover_mod
+    from screens.run import Discovery, build_context
+
+    fixed = Inventory.from_json({"interfaces": [{"name": "eno1", "kind": "wired", "mac": None, "carrier": True}],
+                                 "default_gateways": [], "stack": {}})
+    monkeypatch.setattr(discover_mod, "discover", lambda: (time.sleep(0.05), fixed)[1])
+    context = build_context(Path("/"), "test", Discovery())
+    assert context.inventory is fixed
+
+    def broken() -> Inventory:
+        raise PermissionError(13, "Permission denied", "/sys/class/net")
+
+    monkeypatch.setattr(discover_mod, "discover", broken)
+    with pytest.raises(PermissionError):  # raised where the wizard waits for it, as if called there
+        Discovery().result()
