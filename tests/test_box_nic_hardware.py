@@ -37,7 +37,7 @@ from tests.box.net import BoxLab, lab_name, sweep_stale_boxlabs
 from tests.box.qmp import BoxError
 from tests.box.vm import Box, Nic
 from tests.lab import topology as T
-from tests.test_box_ports import check_json, link_results, links
+from tests.test_box_ports import apply_bound, check_json, link_results
 
 DRIVER = "e1000e"
 # Every register the guest writes, and reads (the driver reads LEDCTL's value at probe: what it
@@ -195,12 +195,7 @@ def test_a_role_bound_by_driver_takes_the_e1000e_port(hw_box, variant):
     plan = P.plan_for(box.lab, renderer="netplan", uplink="static", dns="custom", ntp="custom")
     plan["machine_network"]["interfaces"] = [LAN]
     plan["ports"] = {LAN: {"driver": DRIVER}}
-    P.put_plan(box, plan)
-    done = P.apply(box, P.PLAN, "--no-confirm")
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    assert "Traceback" not in done.stderr
-    named = links(box)
-    print("after apply:", named)
+    named = apply_bound(box, plan)
     assert named.get(LAN) == mac and T.MACHINE_IF not in named, named
     assert box.exec(["cat", f"/sys/class/net/{LAN}/device/uevent"]).stdout.count(f"DRIVER={DRIVER}") == 1
     st = P.wait_until(lambda: (s := P.state(box))["addresses"].get(LAN) == [f"{T.EDGE_MACHINE}/{T.PREFIX}"]

@@ -69,6 +69,17 @@ def links(box) -> dict[str, str]:
             json.loads(box.exec(["ip", "-j", "link", "show"], check=True).stdout) if link["ifname"] != "lo"}
 
 
+def apply_bound(box, plan: dict) -> dict[str, str]:
+    """Apply `plan` with --no-confirm (it must succeed, without a traceback); the links after it."""
+    P.put_plan(box, plan)
+    done = P.apply(box, P.PLAN, "--no-confirm")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+    named = links(box)
+    print("after apply:", named)
+    return named
+
+
 def check_json(box) -> dict:
     """`edge-installer check --plan PLAN --json` in the box (exit 2 is allowed: only the link
     checks are judged here)."""
@@ -87,12 +98,7 @@ def test_networkd_ports_bound_by_mac_and_path_take_the_plans_names(installed):
     plan = bound_plan(box, "netplan")
     lan_mac = links(box)[T.MACHINE_IF]
     macs = {lan_mac: LAN, plan["ports"][WAN]["mac"]: WAN}
-    P.put_plan(box, plan)
-    done = P.apply(box, P.PLAN, "--no-confirm")
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    assert "Traceback" not in done.stderr
-    named = links(box)
-    print("after apply:", named)
+    named = apply_bound(box, plan)
     # `netplan apply` renames a port matched by MAC at once, and the path-bound one through our
     # .link file too (measured on netplan 0.106): no reboot or re-plug is needed.
     assert named.get(WAN) == plan["ports"][WAN]["mac"] and T.UPLINK_IF not in named, named
@@ -137,12 +143,8 @@ def test_networkd_ports_bound_by_mac_and_path_take_the_plans_names(installed):
 def test_networkmanager_profiles_bound_by_mac_and_path_hold_the_ports_under_their_kernel_names(installed):
     box = installed("stock")
     plan = bound_plan(box, "networkmanager")
-    P.put_plan(box, plan)
-    done = P.apply(box, P.PLAN, "--no-confirm")
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    assert "Traceback" not in done.stderr
     # NetworkManager renames nothing: the kernel's names stay, the profiles follow the MACs.
-    named = links(box)
+    named = apply_bound(box, plan)
     assert udev_path(box, T.MACHINE_IF) == plan["ports"][LAN]["path"]
     assert named.get(T.UPLINK_IF) == plan["ports"][WAN]["mac"], named
     assert LAN not in named and WAN not in named, named
