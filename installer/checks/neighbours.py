@@ -463,7 +463,7 @@ def _facts(probes: Sequence[Probe], address: str) -> ProbeFacts:
     answered = [p for p in probes if p.state in ("answered", "claimed")]
     return {"host": address, "port": None, "interfaces": [p.interface for p in probes],
             "macs": sorted({p.mac for p in answered if p.mac and not p.own}),
-            "state": ("present" if any(p.state in ("answered", "claimed") for p in probes) else
+            "state": ("present" if answered else
                       "unchecked" if all(p.state == "unchecked" for p in probes) else "absent"),
             "probes": [{"interface": p.interface, "state": p.state, "mac": p.mac, "own": p.own,
                         "problem": p.problem} for p in probes]}
