@@ -461,8 +461,20 @@ class Session:
             if len(vt.painted | vt.erased) >= self.height:
                 every_row = every_row or min(i + 64, len(data))
                 if vt.text() == target:
-                    return min(i + 64, len(data))
+                    return self._first_complete_in(data, i, target)
         return every_row
+
+    def _first_complete_in(self, data: bytes, start: int, target: str) -> int:
+        """The exact byte within data[start:start + 64] at which the screen is complete (64-byte
+        steps alone would count the bytes that follow a frame, a cursor move written 30 ms
+        later, as part of it)."""
+        vt = VirtualTerminal(self.width, self.height)
+        vt.feed(data[:start])
+        for end in range(start + 1, min(start + 64, len(data)) + 1):
+            vt.feed(data[end - 1:end])
+            if len(vt.painted | vt.erased) >= self.height and vt.text() == target:
+                return end
+        return min(start + 64, len(data))
 
     def _first_frame_sample(self) -> tuple[float, int, float | None] | None:
         offset = self.first_frame_bytes()

@@ -130,6 +130,8 @@ class PlainModeMixin(App):
         self._edge_hold_since = 0.0
         self._edge_diff = coalesce_frames if diff_frames is None else diff_frames
         self._edge_shadow = ShadowScreen(erase=self.ERASE_BLANKS)
+        self._edge_first_out = False
+        self._edge_early: list[tuple[Screen, Any]] = []
         set_plain(self, plain)
 
     # -- plain mode
@@ -172,6 +174,11 @@ class PlainModeMixin(App):
         if renderable is None:
             self._edge_emit(screen, renderable)
             return
+        if not self._edge_first_out:
+            if self._batch_count:
+                self._edge_hold_early(screen, renderable)
+                return
+            self._edge_first_out = True
         if not (self._edge_coalesce and self._edge_plain) or self._edge_diffing():
             # Sent as changed cells, a repeated full frame costs only what changed: no hold.
             if self._edge_pending:
@@ -194,6 +201,26 @@ class PlainModeMixin(App):
             self._edge_pending.append((screen, renderable))
         else:
             self._edge_emit(screen, renderable)
+
+    # -- the first frame: Textual lays the first step out inside its own start-up batch (the
+    # App's Compose and Mount, where the step is pushed) and drops a frame written inside a
+    # batch. The screen then arrives in pieces, as the widgets that refresh again after the
+    # batch are repainted: the plan field's placeholder last, ~20 ms later on a 2-core box.
+    # Until a first frame is out, one written inside a batch is held and written at its end.
+    def _edge_hold_early(self, screen: Screen, renderable: Any) -> None:
+        if isinstance(renderable, LayoutUpdate):  # the whole screen: what came before is in it
+            self._edge_early = [(screen, renderable)]
+        elif self._edge_early:
+            self._edge_early.append((screen, renderable))
+
+    def _end_batch(self) -> None:
+        super()._end_batch()
+        if self._batch_count or not self._edge_early:
+            return
+        early, self._edge_early = self._edge_early, []
+        for screen, renderable in early:
+            if screen is self.screen:  # not a screen the batch already replaced
+                self._display(screen, renderable)
 
     def _edge_flush(self) -> None:
         if self._edge_flush_timer is not None:

@@ -176,7 +176,7 @@ def test_the_command_line_offers_the_draft(tmp_path, monkeypatch):
             return None
 
     monkeypatch.setattr(wizard, "WizardApp", Probe)
-    monkeypatch.setattr(run, "build_context", lambda root, reason="": context(root))
+    monkeypatch.setattr(run, "build_context", lambda root, reason="", discovery=None: context(root))
     Draft(tmp_path).save(OLD, "addressing")
     run.run_wizard(str(tmp_path), None, False, True)
     run.run_wizard(str(tmp_path), None, True, True)

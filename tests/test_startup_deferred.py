@@ -115,6 +115,8 @@ def test_the_collector_waits_for_the_first_frame_and_runs_after_it(tmp_path):
 
 
 def test_discovery_in_the_background_gives_what_discover_gives(monkeypatch):
+    """In the wizard's process (one thread) discover() runs in a forked child; here, beside
+    pytest's threads or not, the inventory and its errors are the ones discover() gives."""
     from installer.box import discover as discover_mod
     from screens.run import Discovery, build_context
 
@@ -122,7 +124,7 @@ def test_discovery_in_the_background_gives_what_discover_gives(monkeypatch):
                                  "default_gateways": [], "stack": {}})
     monkeypatch.setattr(discover_mod, "discover", lambda: (time.sleep(0.05), fixed)[1])
     context = build_context(Path("/"), "test", Discovery())
-    assert context.inventory is fixed
+    assert context.inventory == fixed
 
     def broken() -> Inventory:
         raise PermissionError(13, "Permission denied", "/sys/class/net")
@@ -130,3 +132,47 @@ def test_discovery_in_the_background_gives_what_discover_gives(monkeypatch):
     monkeypatch.setattr(discover_mod, "discover", broken)
     with pytest.raises(PermissionError):  # raised where the wizard waits for it, as if called there
         Discovery().result()
+
+
+# In a process of one thread, as the wizard's: the child is forked, its inventory is the one
+# discover() gives in this process, a child that fails is replaced by discover() here (whose
+# error is then raised here), and every child is reaped, asked for its result or not.
+FORKED = r"""
+import json, os, sys
+from installer.box import discover as discover_mod
+from screens.run import Discovery
+
+out = {}
+d = Discovery()
+out["forked"] = d._child is not None
+child = d._child[0] if d._child else None
+out["same"] = d.result() == discover_mod.discover()
+out["reaped"] = child is not None and not os.path.exists(f"/proc/{child}")
+
+def broken():
+    raise PermissionError(13, "Permission denied", "/sys/class/net")
+discover_mod.discover = broken
+d = Discovery()
+try:
+    d.result()
+    out["error"] = None
+except PermissionError as e:
+    out["error"] = e.filename
+d = Discovery()
+child = d._child[0] if d._child else None
+d.close()
+out["closed_reaped"] = child is not None and not os.path.exists(f"/proc/{child}")
+print(json.dumps(out))
+"""
+
+
+def test_discovery_is_forked_in_a_process_of_one_thread():
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # the failing child left without a traceback
+    assert json.loads(done.stdout) == {"forked": True, "same": True, "reaped": True, "error": "/sys/class/net",
+                                       "closed_reaped": True}
