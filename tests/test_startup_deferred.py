@@ -79,17 +79,23 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def first_frame(tmp_path: Path) -> dict:
+def wizard_with(probe: str, out_var: str, tmp_path: Path, out: Path) -> Session:
+    """A Session (not started) of the wizard's command line run through `probe`, which
+    writes what it sees to the file in $out_var; under a new --root, at 80x24, TERM=vt100."""
     if not tmux_available():
         if os.geteuid() == 0 or os.environ.get("CI"):
             pytest.fail("tmux is missing (./dev installs it): the start-up test must run")
         pytest.skip("tmux is not installed")
     root = tmp_path / "root"
     root.mkdir()
+    cmd = shlex.join([sys.executable, "-c", probe, "--plain", "--root", str(root)])
+    env = {"LANG": "C.UTF-8", "PYTHONPATH": str(REPO), out_var: str(out)}
+    return Session(cmd, env=env, size=(80, 24), term="vt100", cwd=REPO)
+
+
+def first_frame(tmp_path: Path) -> dict:
     out = tmp_path / "probe.json"
-    cmd = shlex.join([sys.executable, "-c", PROBE, "--plain", "--root", str(root)])
-    env = {"LANG": "C.UTF-8", "PYTHONPATH": str(REPO), "PROBE_OUT": str(out)}
-    with Session(cmd, env=env, size=(80, 24), term="vt100", cwd=REPO) as s:
+    with wizard_with(PROBE, "PROBE_OUT", tmp_path, out) as s:
         assert s.wait_for(out.exists, timeout=60), f"no first frame seen:\n{s.screen_text()}"
         s.wait_exit(timeout=10)
     return json.loads(out.read_text())
@@ -199,18 +205,10 @@ def test_the_first_frame_is_the_whole_welcome_step_in_one_piece(tmp_path):
     screen then came in pieces (the title and table first, the plan field's placeholder in a
     later frame). The wizard holds that frame and writes it when the batch ends: the first
     write that paints anything already paints everything the settled screen shows."""
-    if not tmux_available():
-        if os.geteuid() == 0 or os.environ.get("CI"):
-            pytest.fail("tmux is missing (./dev installs it): the start-up test must run")
-        pytest.skip("tmux is not installed")
     from bench.tuimeasure import VirtualTerminal
 
-    root = tmp_path / "root"
-    root.mkdir()
     out = tmp_path / "writes.jsonl"
-    cmd = shlex.join([sys.executable, "-c", WRITES, "--plain", "--root", str(root)])
-    env = {"LANG": "C.UTF-8", "PYTHONPATH": str(REPO), "WRITES_OUT": str(out)}
-    with Session(cmd, env=env, size=(80, 24), term="vt100", cwd=REPO) as s:
+    with wizard_with(WRITES, "WRITES_OUT", tmp_path, out) as s:
         s.settle(quiet=1.0, timeout=60)
         writes = [json.loads(line) for line in out.read_text().splitlines()]  # before the quit clears it
         s.send("C-q")
