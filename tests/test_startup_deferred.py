@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFERRED = [
     "yaml",                           # installer.planning.yamlfile: at the first file read or written
     "installer.planning.validate",    # screens.base: at the first Next
+    "installer.writing.writer",       # the draft: at its first save (json, hashlib, tempfile with it)
     "installer.vendors.profiles",     # the catalogue: at the first step that shows it
     "installer.checks",               # the checks step
     "installer.fleet.bundle",         # a bundle given at the welcome step (cryptography)

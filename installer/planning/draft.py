@@ -7,13 +7,12 @@ cut, Ctrl+C or a closed serial session loses at most the step being edited, and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from installer.planning import plan as planmod
 from installer.planning.plan import Plan
-from installer.writing.writer import atomic_write, box_path
+from installer.writing.paths import box_path  # the writer itself when a draft is saved: not before the first frame
 
 DRAFT_DIR = "/var/lib/edge-installer"
 DRAFT_FILE = f"{DRAFT_DIR}/draft.yaml"
@@ -47,6 +46,10 @@ class Draft:
     def save(self, plan: Plan, step: str, warning: str | None = None) -> None:
         """Save the plan and the step, the plan first: a state never points at an older plan.
         warning: the line the wizard keeps on every step (a bundle accepted unsigned); kept on resume."""
+        import json
+
+        from installer.writing.writer import atomic_write
+
         header = "# edge-installer draft: the plan as entered so far. Resume with edge-installer --resume.\n"
         atomic_write(self.plan_path, (header + planmod.dumps(plan)).encode("utf-8"), 0o600)
         state: dict[str, object] = {"version": 1, "step": step}
@@ -56,6 +59,8 @@ class Draft:
 
     def warning(self) -> str | None:
         """The warning saved with the draft (sanitized for the terminal), or None."""
+        import json
+
         from installer.fleet.bundle import printable
 
         try:
@@ -73,6 +78,8 @@ class Draft:
             plan = planmod.load(self.plan_path)
         except planmod.PlanError as e:
             raise DraftError(f"the draft cannot be read: {e}") from None
+        import json
+
         step = None
         try:
             state = json.loads(self.state_path.read_text())

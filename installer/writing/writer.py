@@ -35,6 +35,12 @@ from typing import TYPE_CHECKING, Any
 from installer.planning.yamlfile import read_regular
 from installer.render import RenderedFile
 
+# Where a box path lands under the root, and the error every write raises: in their own small
+# module, so that what only needs a path (the wizard's draft, before its first frame) need not
+# import this one.
+from installer.writing.paths import WriteError as WriteError
+from installer.writing.paths import box_path as box_path
+
 if TYPE_CHECKING:
     from installer.planning.plan import Plan
 
@@ -50,11 +56,6 @@ MAX_MANIFEST_BYTES = 4_000_000
 ACTIONS = ("created", "replaced", "moved")
 
 
-class WriteError(OSError):
-    """A write that could not be done; the message names the file and the reason. An OSError,
-    so that code which copes with a failed write (a full disk) copes with this one too."""
-
-
 @dataclass
 class WriteResult:
     """What a write run did, for the report shown to the technician."""
@@ -65,29 +66,6 @@ class WriteResult:
     backed_up: list[str] = field(default_factory=list)   # replaced files whose old bytes were kept
     moved: list[tuple[str, str]] = field(default_factory=list)  # (original, where it went), paths on the box
     backup_dir: str | None = None                          # path on the box, None when nothing was kept
-
-
-def box_path(root: Path, path: str) -> Path:
-    """Where a path of the box lands under root; refuses paths that would leave root."""
-    if not path.startswith("/"):
-        raise WriteError(f"{path}: not an absolute path")
-    parts = Path(path).parts[1:]
-    if any(p in ("..", "") for p in parts):
-        raise WriteError(f"{path}: '..' is not allowed in a path")
-    target = root.joinpath(*parts)
-    _check_inside(root, target.parent)
-    return target
-
-
-def _check_inside(root: Path, directory: Path) -> None:
-    # Resolve the deepest existing ancestor: a symlinked directory must not point outside root.
-    real_root = os.path.realpath(root)
-    probe = directory
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    real = os.path.realpath(probe)
-    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
-        raise WriteError(f"{directory}: leads outside {root} (through a symbolic link); refusing to write there")
 
 
 def sha256(data: bytes) -> str:
