@@ -8,6 +8,7 @@ exactly the hand-editing mistake that must not pass unseen.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 import unicodedata
@@ -78,25 +79,20 @@ class YamlProblem(Exception):
     """Text that is not acceptable YAML; the message says where (line, column) and what."""
 
 
-_loader: type[yaml.SafeLoader] | None = None  # made by strict_loader() on first use
-
-
+@functools.cache
 def strict_loader() -> type[yaml.SafeLoader]:
     """The loader: libyaml's parser when PyYAML has it (the profiles load in 6 ms instead of
     46), with the same safe constructors (pure Python otherwise), refusing duplicate keys.
-    Made (and PyYAML imported) on first use."""
-    global _loader
-    if _loader is None:
-        import yaml
+    Made (and PyYAML imported) on first use; `strict_loader.cache_clear()` makes it again."""
+    import yaml
 
-        base = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+    base = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 
-        class _StrictLoader(base):  # type: ignore[misc, valid-type]
-            pass
+    class _StrictLoader(base):  # type: ignore[misc, valid-type]
+        pass
 
-        _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-        _loader = _StrictLoader
-    return _loader
+    _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return _StrictLoader
 
 
 def read_small(path: str | os.PathLike[str], limit: int, label: str, holds: str) -> bytes:
@@ -170,20 +166,15 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
-_dumper: type[yaml.SafeDumper] | None = None  # made by _strict_dumper() on first use
-
-
+@functools.cache
 def _strict_dumper() -> type[yaml.SafeDumper]:
-    global _dumper
-    if _dumper is None:
-        import yaml
+    import yaml
 
-        class _Dumper(yaml.SafeDumper):
-            pass
+    class _Dumper(yaml.SafeDumper):
+        pass
 
-        _Dumper.add_representer(str, _represent_str)
-        _dumper = _Dumper
-    return _dumper
+    _Dumper.add_representer(str, _represent_str)
+    return _Dumper
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
