@@ -343,10 +343,10 @@ class HelpPanel(VerticalScroll):
 
     BINDINGS = [Binding("escape", "close", "Close help", show=False)]
 
-    def action_close(self) -> None:
+    async def action_close(self) -> None:
         screen = self.screen
         if isinstance(screen, StepScreen):
-            screen.action_toggle_help()
+            await screen.action_toggle_help()
 
 
 class StepBody(VerticalScroll):
@@ -435,8 +435,7 @@ class StepScreen(Screen):
         with StepBody(id="body"):
             yield from self.compose_body()
         yield from self.compose_status()
-        with HelpPanel(id="help"):
-            yield Prose(help_text(self.STEP), id="help-text")
+        # The help panel (hidden until F1) is made at the first F1: the first frame need not wait for it.
         yield Prose("", id="step-errors")
         with Horizontal(id="nav"):
             yield Button("< Back", id="back", compact=True, disabled=n == 1)
@@ -533,7 +532,9 @@ class StepScreen(Screen):
 
     _focus_before_help = None
 
-    def action_toggle_help(self) -> None:
+    async def action_toggle_help(self) -> None:
+        if not self.query("#help"):  # the first F1 on this step: the panel, where the step's frame has room for it
+            await self.mount(HelpPanel(Prose(help_text(self.STEP), id="help-text"), id="help"), before="#step-errors")
         panel = self.query_one("#help", HelpPanel)
         panel.toggle_class("-shown")
         if panel.has_class("-shown"):
