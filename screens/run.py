@@ -106,7 +106,12 @@ def build_context(root: Path, plain_reason: str = "", discovery: Discovery | Non
     from installer.render import target_for
     from screens.base import WizardContext
 
-    inventory = (discovery or Discovery()).result()  # this box, and its stack (root "/")
+    if discovery is None:  # nobody started it earlier: discover here (a child now would only be waited for)
+        from installer.box.discover import discover
+
+        inventory = discover()
+    else:
+        inventory = discovery.result()  # this box, and its stack (root "/")
     stack = inventory.stack if root.resolve() == Path("/") else detect_stack(root)
     kinds = {i.name: i.kind for i in inventory.interfaces}
     target = target_for(stack)
