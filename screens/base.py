@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -144,22 +143,65 @@ class Prose(Static):
         return Content(wrap_words(self._text, width) if width else self._text)
 
 
-@dataclass
 class WizardContext:
-    """What the steps may read but not change: the box, the catalogue, where to write."""
+    """What the steps may read but not change: the box, the catalogue, where to write.
 
-    root: Path
-    inventory: Inventory | None = None
-    validation: ValidationContext | None = None
-    catalog: Catalog | None = None
-    target: Target | None = None
-    plain_reason: str = ""
-    report: Report | None = None             # the last checks' report
-    extras: dict = field(default_factory=dict)
-    # What validation and catalog are made from, when they were left for the first step that
-    # reads them (screens.run.build_context: the first frame need not wait for the profiles).
-    later: Callable[[], tuple[ValidationContext, Catalog]] | None = field(default=None, repr=False,
-                                                                          compare=False)
+    What takes time to know may be left for the first step that reads it, so that the first
+    frame need not wait for it (screens.run.build_context): the box's facts (`inventory`, the
+    render `target`) through `box_later`, the vendor profiles (`validation`, `catalog`, read by
+    `rules()` and `catalogue()`) through `later`. A value given or set stays."""
+
+    def __init__(self, root: Path, inventory: Inventory | None = None, validation: ValidationContext | None = None,
+                 catalog: Catalog | None = None, target: Target | None = None, plain_reason: str = "",
+                 report: Report | None = None, extras: dict | None = None,
+                 later: Callable[[], tuple[ValidationContext, Catalog]] | None = None,
+                 box_later: Callable[[], tuple[Inventory, Target]] | None = None,
+                 table: Callable[[int], str | None] | None = None) -> None:
+        self.root = root
+        self._inventory = inventory
+        self._target = target
+        self.validation = validation
+        self.catalog = catalog
+        self.plain_reason = plain_reason
+        self.report = report  # the last checks' report
+        self.extras = extras if extras is not None else {}
+        self.later = later
+        self._box_later = box_later
+        # The welcome step's table of interfaces as the discovery laid it out (at a width), or None.
+        self._table = table
+
+    @property
+    def inventory(self) -> Inventory | None:
+        """This box's interfaces and stack (discovered now, when that was left for later)."""
+        self._read_box()
+        return self._inventory
+
+    @inventory.setter
+    def inventory(self, value: Inventory | None) -> None:
+        self._inventory = value
+        self._table = None  # a table laid out for another inventory
+
+    @property
+    def target(self) -> Target | None:
+        """What the renderers must know of this box (known now, when that was left for later)."""
+        self._read_box()
+        return self._target
+
+    @target.setter
+    def target(self, value: Target | None) -> None:
+        self._target = value
+
+    def interfaces_table(self, width: int) -> str:
+        """The table of this box's interfaces, `width` columns wide: as the discovery laid it out
+        when it could (the box's facts then stay unread), else from the inventory."""
+        if self._table is not None and self._box_later is not None:
+            text = self._table(width)
+            if text is not None:
+                return text
+        from installer.box.discover import format_table
+
+        inventory = self.inventory
+        return format_table(inventory, width=width) if inventory is not None else "No interfaces detected."
 
     def rules(self) -> ValidationContext | None:
         """The validation context (read now, when it was left for later)."""
@@ -170,6 +212,14 @@ class WizardContext:
         """The catalogue of vendor profiles (read now, when it was left for later)."""
         self._read_later()
         return self.catalog
+
+    def _read_box(self) -> None:
+        if self._box_later is not None:
+            inventory, target = self._box_later()
+            self._box_later = None
+            # A value set in the meantime (a test, a caller) stays.
+            self._inventory = inventory if self._inventory is None else self._inventory
+            self._target = target if self._target is None else self._target
 
     def _read_later(self) -> None:
         if self.later is not None:

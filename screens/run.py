@@ -17,6 +17,7 @@ from installer.planning import plan as planmod
 if TYPE_CHECKING:
     from installer.box.discover import Inventory
     from installer.planning.validate import Context as ValidationContext
+    from installer.render import Target
     from installer.vendors.profilemodel import Catalog
     from screens.base import WizardContext
 
@@ -29,19 +30,28 @@ class WizardStartError(Exception):
     """The wizard cannot start; the message says why and what to do."""
 
 
+# The welcome step's table of interfaces is laid out this wide (inside the body's padding and
+# scroll bar at 80 columns, so no row wraps twice: screens.welcome asks for it at this width).
+TABLE_WIDTH = 76
+
+
 class Discovery:
     """`discover()` (this box's links and stack) in a child process forked before the wizard
     imports Textual: its reads of /sys and /proc and its wait for dpkg-query run on another
     core while this process imports, instead of delaying the first frame. (A thread would
     not: its hundreds of small reads each give the interpreter lock back and wait up to 5 ms
-    to take it again from the imports, and both ended ~40 ms later than either alone.)
-    Without fork, or beside other threads (a fork copies only the calling thread, perhaps
-    with a lock another one holds), or when the child fails, discover() runs here, in
-    `result()`: whatever it raises is raised there, as if called there."""
+    to take it again from the imports, and both ended ~40 ms later than either alone.) The
+    child also lays out the welcome step's table, so that this process need not import the
+    discovery code or read the inventory before the first frame.
+    Without fork (or background=False), beside other threads (a fork copies only the calling
+    thread, perhaps with a lock another one holds), or when the child fails, discover() runs
+    here, in `result()`: whatever it raises is raised there, as if called there."""
 
-    def __init__(self) -> None:
+    def __init__(self, background: bool = True) -> None:
         self._child: tuple[int, int] | None = None  # (pid, read end of its pipe)
-        if not hasattr(os, "fork") or threading.active_count() > 1:
+        self._sent: tuple[str, bytes] | None = None  # what the child sent: the table, the pickled inventory
+        self._inventory: Inventory | None = None
+        if not background or not hasattr(os, "fork") or threading.active_count() > 1:
             return
         try:
             read, write = os.pipe()
@@ -57,9 +67,10 @@ class Discovery:
             status = 1  # the parent's atexit handlers and buffers are not the child's
             try:
                 os.close(read)
-                from installer.box.discover import discover
+                from installer.box.discover import discover, format_table
 
-                data = pickle.dumps(discover())
+                inventory = discover()
+                data = pickle.dumps((format_table(inventory, width=TABLE_WIDTH), pickle.dumps(inventory)))
                 with os.fdopen(write, "wb") as pipe:
                     pipe.write(data)
                 status = 0
@@ -68,10 +79,10 @@ class Discovery:
         os.close(write)
         self._child = (pid, read)
 
-    def _collect(self) -> bytes:
-        """What the child sent (empty when it failed), the child reaped."""
+    def _collect(self) -> None:
+        """Take what the child sent (nothing when it failed), the child reaped."""
         if self._child is None:
-            return b""
+            return
         pid, read = self._child
         self._child = None
         try:
@@ -79,18 +90,26 @@ class Discovery:
                 data = pipe.read()
         finally:
             _, status = os.waitpid(pid, 0)
-        return data if status == 0 else b""
+        if status == 0 and data:
+            self._sent = pickle.loads(data)  # a str and bytes: nothing of the program imported
+
+    def table(self, width: int) -> str | None:
+        """The table of interfaces as the child laid it out, when it did and at this width."""
+        self._collect()
+        return self._sent[0] if self._sent is not None and width == TABLE_WIDTH else None
 
     def result(self) -> Inventory:
         """The inventory: the child's (it is this program, run from a copy of this process:
         its pickle is trusted), or discover() now."""
-        data = self._collect()
-        if data:
-            inventory: Inventory = pickle.loads(data)
-            return inventory
-        from installer.box.discover import discover
+        if self._inventory is None:
+            self._collect()
+            if self._sent is not None:
+                self._inventory = pickle.loads(self._sent[1])
+            else:
+                from installer.box.discover import discover
 
-        return discover()
+                self._inventory = discover()
+        return self._inventory
 
     def close(self) -> None:
         """Reap the child if nobody asked for its result (the wizard stopped before)."""
@@ -99,32 +118,38 @@ class Discovery:
 
 def build_context(root: Path, plain_reason: str = "", discovery: Discovery | None = None) -> WizardContext:
     """The WizardContext for a box whose filesystem is at root (this box's inventory from
-    `discovery`, when it was started earlier; else discovered now). The vendor profiles
-    (the catalogue, and validation, which knows them) are read when a step first asks: the
-    welcome step does not, so its first frame need not wait for them."""
-    from installer.box.stack import detect_stack
-    from installer.render import target_for
+    `discovery`, when it was started earlier; else discovered here). What takes time is left
+    for the first step that reads it: the box's facts (the inventory, the render target; the
+    welcome step shows the discovery's own table), the vendor profiles (the catalogue, and
+    validation, which knows them)."""
     from screens.base import WizardContext
 
-    if discovery is None:  # nobody started it earlier: discover here (a child now would only be waited for)
-        from installer.box.discover import discover
+    found = discovery if discovery is not None else Discovery(background=False)
+    if found.table(TABLE_WIDTH) is None:
+        # No child, or it failed: discover here, where an error (an unreadable /sys) ends the
+        # start with one line, not inside a step.
+        found.result()
 
-        inventory = discover()
-    else:
-        inventory = discovery.result()  # this box, and its stack (root "/")
-    stack = inventory.stack if root.resolve() == Path("/") else detect_stack(root)
-    kinds = {i.name: i.kind for i in inventory.interfaces}
-    target = target_for(stack)
+    def box_later() -> tuple[Inventory, Target]:
+        from installer.box.stack import detect_stack
+        from installer.render import target_for
+
+        inventory = found.result()  # this box, and its stack (root "/")
+        stack = inventory.stack if root.resolve() == Path("/") else detect_stack(root)
+        return inventory, target_for(stack)
 
     def later() -> tuple[ValidationContext, Catalog]:
         from installer.planning.validate import default_context
         from installer.vendors.profiles import load_catalog
 
+        inventory = context.inventory
+        kinds = {i.name: i.kind for i in inventory.interfaces} if inventory is not None else None
         # The review refuses what this box cannot run, as validate, render and apply do.
-        return default_context(kinds, target), load_catalog()
+        return default_context(kinds, context.target), load_catalog()
 
-    return WizardContext(root=root, inventory=inventory, target=target, plain_reason=plain_reason, later=later,
-                         extras={"sys_class_net": "/sys/class/net"})  # this box's ports, read live
+    context = WizardContext(root=root, plain_reason=plain_reason, later=later, box_later=box_later, table=found.table,
+                            extras={"sys_class_net": "/sys/class/net"})  # this box's ports, read live
+    return context
 
 
 def start_plan(root: Path, plan_file: str | None, resume: bool, passphrase_file: str | None = None,

@@ -16,11 +16,10 @@ class WelcomeScreen(StepScreen):
     SECTIONS = ("load",)
 
     def compose_body(self) -> ComposeResult:
-        from installer.box.discover import format_table
+        from screens.run import TABLE_WIDTH
 
-        inventory = self.context.inventory
-        # 76: inside the body's padding and scroll bar at 80 columns, so no row wraps twice.
-        table = format_table(inventory, width=76) if inventory is not None else "No interfaces detected."
+        # Inside the body's padding and scroll bar at 80 columns, so no row wraps twice.
+        table = self.context.interfaces_table(TABLE_WIDTH)
         yield Static("This box has:", classes="hint")
         yield Prose(table, id="interfaces")
         mode = self.context.plain_reason or "full display"

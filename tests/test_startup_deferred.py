@@ -28,6 +28,8 @@ DEFERRED = [
     "yaml",                           # installer.planning.yamlfile: at the first file read or written
     "installer.planning.validate",    # screens.base: at the first Next
     "installer.writing.writer",       # the draft: at its first save (json, hashlib, tempfile with it)
+    "installer.box",                  # the box's facts: the welcome step shows the discovery's own table
+    "installer.render",               # the render target: at the review and write steps
     "installer.vendors.profiles",     # the catalogue: at the first step that shows it
     "installer.checks",               # the checks step
     "installer.fleet.bundle",         # a bundle given at the welcome step (cryptography)
@@ -112,7 +114,7 @@ def test_the_first_frame_waits_for_nothing_the_welcome_step_does_not_show(tmp_pa
     early = sorted(m for m in set(modules) - guard if any(m == d or m.startswith(d + ".") for d in DEFERRED))
     assert early == [], f"imported before the first frame, deferred for speed: {early}"
     # ...and what it does show was there (the probe saw the wizard, not an empty start).
-    assert {"screens.welcome", "installer.box.discover", "textual.app"} <= set(modules)
+    assert {"screens.welcome", "textual.app"} <= set(modules)
 
 
 def test_the_collector_waits_for_the_first_frame_and_runs_after_it(tmp_path):
@@ -132,6 +134,7 @@ def test_discovery_in_the_background_gives_what_discover_gives(monkeypatch):
     monkeypatch.setattr(discover_mod, "discover", lambda: (time.sleep(0.05), fixed)[1])
     context = build_context(Path("/"), "test", Discovery())
     assert context.inventory == fixed
+    assert context.interfaces_table(76) == discover_mod.format_table(fixed, width=76)
 
     def broken() -> Inventory:
         raise PermissionError(13, "Permission denied", "/sys/class/net")
@@ -139,6 +142,11 @@ def test_discovery_in_the_background_gives_what_discover_gives(monkeypatch):
     monkeypatch.setattr(discover_mod, "discover", broken)
     with pytest.raises(PermissionError):  # raised where the wizard waits for it, as if called there
         Discovery().result()
+    # ...and before the wizard runs, not inside a step: the start ends with one line (installer.cli).
+    with pytest.raises(PermissionError):
+        build_context(Path("/"), "test", Discovery())
+    with pytest.raises(PermissionError):
+        build_context(Path("/"), "test")
 
 
 # In a process of one thread, as the wizard's: the child is forked, its inventory is the one
@@ -153,6 +161,7 @@ out = {}
 d = Discovery()
 out["forked"] = d._child is not None
 child = d._child[0] if d._child else None
+out["table"] = d.table(76) == discover_mod.format_table(discover_mod.discover(), width=76)
 out["same"] = d.result() == discover_mod.discover()
 out["reaped"] = child is not None and not os.path.exists(f"/proc/{child}")
 
@@ -181,8 +190,8 @@ def test_discovery_is_forked_in_a_process_of_one_thread():
                           cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # the failing child left without a traceback
-    assert json.loads(done.stdout) == {"forked": True, "same": True, "reaped": True, "error": "/sys/class/net",
-                                       "closed_reaped": True}
+    assert json.loads(done.stdout) == {"forked": True, "table": True, "same": True, "reaped": True,
+                                       "error": "/sys/class/net", "closed_reaped": True}
 
 
 # Records each write the wizard's terminal driver makes, in order, to WRITES_OUT.
