@@ -23,7 +23,7 @@ from textual.widgets import Button, Input, Static
 
 from installer.planning.draft import Draft, DraftError
 from installer.planning.plan import Plan
-from screens.base import ASSETS, Prose, StepScreen, WizardContext, any_case
+from screens.base import ASSETS, Prose, StepScreen, WizardButton, WizardContext, any_case
 from screens.terminal import PlainModeMixin
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class DraftOffer(Screen[str]):
     DraftOffer { layout: vertical; }
     DraftOffer Prose { padding: 0 1; margin-top: 1; }
     DraftOffer #offer-buttons { height: 1; margin-top: 1; padding: 0 1; }
-    DraftOffer Button { margin-right: 2; }
+    DraftOffer WizardButton { margin-right: 2; }
     """
 
     def __init__(self, draft: Draft, step: str | None):
@@ -106,8 +106,8 @@ class DraftOffer(Screen[str]):
         yield Prose("R resumes it. S starts over; the draft is then kept as a backup next to it "
                     "(draft-<time>.yaml), never replaced.", classes="hint")
         with Horizontal(id="offer-buttons"):
-            yield Button("Resume (R)", id="resume", compact=True, variant="primary")
-            yield Button("Start over (S)", id="new", compact=True)
+            yield WizardButton("Resume (R)", id="resume", primary=True)
+            yield WizardButton("Start over (S)", id="new")
 
     def action_choose(self, choice: str) -> None:
         self.dismiss(choice)

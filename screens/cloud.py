@@ -16,7 +16,7 @@ from textual.widgets import Button, Checkbox, Label, OptionList, Static
 
 from installer.planning.plan import FieldError, Machine, Plan
 from installer.planning.validate import validate
-from screens.base import Choice, FieldInput, StepScreen, Toggle
+from screens.base import Choice, FieldInput, StepScreen, Toggle, WizardButton
 
 # The order the SPEC names them in; profiles the catalogue adds later follow.
 PROFILE_ORDER = ("machinemetrics", "machinemetrics-govcloud", "siemens-industrial-edge", "izuma-device-management")
@@ -91,7 +91,7 @@ class CloudScreen(StepScreen):
             controllers = [(c.id, f"{c.label} ({c.port}/{c.protocol})") for c in self.catalog.controllers.values()]
             yield Choice("Controller (arrows move, Space chooses)", controllers, field="machine.controller",
                          value=None, id="controller")
-            yield Button("Add machine", id="add-machine", compact=True)
+            yield WizardButton("Add machine", id="add-machine")
 
     def on_mount(self) -> None:
         self._refresh_machines()

@@ -25,7 +25,7 @@ from installer.render import RenderedFile, Target, render
 from installer.writing.apply import DEFAULT_CONFIRM_TIMEOUT_S, ApplyResult, apply_plan
 from installer.writing.existing import Conflict, find_conflicts
 from installer.writing.writer import WriteResult, box_path
-from screens.base import StepScreen, Toggle, words
+from screens.base import StepScreen, Toggle, WizardButton, words
 
 
 def _state(root: Path, f: RenderedFile) -> str:
@@ -114,7 +114,7 @@ class WriteScreen(StepScreen):
             yield Label("Edit by hand before applying", classes="warning")
             yield Static("\n".join(f"  {c.path}: {c.reason}" for c in manual), markup=False)
         yield Toggle("Yes, write these files now (Space)", field="confirm", value=False, id="confirm")
-        yield Button("Write files (W)", id="write", compact=True, disabled=True)
+        yield WizardButton("Write files (W)", id="write", disabled=True)
         done = "Already written.\n" + "\n".join(result_lines(self.result)) if self.result else ""
         yield Static(done, id="result", markup=False)
 
@@ -124,7 +124,7 @@ class WriteScreen(StepScreen):
 
     @on(Checkbox.Changed, "#confirm")
     def _confirmed(self, event: Checkbox.Changed) -> None:
-        self.query_one("#write", Button).disabled = not event.value
+        self.query_one("#write", WizardButton).disabled = not event.value
 
     @on(Button.Pressed, "#write")
     def _write_pressed(self) -> None:
