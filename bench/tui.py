@@ -323,6 +323,79 @@ def parse_importtime(text: str) -> list[tuple[int, int, int, str]]:
             for line in text.splitlines() if (m := IMPORT_LINE.match(line))]
 
 
+# Instructions to the first frame: what each program executes until its first frame is written,
+# counted by callgrind. Wall time moves with whatever else the machine runs; this count does not
+# (the same program, inputs and environment give the same count within ~0.1%). Each program is
+# stopped (os._exit) as its first frame is written; the count is the started process's (not the
+# wizard's discovery child). The wizard's hook patches screens.terminal as the wizard imports it,
+# in its own order, so that the collector and the imports run as they do without it.
+FIRST_FRAME_EXIT_WIZARD = r"""
+import os, sys
+from importlib import abc, machinery
+class Hook(abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "screens.terminal":
+            return None
+        sys.meta_path.remove(self)
+        spec = machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            emit = module.PlainModeMixin._edge_emit
+            def first(self, screen, renderable):
+                emit(self, screen, renderable)
+                if renderable is not None:
+                    os._exit(0)
+            module.PlainModeMixin._edge_emit = first
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, Hook())
+from installer import cli
+sys.exit(cli.main(sys.argv[1:]))
+"""
+FIRST_FRAME_EXIT_BARE = r"""
+import os
+from textual.app import App
+display = App._display
+def first(self, screen, renderable):
+    display(self, screen, renderable)
+    if renderable is not None:
+        os._exit(0)
+App._display = first
+App().run()
+"""
+COLLECTED = re.compile(r"^==(\d+)== Collected : (\d+)$", re.M)
+
+
+def instructions_to_first_frame(code: str, argv: str, args: argparse.Namespace, roots: Roots) -> int | None:
+    """Instructions the started process executes until its first frame (the second of two
+    runs under callgrind: the first fills the bytecode cache); None without valgrind."""
+    if shutil.which("valgrind") is None:
+        return None
+    count = None
+    for n in range(2):
+        log = roots.base / f"callgrind-{n}.log"
+        out = roots.base / "callgrind.%p"
+        cmd = (f"valgrind --tool=callgrind --log-file={shlex.quote(str(log))} "
+               f"--callgrind-out-file={shlex.quote(str(out))} {PY} -c {shlex.quote(code)} {argv}")
+        with Session(roots.command(cmd), env=environment(args), size=(80, 24), term=args.term, cwd=REPO) as s:
+            s.wait_for(s.exited, timeout=300)
+        text = log.read_text() if log.exists() else ""
+        # The started process's pid opens the log; a forked child's lines carry its own pid.
+        started = re.match(r"==(\d+)==", text)
+        count = next((int(n) for pid, n in COLLECTED.findall(text) if started and pid == started[1]), None)
+    return count
+
+
+def instructions_report(args: argparse.Namespace, roots: Roots) -> str:
+    wizard = instructions_to_first_frame(FIRST_FRAME_EXIT_WIZARD, args.wizard_args, args, roots)
+    bare = instructions_to_first_frame(FIRST_FRAME_EXIT_BARE, "", args, roots)
+    if not wizard or not bare:
+        return "instructions to the first frame: not measured (valgrind is not installed, or no frame was seen)"
+    return (f"instructions to the first frame (callgrind; unmoved by other load): wizard {wizard / 1e6:,.0f} M, "
+            f"bare App {bare / 1e6:,.0f} M = {wizard / bare:.2f}x")
+
+
 def import_report(args: argparse.Namespace, roots: Roots) -> list[str]:
     log = roots.base / "imports.log"
     cmd = f"{PY} -X importtime -c {shlex.quote(IMPORT_WRAPPER)} {roots.command(args.wizard_args)}"
@@ -407,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="start-ups of each app (median)")
     parser.add_argument("--idle", type=float, default=5.0)
     parser.add_argument("--imports", action="store_true", help="also: what the wizard imports before its first frame")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also: instructions each executes to its first frame (callgrind; ~1 min)")
     parser.add_argument("--setup-keys", default="", help="generic: tmux keys to reach a field first")
     parser.add_argument("--keystroke", default="1", help="generic: literal text typed in the field")
     parser.add_argument("--tab-keys", default="Tab")
@@ -466,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
                     if value:
                         quota_runs[name].append(value)
         imports = import_report(args, roots) + [catalog_report(args)] if (wizard and args.imports) else []
+        if wizard and args.instructions:
+            imports.append(instructions_report(args, roots))
     finally:
         roots.close()
         if quota is not None:
