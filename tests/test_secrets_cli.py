@@ -32,6 +32,30 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
                           timeout=120, input=stdin, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+# --- a plan printed -----------------------------------------------------------------------
+
+def test_a_plans_repr_masks_every_secret_and_shows_the_rest():
+    """repr() of a plan (a log line, a traceback, a test's diff) masks each SECRET_FIELDS value
+    and is otherwise what a dataclass prints; the sections' own lists are SECRET_FIELDS."""
+    from installer.planning import model
+
+    secret = "s3cr3t-Val"
+    plan = planmod.Plan(
+        wifi=model.Wifi(ssid="plant", passphrase=secret, eap_password=secret, private_key_password=secret),
+        cellular=model.Cellular(apn="m2m", password=secret),
+        proxy=model.Proxy(url="http://proxy:3128", username="edge", password=secret))
+    shown = repr(plan)
+    assert secret not in shown
+    assert shown.count(repr(planmod.REDACTED)) == len(planmod.SECRET_FIELDS)
+    assert "Wifi(ssid='plant', security='wpa2-psk', passphrase='********'" in shown
+    assert "username='edge'" in shown and shown.startswith("Plan(version=1, hostname=None, ")
+    assert "passphrase=None" in repr(model.Wifi())  # nothing to hide: shown as it is
+    sections = {name: getattr(model, name) for name in ("Wifi", "Cellular", "Proxy")}
+    declared = {f"{field.name}.{key}" for field in dataclasses.fields(planmod.Plan)
+                for cls in sections.values() if cls.__name__.lower() == field.name for key in cls._SECRETS}
+    assert declared == set(planmod.SECRET_FIELDS)
+
+
 # --- --set of a secret ------------------------------------------------------------------
 
 @pytest.mark.parametrize("key", list(planmod.SECRET_FIELDS))
