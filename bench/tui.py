@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from tuimeasure import Session, non_ascii_count, tmux_available  # noqa: E402
+from tuimeasure import PATCH_TERMINAL_AND_RUN, Session, non_ascii_count, tmux_available  # noqa: E402
 
 BAUD_BYTES_S = 11_520  # 115200 baud, 8N1
 PY = shlex.quote(sys.executable)
@@ -330,29 +330,15 @@ def parse_importtime(text: str) -> list[tuple[int, int, int, str]]:
 # wizard's discovery child). The wizard's hook patches screens.terminal as the wizard imports it,
 # in its own order, so that the collector and the imports run as they do without it.
 FIRST_FRAME_EXIT_WIZARD = r"""
-import os, sys
-from importlib import abc, machinery
-class Hook(abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != "screens.terminal":
-            return None
-        sys.meta_path.remove(self)
-        spec = machinery.PathFinder.find_spec(name, path)
-        run = spec.loader.exec_module
-        def exec_module(module):
-            run(module)
-            emit = module.PlainModeMixin._edge_emit
-            def first(self, screen, renderable):
-                emit(self, screen, renderable)
-                if renderable is not None:
-                    os._exit(0)
-            module.PlainModeMixin._edge_emit = first
-        spec.loader.exec_module = exec_module
-        return spec
-sys.meta_path.insert(0, Hook())
-from installer import cli
-sys.exit(cli.main(sys.argv[1:]))
-"""
+import os
+def patch(terminal):
+    emit = terminal.PlainModeMixin._edge_emit
+    def first(self, screen, renderable):
+        emit(self, screen, renderable)
+        if renderable is not None:
+            os._exit(0)
+    terminal.PlainModeMixin._edge_emit = first
+""" + PATCH_TERMINAL_AND_RUN
 FIRST_FRAME_EXIT_BARE = r"""
 import os
 from textual.app import App

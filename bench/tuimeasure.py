@@ -34,6 +34,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# The end of a `python -c` wrapper around the wizard's command line: calls the wrapper's
+# patch(module) when the wizard imports screens.terminal, in its own order (the collector and
+# the imports then run as they do without the wrapper), and runs the command line.
+PATCH_TERMINAL_AND_RUN = r"""
+import sys as _sys
+from importlib import abc as _abc, machinery as _machinery
+
+class _Hook(_abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "screens.terminal":
+            return None
+        _sys.meta_path.remove(self)
+        spec = _machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            patch(module)
+        spec.loader.exec_module = exec_module
+        return spec
+
+_sys.meta_path.insert(0, _Hook())
+from installer import cli
+_sys.exit(cli.main(_sys.argv[1:]))
+"""
 QUIET_S = 0.6
 POLL_S = 0.005
 

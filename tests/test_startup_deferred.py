@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.tuimeasure import Session, tmux_available
+from bench.tuimeasure import PATCH_TERMINAL_AND_RUN, Session, tmux_available
 from installer.box.discover import Inventory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +44,6 @@ DEFERRED = [
 # collector should run again) whether it does, and quits.
 PROBE = r"""
 import gc, json, os, sys
-from importlib import abc, machinery
 out = os.environ["PROBE_OUT"]
 
 def patch(terminal):
@@ -63,23 +62,7 @@ def patch(terminal):
         self.set_timer(1.0, later)
     terminal.PlainModeMixin._edge_emit = first
 
-class Hook(abc.MetaPathFinder):  # patches screens.terminal as the wizard imports it, in its own order
-    def find_spec(self, name, path, target=None):
-        if name != "screens.terminal":
-            return None
-        sys.meta_path.remove(self)
-        spec = machinery.PathFinder.find_spec(name, path)
-        run = spec.loader.exec_module
-        def exec_module(module):
-            run(module)
-            patch(module)
-        spec.loader.exec_module = exec_module
-        return spec
-
-sys.meta_path.insert(0, Hook())
-from installer import cli
-sys.exit(cli.main(sys.argv[1:]))
-"""
+""" + PATCH_TERMINAL_AND_RUN
 
 
 def wizard_with(probe: str, out_var: str, tmp_path: Path, out: Path) -> Session:
