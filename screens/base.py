@@ -193,8 +193,8 @@ class WizardContext:
 
     def interfaces_table(self, width: int) -> str:
         """The table of this box's interfaces, `width` columns wide: as the discovery laid it out
-        when it could (the box's facts then stay unread), else from the inventory."""
-        if self._table is not None and self._box_later is not None:
+        when it could (the box's facts need not be read for it), else from the inventory."""
+        if self._table is not None:  # cleared when the inventory is set: laid out for that one only
             text = self._table(width)
             if text is not None:
                 return text
