@@ -32,10 +32,11 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from installer.box.discover import _printable, kind_from_name, link_status, speed_text
+from installer.box.discover import kind_from_name, link_status, speed_text
 from installer.planning.fields import check_ifname
 from installer.planning.plan import FieldError, MachineNetwork, Plan, Uplink
 from installer.planning.validate import UPLINK_KIND, WIRED_KINDS
+from installer.text import ascii_safe
 from screens.base import FieldInput, Prose, StepScreen, Toggle, any_case
 
 REFRESH_S = 1.0  # how often the ports list re-reads carrier, speed and MAC
@@ -78,7 +79,7 @@ def ethtool_problem(stderr: str) -> str:
     lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
     if not lines:
         return "ethtool failed"
-    return _printable(lines[-1].rsplit(": ", 1)[-1])[:60]
+    return ascii_safe(lines[-1].rsplit(": ", 1)[-1], 60)
 
 
 
@@ -252,7 +253,7 @@ class InterfacesScreen(StepScreen):
             listed = shown[:MAX_LISTED]
             more = ""
             if hidden:  # named, so the count and the list can never disagree
-                names = ", ".join(_printable(i.name) for i in hidden[:4]) + (", ..." if len(hidden) > 4 else "")
+                names = ", ".join(ascii_safe(i.name) for i in hidden[:4]) + (", ..." if len(hidden) > 4 else "")
                 more = f" (not listed: {names})"
             if len(shown) > MAX_LISTED:
                 more += f" (and {len(shown) - MAX_LISTED} more ports)"
@@ -314,9 +315,9 @@ class InterfacesScreen(StepScreen):
             return None  # bound by the plan to a MAC, driver or socket: renamed when applied
         have = [i.name for i in inventory.interfaces if i.kind in ROLE_KINDS]
         have += [i.name for i in inventory.interfaces if i.kind == "virtual"]  # VLANs, bonds, veths
-        has = (", ".join(_printable(n) for n in have[:8]) + (", ..." if len(have) > 8 else "") if have
+        has = (", ".join(ascii_safe(n) for n in have[:8]) + (", ..." if len(have) > 8 else "") if have
                else "no interface but loopback")
-        return f"{_printable(name)}: this box has no interface by that name; it has {has}"
+        return f"{ascii_safe(name)}: this box has no interface by that name; it has {has}"
 
     def _check_name(self, value: str) -> str | None:
         return check_ifname(value.strip()) or self.missing(value.strip())

@@ -71,12 +71,12 @@ def open_bundle(path: str, root, trust_keys: list[str] | tuple[str, ...] = (), a
         BundleError,
         KeyFileError,
         load_bundle,
-        printable,
         read_trusted_keys,
         trust_verdict,
     )
+    from installer.text import ascii_safe
 
-    shown = printable(Path(path).name)
+    shown = ascii_safe(Path(path).name, 200)
     try:
         loaded = load_bundle(path, passphrase)
         trusted = read_trusted_keys(root, list(trust_keys))

@@ -22,7 +22,6 @@ from textual.widgets import Input, OptionList, RadioButton, Static
 from textual.widgets.option_list import Option
 
 from installer.checks.bandwidth import estimate, monthly_mb
-from installer.fleet.bundle import printable
 from installer.planning.fields import (
     check_apn,
     check_country,
@@ -32,6 +31,7 @@ from installer.planning.fields import (
     parse_data_cap,
 )
 from installer.planning.plan import WIFI_ENTERPRISE, WIFI_SECURITY, Cellular, FieldError, Plan, Uplink, Wifi
+from installer.text import ascii_safe
 from installer.vendors.profiles import load_catalog
 from installer.vendors.sources import TITLES
 from screens.ascii import is_plain
@@ -61,8 +61,8 @@ def signal_bars(n: int, plain: bool) -> str:
 
 def scan_row(net, bars: int, plain: bool) -> str:
     """One scanned network as a row: name, dBm and bars, security, band and channel. The name
-    came from the air: shown only through installer.fleet.bundle.printable."""
-    name = set_cell_size(printable(net.ssid, limit=64), SSID_CELLS)
+    came from the air: shown only through installer.text.ascii_safe, byte for byte as `wifi scan` shows it."""
+    name = set_cell_size(ascii_safe(net.ssid, 64, backslash=True), SSID_CELLS)
     return (f"{name} {net.signal_dbm:4.0f} dBm {signal_bars(bars, plain)} "
             f"{SCAN_WORDS.get(net.security, net.security):<12} {net.band} ch {net.channel}")
 
@@ -157,7 +157,7 @@ class WirelessScreen(StepScreen):
         listing = self.query_one("#networks", OptionList)
         if problem is not None:
             listing.display = False
-            line = " ".join(printable(problem, limit=160).split())
+            line = " ".join(ascii_safe(problem, 160).split())
             self._status(f"No scan: {line}. Type the network's name below (Ctrl+R: scan again).")
             return
         strongest: dict = {}
@@ -195,7 +195,7 @@ class WirelessScreen(StepScreen):
             return
         assert event.option.id is not None  # every row of #networks has an id
         net = self._networks[int(event.option.id)]
-        shown = printable(net.ssid, limit=64)
+        shown = ascii_safe(net.ssid, 64, backslash=True)
         if net.security not in FROM_SCAN:
             self._status(f"{shown} is {'open' if net.security == 'open' else 'WEP'}: refused, {DOC} requires a "
                          "WPA2/WPA3 encrypted network.")

@@ -28,7 +28,8 @@ from installer.render import Target
 from tests import hostile_bundles as H
 
 REPO = Path(__file__).resolve().parent.parent
-EVIL = '<script>alert("x")</script>"><img src=x onerror=alert(1)>\x1b[31m\u202e&amp;'
+# ... and a lone surrogate, which JSON can hold and UTF-8 cannot: the page must still be written.
+EVIL = '<script>alert("x")</script>"><img src=x onerror=alert(1)>\x1b[31m\u202e&amp;\ud800'
 
 
 def result(id_: str, target: str, status: str, diagnosis: str, **facts) -> Result:
@@ -148,6 +149,8 @@ def test_hostile_strings_are_shown_as_text_never_as_markup(tmp_path):
     assert all(v.startswith("#box-") for k, v in parser.attrs if k == "href")  # nothing outside the page
     assert "<script" not in page and "<img" not in page and "onerror=alert(1)>" not in page
     assert "\x1b" not in page and "\u202e" not in page
+    page.encode("utf-8")
+    assert cli.main(["bundle", "fleet-report", str(r)]) == 2 and (r / "fleet-report.html").is_file()
     text = "".join(parser.text)
     assert '<script>alert("x")</script>' in text  # shown, as text
     assert "&amp;amp;" in page  # an entity from a box is shown as written, not interpreted

@@ -22,6 +22,7 @@ import netifaces
 from installer.box.stack import Stack, _dotted, detect_stack
 from installer.box.stack import read_int as _read_int
 from installer.box.stack import read_value as _read
+from installer.text import ascii_safe
 
 KINDS = ("wired", "wireless", "cellular", "virtual", "loopback")
 
@@ -399,7 +400,7 @@ def format_table(inv: Inventory, width: int = 80) -> str:
     One row per interface (name, kind, MAC, carrier, addresses; further addresses on
     continuation rows), then the default gateways and the network stack.
     """
-    names = [_printable(i.name) for i in inv.interfaces]
+    names = [ascii_safe(i.name) for i in inv.interfaces]
     name_w = max([4] + [len(n) for n in names if len(n) <= 15])
     columns = (name_w, 8, 17, 7)
     address_col = sum(columns) + 2 * len(columns)
@@ -422,7 +423,7 @@ def format_table(inv: Inventory, width: int = 80) -> str:
             lines.append(head.rstrip())
         for address in addresses:
             lines.append(" " * min(address_col, max(0, width - len(address))) + address)
-    gateways = ", ".join(f"{gw} via {_printable(dev)}" for gw, dev in inv.default_gateways)
+    gateways = ", ".join(f"{gw} via {ascii_safe(dev)}" for gw, dev in inv.default_gateways)
     wrap = textwrap.TextWrapper(width=width, subsequent_indent="  ", break_on_hyphens=False)
     lines += wrap.wrap("Default gateway: " + (gateways or "none"))
     lines += wrap.wrap("Network stack: " + inv.stack.describe())
@@ -435,16 +436,6 @@ def _carrier_text(interface: Interface) -> str:
     if interface.carrier is False:
         return "no"
     return "down" if interface.operstate == "down" else "?"
-
-
-def _printable(text: str) -> str:
-    """Escape, as \\xNN, every byte a VGA font or a vt100 cannot show or would obey.
-
-    Interface names may hold any byte but "/", ":" and whitespace: UTF-8, ESC included.
-    """
-    # surrogateescape gives back the bytes os.scandir could not decode.
-    raw = text.encode("utf-8", "surrogateescape")
-    return "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in raw)
 
 
 # ---------------------------------------------------------------- small readers

@@ -33,11 +33,12 @@ import os
 import re
 import subprocess
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from installer.text import ascii_safe, unicode_safe
 
 SECURITIES = ("wpa2", "wpa3", "wpa2-wpa3", "wpa2-enterprise", "wpa3-enterprise", "open", "wep")
 BANDS = ("2.4 GHz", "5 GHz", "6 GHz")
@@ -162,25 +163,15 @@ def ssid_bytes(ssid: str) -> bytes:
 
 
 def printable(text: str, limit: int = 64) -> str:
-    """An SSID (or any text from the air) made safe for any terminal: printable ASCII as it is,
-    letters and symbols of valid UTF-8 as they are, everything else (control characters, ESC,
-    text-direction marks, bytes that are not UTF-8, the backslash) as \\xNN of its bytes."""
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if ch == "\\" or (cat[0] in "CZ" and ch != " ") or 0xD800 <= ord(ch) <= 0xDFFF:
-            out.append("".join(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape")))
-        else:
-            out.append(ch)
-    shown = "".join(out)
-    return shown[:limit] + ("..." if len(shown) > limit else "")
+    """An SSID (or any text from the air) made safe for a full terminal: letters and symbols of
+    valid UTF-8 as they are, everything else (control characters, ESC, text-direction marks,
+    bytes that are not UTF-8, the backslash) as \\xNN of its bytes (installer.text)."""
+    return unicode_safe(text, limit, backslash=True)
 
 
 def ascii_printable(text: str, limit: int = 64) -> str:
     """As printable(), and every non-ASCII byte as \\xNN too (serial consoles, reports)."""
-    raw = ssid_bytes(text)
-    shown = "".join(chr(b) if 32 <= b < 127 and b != 0x5C else f"\\x{b:02x}" for b in raw)
-    return shown[:limit] + ("..." if len(shown) > limit else "")
+    return ascii_safe(text, limit, backslash=True)
 
 
 def _unescape(text: str) -> str:
@@ -444,10 +435,8 @@ def choose_interface(interface: str | None, sys_class_net: Path = Path("/sys/cla
             raise ScanError("this box has no WiFi interface (no wireless adapter detected)")
         return found[0]
     if interface not in found:
-        from installer.box.discover import _printable
-
         others = ", ".join(found) or "none"
-        raise ScanError(f"{_printable(interface)} is not a WiFi interface of this box (wireless: {others})")
+        raise ScanError(f"{ascii_safe(interface)} is not a WiFi interface of this box (wireless: {others})")
     return interface
 
 

@@ -49,6 +49,7 @@ from typing import NotRequired, TypedDict
 from installer.checks.base import Check, Context, Outcome, Result
 from installer.planning.plan import Plan
 from installer.render import MACHINE_BRIDGE
+from installer.text import ascii_safe
 from installer.vendors.sources import cite
 
 ARPING = "arping"
@@ -356,7 +357,7 @@ async def _arping_probe(address: str, interface: str, window_s: float, own_macs:
         return Probe(address, interface, "silent", window_s=window_s)
     said = (err.decode(errors="replace").strip() or text.strip()).splitlines()
     line = said[-1] if said else ""
-    return unchecked(f"arping failed (exit {proc.returncode}): {_printable(line)[:160]}")
+    return unchecked(f"arping failed (exit {proc.returncode}): {ascii_safe(line, 160)}")
 
 
 def _signal(proc: asyncio.subprocess.Process, sig: int) -> None:
@@ -371,10 +372,6 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
         await asyncio.wait_for(proc.wait(), 1.0)
     except (TimeoutError, asyncio.CancelledError):
         pass
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 # --------------------------------------------------------------------------- where to probe

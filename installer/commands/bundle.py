@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 from installer.commands import UsageError, load_valid_plan
 from installer.commands.render import _version, add_target_arguments, describe_target, detect_target
 from installer.planning import plan as planmod
+from installer.text import ascii_safe
 
 if TYPE_CHECKING:
     from installer.fleet.bundle import LoadedBundle
 
 MAX_PASSPHRASE_FILE = 4096
+SHOWN = 200  # characters of text from a bundle or a box shown on one line
 MAX_REPORT_BYTES = 4 << 20
 
 
@@ -274,7 +276,6 @@ def _load(args: argparse.Namespace) -> tuple[LoadedBundle, str | None]:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from installer.fleet.bundle import printable
     from installer.writing.writer import atomic_write
 
     if args.output:
@@ -283,9 +284,9 @@ def run_import(args: argparse.Namespace) -> int:
     m = loaded.manifest
     plan = loaded.plan
     # The manifest's text is the bundle's, not ours: shown escaped, never obeyed by the terminal.
-    print(f"{args.bundle}: bundle format {m['format_version']}, created {printable(m['created'])} by edge-installer "
-          f"{printable(m['edge_installer_version'])}; {plan.topology} topology, "
-          f"host {printable(plan.hostname or '(none)')}")
+    print(f"{args.bundle}: bundle format {m['format_version']}, created {ascii_safe(m['created'], SHOWN)} by "
+          f"edge-installer {ascii_safe(m['edge_installer_version'], SHOWN)}; {plan.topology} topology, "
+          f"host {ascii_safe(plan.hostname or '(none)', SHOWN)}")
     if loaded.report is not None:
         summary = loaded.report.get("summary")
         print(f"Check report: {json.dumps(summary) if isinstance(summary, dict) else 'included'}")
@@ -370,13 +371,6 @@ def run_fleet_report(args: argparse.Namespace) -> int:
           + "".join(f"; {k} {v}" for k, v in s["outcomes"].items()))
     for g in report["shared"]:
         print(f"  shared by {g['count']} boxes: {g['status'].upper()} {g['cause']}: "
-              f"{printable_line(g['title'])}")
+              f"{ascii_safe(g['title'], SHOWN)}")
     print(f"Fleet report: {j} and {h}")
     return fleetreport.exit_code(report)
-
-
-def printable_line(text: str) -> str:
-    """Text from a box, safe for a terminal."""
-    from installer.fleet.bundle import printable
-
-    return printable(text)

@@ -18,7 +18,7 @@ from typing import Any
 
 from installer.commands import check_root
 from installer.fleet import watchdog as w
-from installer.fleet.bundle import printable
+from installer.text import ascii_safe
 from installer.writing.writer import box_path
 
 NEVER_RAN = 3  # status's exit code when there is no run to show (0, 1, 2: the last run's, as check's)
@@ -99,7 +99,7 @@ def text(v: Mapping[str, Any]) -> list[str]:
     last = v["last_run"]
     if last is None:
         lines.append(f"It never ran here: no runs under {v['state_dir']}.")
-        return [printable(line, 2000) for line in lines]
+        return [ascii_safe(line, 2000) for line in lines]
     ago = w.duration(v["now"] - last["started"])
     if last["verdict"] in w.VERDICTS:
         counts = ", ".join(f"{last['summary'].get(s, 0)} {s}" for s in ("pass", "warn", "fail", "skip"))
@@ -113,7 +113,7 @@ def text(v: Mapping[str, Any]) -> list[str]:
             lines.append(f"The last run with results ({v['checked_run']}) is shown below.")
     lines.append(f"  plan: {last['plan']}")
     if "checked_run" not in v:
-        return [printable(line, 2000) for line in lines]
+        return [ascii_safe(line, 2000) for line in lines]
     previous = v["previous_run"]
     if previous is None:
         lines.append("Changed since the run before: nothing to compare (the first run)")
@@ -131,7 +131,7 @@ def text(v: Mapping[str, Any]) -> list[str]:
                              f"{'s' if c['runs'] != 1 else ''} in a row)")
                 if c["evidence"]:
                     lines.append(f"      {c['evidence']}")
-    return [printable(line, 2000) for line in lines]
+    return [ascii_safe(line, 2000) for line in lines]
 
 
 def _at(previous: Mapping[str, Any]) -> str:

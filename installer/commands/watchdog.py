@@ -148,7 +148,7 @@ def run_disable(args: argparse.Namespace) -> int:
 
 
 def run_once(args: argparse.Namespace) -> int:
-    from installer.fleet.bundle import printable
+    from installer.text import ascii_safe
 
     root = _root(args)
     plan = args.plan if args.plan.startswith("/") else os.path.abspath(args.plan)
@@ -156,7 +156,7 @@ def run_once(args: argparse.Namespace) -> int:
     if result.record is None:
         print(f"watchdog: skipped: another run is in progress (pid {result.skipped_by})")
         return 0
-    print(printable(wd.summary_line(result.record), 4000))
+    print(ascii_safe(wd.summary_line(result.record), 4000))
     if result.journal_problem:
         print(f"watchdog: not logged to the journal: {result.journal_problem}; the run is kept in {result.saved}",
               file=sys.stderr)

@@ -767,11 +767,3 @@ def _verify_signature(members: dict[str, bytes]) -> bytes | None:
         raise BundleError(f"{SIGNATURE_MEMBER}: the signature does not match {MANIFEST}: the bundle was altered "
                           "after it was signed (or damaged); refused") from None
     return raw["public_key"]
-
-
-def printable(text: Any, limit: int = 200) -> str:
-    """Text from a bundle made safe for a terminal: control characters and escapes shown as \\xNN."""
-    from installer.box.discover import _printable
-
-    text = str(text)
-    return _printable(text[:limit]) + ("..." if len(text) > limit else "")

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from installer.text import ascii_safe
 from installer.writing.writer import APPLIED_PLAN
 
 if TYPE_CHECKING:
@@ -225,9 +226,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _one_line(text: str) -> str:
-    from installer.fleet.bundle import printable
-
-    return printable(" ".join(text.split()) or "no reason given", 160)
+    return ascii_safe(" ".join(text.split()) or "no reason given", 160)
 
 
 def setup_files(folder: Path) -> tuple[Path, Path]:
@@ -244,17 +243,11 @@ def setup_files(folder: Path) -> tuple[Path, Path]:
                              "`edge-installer bundle export --sign-key` there")
     if len(bundles) > 1:
         raise FirstbootError(f"the setup medium holds {len(bundles)} bundles "
-                             f"({', '.join(_printable(b) for b in bundles)}); keep one")
+                             f"({', '.join(ascii_safe(b, 80) for b in bundles)}); keep one")
     if not devices:
         raise FirstbootError(f"the setup medium holds no {DEVICES_FILE}; put the devices list there (as for "
                              "`bundle fleet`, with a ports.NAME.mac column)")
     return folder / bundles[0], folder / devices[0]
-
-
-def _printable(text: str) -> str:
-    from installer.fleet.bundle import printable
-
-    return printable(text, 80)
 
 
 # ---------------------------------------------------------------------------------------
@@ -457,7 +450,7 @@ def _apply(opts: Options, bundle_bytes: bytes, text: str, out: Outcome) -> None:
                                trust_keys=list(opts.trust_keys))
         except UsageError as e:
             raise FirstbootError(" ".join(e.lines)) from None
-    say(f"{_printable(row.hostname)}: line {row.line} of {DEVICES_FILE} (MAC {row.mac}); applying, kept only "
+    say(f"{ascii_safe(row.hostname, 80)}: line {row.line} of {DEVICES_FILE} (MAC {row.mac}); applying, kept only "
         "when the re-check fails nothing")
     system = System(root)
     try:
@@ -482,7 +475,7 @@ def _apply(opts: Options, bundle_bytes: bytes, text: str, out: Outcome) -> None:
         out.error = f"nothing was applied: {result.refused}"
     elif result.rolled_back:
         out.outcome, out.exit_code = "reverted", 1
-        why = f" ({_printable(failed[0])}{', ...' if len(failed) > 1 else ''})" if failed else ""
+        why = f" ({ascii_safe(failed[0], 80)}{', ...' if len(failed) > 1 else ''})" if failed else ""
         out.error = f"the re-check failed{why}: the previous configuration was restored"
     elif not system.live:
         out.outcome, out.exit_code = "staged", 0
@@ -585,7 +578,7 @@ def report_text(out: Outcome) -> str:
 def summary_lines(out: Outcome) -> list[str]:
     """The few lines the consoles show: the box, the row used, what happened, the checks' counts
     and their top causes; or the one line saying what is wrong."""
-    who = _printable(out.row.hostname) if out.row else (out.macs[0] if out.macs else "this box")
+    who = ascii_safe(out.row.hostname, 80) if out.row else (out.macs[0] if out.macs else "this box")
     lines = [f"edge-installer first boot: {who}: {out.outcome.upper()}"]
     if out.row:
         lines.append(f"  row: {DEVICES_FILE} line {out.row.line} (MAC {out.row.mac})")

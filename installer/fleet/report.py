@@ -50,7 +50,8 @@ OUTCOMES = OrderedDict([
 ])
 _RANK = {"fail": 0, "warn": 1, "pass": 2}
 _HOST = re.compile(r"^[A-Za-z0-9_.-]{1,253}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Control and bidi characters, and lone surrogates (valid in JSON, not encodable as UTF-8).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class ReportError(Exception):
@@ -58,7 +59,7 @@ class ReportError(Exception):
 
 
 def _clean(value: Any, limit: int = MAX_TEXT) -> str:
-    """Text from a box, as data: a string, control and bidi characters replaced, bounded."""
+    """Text from a box, as data: a string, control and bidi characters and lone surrogates replaced, bounded."""
     text = value if isinstance(value, str) else ("" if value is None else json.dumps(value, default=str))
     text = _CONTROL.sub("\ufffd", text)
     return text if len(text) <= limit else text[:limit] + " [...]"

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from installer.fleet.bundle import printable
+from installer.text import ascii_safe
 
 # APPLIED_PLAN: where the wizard's Done step (or a zero-touch first boot) leaves the plan the
 # box was set up with: the plan the watchdog checks unless told otherwise.
@@ -549,10 +549,10 @@ def entries(run: dict[str, Any]) -> list[dict[str, Any]]:
         message = f"{c['id']} {c['target']}: {c['status'].upper()} ({c['diagnosis']})"
         if c["status"] in ("fail", "warn"):
             message += f", since {when(c['since'])} ({c['runs']} run{'s' if c['runs'] != 1 else ''})"
-        entry = {"MESSAGE": printable(message, 1000), "PRIORITY": PRIORITY.get(c["status"], 6),
+        entry = {"MESSAGE": ascii_safe(message, 1000), "PRIORITY": PRIORITY.get(c["status"], 6),
                  "MESSAGE_ID": CHECK_MESSAGE_ID, "EDGE_RUN": run["run"], "EDGE_CHECK_ID": c["id"],
-                 "EDGE_TARGET": printable(c["target"], 500), "EDGE_CHECK_STATUS": c["status"],
-                 "EDGE_DIAGNOSIS": c["diagnosis"], "EDGE_EVIDENCE": printable(c["evidence"], 2000),
+                 "EDGE_TARGET": ascii_safe(c["target"], 500), "EDGE_CHECK_STATUS": c["status"],
+                 "EDGE_DIAGNOSIS": c["diagnosis"], "EDGE_EVIDENCE": ascii_safe(c["evidence"], 2000),
                  "EDGE_SINCE": when(c["since"]), "EDGE_STREAK_RUNS": c["runs"]}
         if c.get("profile"):
             entry["EDGE_PROFILE"] = c["profile"]
@@ -560,9 +560,9 @@ def entries(run: dict[str, Any]) -> list[dict[str, Any]]:
         if change:
             entry["EDGE_CHANGE"] = change
         out.append(entry)
-    out.append({"MESSAGE": printable(summary_line(run), 3000), "PRIORITY": PRIORITY.get(run["verdict"], 3),
+    out.append({"MESSAGE": ascii_safe(summary_line(run), 3000), "PRIORITY": PRIORITY.get(run["verdict"], 3),
                 "MESSAGE_ID": RUN_MESSAGE_ID, "EDGE_RUN": run["run"], "EDGE_VERDICT": run["verdict"],
-                "EDGE_PLAN": printable(run["plan"], 500), "EDGE_CHANGES": len(run["changes"]),
+                "EDGE_PLAN": ascii_safe(run["plan"], 500), "EDGE_CHANGES": len(run["changes"]),
                 "EDGE_DURATION_S": f"{run['finished'] - run['started']:.3f}",
                 **{f"EDGE_{k.upper()}": v for k, v in run["summary"].items()}})
     return out

@@ -61,14 +61,14 @@ class Draft:
         """The warning saved with the draft (sanitized for the terminal), or None."""
         import json
 
-        from installer.fleet.bundle import printable
+        from installer.text import ascii_safe
 
         try:
             state = json.loads(self.state_path.read_text())
         except (OSError, ValueError):
             return None
         text = state.get("warning") if isinstance(state, dict) else None
-        return printable(text, 300) if isinstance(text, str) and text else None
+        return ascii_safe(text, 300) if isinstance(text, str) and text else None
 
     def load(self) -> tuple[Plan, str | None]:
         """The saved plan and step; DraftError when there is none or it is damaged."""

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from installer.planning.yamlfile import read_regular
 from installer.render import RenderedFile
+from installer.text import unicode_safe
 
 # Where a box path lands under the root, and the error every write raises: in their own small
 # module, so that what only needs a path (the wizard's draft, before its first frame) need not
@@ -84,7 +85,7 @@ def os_problem(e: OSError, path: Path | str, doing: str = "writing") -> str:
         hint = " (the filesystem is mounted read-only)"
     elif e.errno in (errno.EPERM, errno.EACCES):
         hint = " (check its permissions and attributes, e.g. lsattr: an immutable file cannot be replaced)"
-    return f"{_shown(path)}: {reason} {doing} it{hint}"
+    return f"{unicode_safe(path)}: {reason} {doing} it{hint}"
 
 
 def make_dirs(directory: Path, mode: int = DIR_MODE) -> None:
@@ -259,13 +260,6 @@ def _read_file(path: Path, follow_symlinks: bool = False) -> bytes:
     return read_regular(path, MAX_FILE_BYTES, follow_symlinks=follow_symlinks)
 
 
-def _shown(text: str | Path) -> str:
-    """A path (from a manifest, a directory listing) safe for a terminal: control characters
-    and undecodable bytes escaped as \\xNN."""
-    return "".join(ch if ch.isprintable() and not 0xDC80 <= ord(ch) <= 0xDCFF else f"\\x{ord(ch) & 0xFF:02x}"
-                   for ch in str(text))
-
-
 def _load_manifest(backup: Path) -> dict[str, Any]:
     if backup.is_symlink() or not backup.is_dir():
         raise WriteError(f"{backup}: not a backup set directory (a symbolic link or a file); refused")
@@ -306,7 +300,7 @@ def _checked(root: Path, backup: Path, manifest: dict[str, Any]) -> list[dict[st
             ok = (sp.parent == target.parent and sp.name.startswith(f".{target.name}.edge-installer-")
                   and sp.name.endswith(".new"))
         if not ok:
-            raise WriteError(f"{at}: the staged file {staged!r} is not next to {_shown(a['path'])}; refused")
+            raise WriteError(f"{at}: the staged file {staged!r} is not next to {unicode_safe(a['path'])}; refused")
     return actions
 
 
@@ -375,14 +369,14 @@ def _complete(root: Path, backup: Path, manifest: dict[str, Any], hook: Hook = _
                 staged = root / action["staged"]
                 if os.path.lexists(staged):
                     if not stat.S_ISREG(os.lstat(staged).st_mode):
-                        raise WriteError(f"{_shown(action['staged'])}: the staged file is not a regular file "
+                        raise WriteError(f"{unicode_safe(action['staged'])}: the staged file is not a regular file "
                                          "(a symbolic link?); refused")
                     os.replace(staged, target)
                     fsync_dir(target.parent)
         except WriteError:
             raise
         except OSError as e:
-            raise WriteError(f"{_shown(action['path'])}: cannot be put in place "
+            raise WriteError(f"{unicode_safe(action['path'])}: cannot be put in place "
                              f"({(e.strerror or str(e)).lower()})") from None
         hook(f"rename:{action['path']}")
     manifest["state"] = "written"
@@ -627,7 +621,7 @@ def restore(root: Path, backup_rel: str, hook: Hook = _noop) -> list[str]:
                 hook(f"restore:{action['path']}")
                 continue
         except OSError as e:
-            raise WriteError(f"{_shown(action['path'])}: cannot be removed "
+            raise WriteError(f"{unicode_safe(action['path'])}: cannot be removed "
                              f"({(e.strerror or str(e)).lower()})") from None
         if pending is not None:
             continue  # never replaced: the old file is still in place
