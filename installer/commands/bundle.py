@@ -289,7 +289,7 @@ def run_import(args: argparse.Namespace) -> int:
           f"host {ascii_safe(plan.hostname or '(none)', SHOWN)}")
     if loaded.report is not None:
         summary = loaded.report.get("summary")
-        print(f"Check report: {json.dumps(summary) if isinstance(summary, dict) else 'included'}")
+        print(f"Check report: {ascii_safe(json.dumps(summary), SHOWN) if isinstance(summary, dict) else 'included'}")
     if passphrase is not None and m["secrets"]["state"] != "encrypted":
         print(f"The bundle holds no encrypted secrets (state {m['secrets']['state']}); the passphrase was not needed")
     if loaded.missing_secrets:
