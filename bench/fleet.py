@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from installer.fleet import bundle as B  # noqa: E402
+from installer.fleet import keys as K  # noqa: E402
 from installer.planning.setfield import apply_sets  # noqa: E402
 from tests.hostile_bundles import PASSPHRASE, SCRYPT_N, base_plan  # noqa: E402
 
@@ -52,7 +53,7 @@ def setup(work: Path) -> list[str]:
     """The bundle, its key and passphrase under work; the command's arguments but --devices/--out."""
     plan = apply_sets(base_plan(), ["uplink.address=10.20.0.15/16"])
     key = work / "fleet-key"
-    B.generate_signing_key(key)
+    K.generate_signing_key(key)
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     sign_key = load_pem_private_key(key.read_bytes(), None)

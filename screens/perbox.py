@@ -66,14 +66,8 @@ def open_bundle(path: str, root, trust_keys: list[str] | tuple[str, ...] = (), a
     and the frame read); BundleRefused when it does not verify or its signer is not trusted."""
     from pathlib import Path
 
-    from installer.fleet.bundle import (
-        TRUST_FILE,
-        BundleError,
-        KeyFileError,
-        load_bundle,
-        read_trusted_keys,
-        trust_verdict,
-    )
+    from installer.fleet.bundle import BundleError, load_bundle, trust_verdict
+    from installer.fleet.keys import TRUST_FILE, KeyFileError, read_trusted_keys
     from installer.text import ascii_safe
 
     shown = ascii_safe(Path(path).name, 200)

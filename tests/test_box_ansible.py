@@ -95,7 +95,8 @@ def fleet():
 
 def _bundle(fleet: FleetLab) -> tuple[Path, Path]:
     """A bundle of the lab's plan, signed; (bundle, signer's public key)."""
-    from installer.fleet.bundle import export_bundle, generate_signing_key, load_signing_key
+    from installer.fleet.bundle import export_bundle
+    from installer.fleet.keys import generate_signing_key, load_signing_key
     from installer.planning import plan as P
     from installer.render import Target
     from tests.box.product import plan_for

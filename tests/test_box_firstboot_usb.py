@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from installer.fleet import bundle as B
+from installer.fleet import keys as K
 from installer.planning import plan as planmod
 from tests.box import product as P
 from tests.box.fixtures import box_session, nics_for, pyz  # noqa: F401  (fixtures)
@@ -74,8 +75,8 @@ def test_a_box_sets_itself_up_from_a_usb_stick(box_session, pyz, tmp_path):
         mac = next(n.mac for n in nics if n.name == T.UPLINK_IF)
         first_mac = min(n.mac for n in nics)  # what a box without its row is called by
         # The bundle: the lab's plan for a box (static uplink .2), signed by the IT desk's key.
-        B.generate_signing_key(tmp_path / "desk.key")
-        key = B.load_signing_key(tmp_path / "desk.key")
+        K.generate_signing_key(tmp_path / "desk.key")
+        key = K.load_signing_key(tmp_path / "desk.key")
         plan = planmod.from_dict(P.plan_for(lab, hostname="edge-template"))
         data = B.build_bundle(plan, None, sign_key=key)
         others = [("edge-zt-05", "52:54:00:0e:77:05", "203.0.113.5"),
@@ -94,7 +95,7 @@ def test_a_box_sets_itself_up_from_a_usb_stick(box_session, pyz, tmp_path):
         cold_s = time.monotonic() - t0
         P.install(box, pyz, zerotouch=True, timeout=900)  # a loaded machine: minutes
         box.sh("mkdir -p /etc/edge-installer")
-        box.write_file("/etc/edge-installer/trusted-keys", B.public_key_line(B._raw_public(key)) + "\n", 0o644)
+        box.write_file("/etc/edge-installer/trusted-keys", K.public_key_line(K.raw_public_key(key)) + "\n", 0o644)
         assert box.exec(["systemctl", "is-enabled", "edge-installer-zerotouch.service"]).stdout.strip() == "enabled"
         # The lab's machine runs several VMs under TCG at once: the checks get more time than the
         # unit's default 3 s (a drop-in, as a plant would change it).

@@ -18,6 +18,7 @@ import pytest
 
 from installer import cli
 from installer.fleet import bundle as B
+from installer.fleet import keys as K
 from installer.planning import plan as P
 from tests import hostile_bundles as H
 
@@ -32,8 +33,8 @@ def run_cli(*argv: str, capsys) -> tuple[int, str, str]:
 
 def keypair(directory: Path, name: str = "key"):
     """A key made by `bundle keygen` (through the library), loaded: (private key, raw public key)."""
-    raw = B.generate_signing_key(directory / name)
-    return B.load_signing_key(directory / name), raw
+    raw = K.generate_signing_key(directory / name)
+    return K.load_signing_key(directory / name), raw
 
 
 def signed(key, plan: P.Plan | None = None, passphrase: str | None = H.PASSPHRASE) -> bytes:
@@ -45,7 +46,7 @@ def trusting_root(tmp_path: Path, *raws: bytes) -> Path:
     """A --root whose trust file lists these public keys."""
     root = tmp_path / "box"
     (root / "etc/edge-installer").mkdir(parents=True, exist_ok=True)
-    (root / B.TRUST_FILE).write_text("# keys of the IT desk\n" + "".join(B.public_key_line(r) + "\n" for r in raws))
+    (root / K.TRUST_FILE).write_text("# keys of the IT desk\n" + "".join(K.public_key_line(r) + "\n" for r in raws))
     return root
 
 
@@ -62,10 +63,10 @@ def test_keygen_writes_a_0600_pem_and_a_pub_and_never_overwrites(tmp_path, capsy
     assert code == 0, err
     assert key.stat().st_mode & 0o777 == 0o600
     assert key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
-    raw = B.parse_public_keys((tmp_path / "signing.key.pub").read_text(), "pub")[0]
+    raw = K.parse_public_keys((tmp_path / "signing.key.pub").read_text(), "pub")[0]
     digest = hashlib.sha256(raw).hexdigest()
-    assert B.fingerprint(raw) == "SHA256:" + ":".join(digest[i:i + 4] for i in range(0, 64, 4))
-    assert f"Fingerprint: {B.fingerprint(raw)}" in out and B.public_key_line(raw) in out
+    assert K.fingerprint(raw) == "SHA256:" + ":".join(digest[i:i + 4] for i in range(0, 64, 4))
+    assert f"Fingerprint: {K.fingerprint(raw)}" in out and K.public_key_line(raw) in out
     assert key.read_bytes().decode() not in out  # the private key is never printed
     before = key.read_bytes(), (tmp_path / "signing.key.pub").read_bytes()
     code, out, err = run_cli("bundle", "keygen", "-o", str(key), capsys=capsys)
@@ -224,18 +225,18 @@ def test_trusted_signer_is_shown_untrusted_or_unsigned_refused_unless_allowed(tm
         (tmp_path / f"{name}.tar.gz").write_bytes(data)
     code, out, err = run_cli(*import_argv(tmp_path / "ours.tar.gz", root), capsys=capsys)
     assert code == 0, err
-    assert out.splitlines()[0] == f"Signed by {B.fingerprint(raw)}" and err == ""
+    assert out.splitlines()[0] == f"Signed by {K.fingerprint(raw)}" and err == ""
     # Re-signed by a forger's key: refused, naming the key, the trust file and the ways on.
     code, out, err = run_cli(*import_argv(tmp_path / "theirs.tar.gz", root), capsys=capsys)
     assert code == 2 and err.count("\n") == 1 and out == ""
-    assert f"is signed by {B.fingerprint(other_raw)}, which is not a trusted key" in err
-    assert str(root / B.TRUST_FILE) in err and "--trust-key" in err and "--allow-unsigned" in err
+    assert f"is signed by {K.fingerprint(other_raw)}, which is not a trusted key" in err
+    assert str(root / K.TRUST_FILE) in err and "--trust-key" in err and "--allow-unsigned" in err
     code, out, err = run_cli(*import_argv(tmp_path / "unsigned.tar.gz", root), capsys=capsys)
     assert code == 2 and "refused: is not signed" in err and err.count("\n") == 1
     # --trust-key adds a key for this run.
     code, out, err = run_cli(*import_argv(tmp_path / "theirs.tar.gz", root, "--trust-key",
                                           str(tmp_path / "theirs.pub")), capsys=capsys)
-    assert code == 0 and f"Signed by {B.fingerprint(other_raw)}" in out
+    assert code == 0 and f"Signed by {K.fingerprint(other_raw)}" in out
     # --allow-unsigned: used, with a WARNING on stderr.
     for name, why in (("theirs", "which is not a trusted key"), ("unsigned", "is not signed")):
         code, out, err = run_cli(*import_argv(tmp_path / f"{name}.tar.gz", root, "--allow-unsigned"), capsys=capsys)
@@ -245,10 +246,10 @@ def test_trusted_signer_is_shown_untrusted_or_unsigned_refused_unless_allowed(tm
 def test_a_bad_trust_file_line_is_one_line_naming_it(tmp_path, capsys):
     key, _ = keypair(tmp_path)
     root = trusting_root(tmp_path)
-    (root / B.TRUST_FILE).write_text("# ok\nssh-rsa AAAAB3Nza\n")
+    (root / K.TRUST_FILE).write_text("# ok\nssh-rsa AAAAB3Nza\n")
     (tmp_path / "b.tar.gz").write_bytes(signed(key))
     code, _, err = run_cli(*import_argv(tmp_path / "b.tar.gz", root), capsys=capsys)
-    assert code == 2 and err == f"{root / B.TRUST_FILE} line 2: is not a public key; each line holds " \
+    assert code == 2 and err == f"{root / K.TRUST_FILE} line 2: is not a public key; each line holds " \
                                 "`ed25519 BASE64` as `bundle keygen` writes it to KEY.pub (or a # comment)\n"
     code, _, err = run_cli(*import_argv(tmp_path / "b.tar.gz", tmp_path / "empty-root", "--trust-key",
                                         str(tmp_path / "key")), capsys=capsys)
@@ -277,7 +278,7 @@ def test_apply_of_a_bundle_checks_its_signer(tmp_path, capsys):
         assert not (root / "etc/hostname").exists()
     code, out, err = apply("ours")
     assert code == 0, err
-    assert f"Signed by {B.fingerprint(raw)}" in out and (root / "etc/hostname").read_text() == "edge-07\n"
+    assert f"Signed by {K.fingerprint(raw)}" in out and (root / "etc/hostname").read_text() == "edge-07\n"
     code, out, err = apply("unsigned", "--allow-unsigned")
     assert code == 0 and "WARNING: this bundle is not signed" in err
 
@@ -296,7 +297,7 @@ def test_fleet_checks_its_signer(tmp_path, capsys):
     assert code == 2 and "refused: is not signed" in err and not (tmp_path / "o1").exists()
     code, out, err = run_cli("bundle", "fleet", str(tmp_path / "s.tar.gz"), "--out", str(tmp_path / "o2"), *argv,
                              capsys=capsys)
-    assert code == 0 and f"Signed by {B.fingerprint(raw)}" in out and (tmp_path / "o2/edge-02/seed").is_dir()
+    assert code == 0 and f"Signed by {K.fingerprint(raw)}" in out and (tmp_path / "o2/edge-02/seed").is_dir()
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import pytest
 from installer import cli
 from installer.fleet import bundle as B
 from installer.fleet import firstboot as fb
+from installer.fleet import keys as K
 from tests import hostile_bundles as H
 
 MAC = "52:54:00:aa:00:07"
@@ -44,12 +45,12 @@ def box(tmp_path: Path) -> Path:
     (root / "sys/class/net/lo").mkdir()
     (root / "sys/class/net/lo/address").write_text("00:00:00:00:00:00\n")
     (root / "etc/edge-installer").mkdir(parents=True)
-    (root / B.TRUST_FILE).write_text(B.public_key_line(_raw(H.signing_key(1))) + "\n")
+    (root / K.TRUST_FILE).write_text(K.public_key_line(_raw(H.signing_key(1))) + "\n")
     return root
 
 
 def _raw(key) -> bytes:
-    return B._raw_public(key)
+    return K.raw_public_key(key)
 
 
 def bundle(seed: int = 1, plan=None) -> bytes:
@@ -249,7 +250,7 @@ def test_untrusted_bundle_is_refused_before_its_devices_list_is_read(box, tmp_pa
     text = console.read_text()
     assert text.splitlines()[1].startswith("  the bundle: refused: is signed by SHA256:"), text
     assert text.splitlines()[1].endswith(f"which is not a trusted key: add the signer's public key (KEY.pub) to "
-                                         f"{box / B.TRUST_FILE} or give --trust-key KEY.pub"), text
+                                         f"{box / K.TRUST_FILE} or give --trust-key KEY.pub"), text
     assert "Traceback" not in text and not (box / "etc/netplan").exists()
     assert json.loads(next((folder / "reports").glob("*.json")).read_text())["outcome"] == "failed"
 

@@ -22,7 +22,8 @@ from installer.checks import findings
 from installer.checks.base import Result
 from installer.checks.runner import Report
 from installer.fleet import report as fleetreport
-from installer.fleet.bundle import build_bundle, public_key_line
+from installer.fleet.bundle import build_bundle
+from installer.fleet.keys import public_key_line
 from installer.planning import plan as P
 from installer.render import Target
 from tests import hostile_bundles as H

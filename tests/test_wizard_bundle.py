@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.fleet import bundle as B
+from installer.fleet import keys as K
 from screens import app as wizard
 from screens.run import WizardStartError, start_plan
 from tests.test_screens_finish import SIZE, make_app, text_of
@@ -26,8 +26,8 @@ def export(tmp_path: Path, *flags: str, sign: bool = True, name: str = "first-bo
     if sign:
         key = tmp_path / "it-desk.key"
         if not key.exists():
-            B.generate_signing_key(key)
-            trust = tmp_path / B.TRUST_FILE
+            K.generate_signing_key(key)
+            trust = tmp_path / K.TRUST_FILE
             trust.parent.mkdir(parents=True, exist_ok=True)
             trust.write_text((tmp_path / "it-desk.key.pub").read_text())
         flags += ("--sign-key", str(key))
@@ -150,7 +150,7 @@ def test_an_unsigned_or_untrusted_bundle_does_not_start_the_wizard(tmp_path):
     theirs = export(other, "--no-secrets", name="theirs.tar.gz")  # signed, by a key tmp_path does not trust
     with pytest.raises(WizardStartError) as e:
         start_plan(tmp_path, str(theirs), resume=False)
-    fp = B.fingerprint(B.load_signing_key(other / "it-desk.key").public_key().public_bytes_raw())
+    fp = K.fingerprint(K.load_signing_key(other / "it-desk.key").public_key().public_bytes_raw())
     assert fp in str(e.value) and "--trust-key" in str(e.value)
     plan, step, extras = start_plan(tmp_path, str(theirs), resume=False, trust_keys=[str(other / "it-desk.key.pub")])
     assert extras["trust_warning"] is None and extras["trust_line"] == f"Signed by {fp}"

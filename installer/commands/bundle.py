@@ -132,7 +132,8 @@ def check_trust(loaded: LoadedBundle, source: str, root: str | None, trust_keys:
     """Refuse (UsageError) a bundle not signed by a trusted key, unless allowed; say who signed it."""
     import sys
 
-    from installer.fleet.bundle import TRUST_FILE, BundleError, KeyFileError, read_trusted_keys, trust_verdict
+    from installer.fleet.bundle import BundleError, trust_verdict
+    from installer.fleet.keys import TRUST_FILE, KeyFileError, read_trusted_keys
 
     try:
         line, warning = trust_verdict(loaded, read_trusted_keys(root, trust_keys), allow_unsigned,
@@ -205,7 +206,7 @@ def _read_report(path: str) -> dict[str, Any]:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
-    from installer.fleet.bundle import KeyFileError, fingerprint, generate_signing_key, public_key_line
+    from installer.fleet.keys import KeyFileError, fingerprint, generate_signing_key, public_key_line
 
     try:
         raw = generate_signing_key(args.output)
@@ -221,14 +222,8 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from installer.fleet.bundle import (
-        KeyFileError,
-        _raw_public,
-        export_bundle,
-        fingerprint,
-        load_signing_key,
-        split_secrets,
-    )
+    from installer.fleet.bundle import export_bundle, split_secrets
+    from installer.fleet.keys import KeyFileError, fingerprint, load_signing_key, raw_public_key
 
     refuse_same_file(args.output, "-o", {"PLAN": args.plan, "--report": args.report,
                                          "--passphrase-file": args.passphrase_file, "--sign-key": args.sign_key})
@@ -256,7 +251,7 @@ def run_export(args: argparse.Namespace) -> int:
     elif state == "omitted":
         print(f"Secrets left out: {', '.join(manifest['secrets']['fields'])} (each box asks for them)")
     if key is not None:
-        print(f"Signed by {fingerprint(_raw_public(key))}")
+        print(f"Signed by {fingerprint(raw_public_key(key))}")
     else:
         print("Not signed: boxes refuse it unless given --allow-unsigned (sign with --sign-key KEY)")
     return 0
@@ -330,8 +325,8 @@ def run_fleet(args: argparse.Namespace) -> int:
     except FleetError as e:
         raise UsageError(e.lines) from None
     if args.ansible:
-        from installer.fleet.bundle import public_key_line
         from installer.fleet.inventory import ROLLOUT_DIR, write_inventory
+        from installer.fleet.keys import public_key_line
 
         inventory = write_inventory(Path(args.out), devices, extras, bundle=Path(args.bundle),
                                     signer_line=public_key_line(loaded.signer) if loaded.signer else None)
