@@ -79,8 +79,9 @@ def fleet():
         pytest.fail(f"{ANSIBLE} missing: pip install ansible-core (the test extra)", pytrace=False)
     pyz = zipapp()
     image = build_image("networkd")
-    workdir = Path(tempfile.mkdtemp(prefix="eib-fleet-"))
-    lab = FleetLab(lab_name(90), workdir, boxes=3)
+    name = lab_name(90)
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))  # swept with the lab if this session is killed
+    lab = FleetLab(name, workdir, boxes=3)
     try:
         lab.up()
         lab.boot(image)

@@ -119,7 +119,15 @@ def lab_name(n: int = 0, pid: int | None = None) -> str:
 
 
 def sweep_stale_boxlabs() -> list[str]:
-    """Remove box labs (namespaces, work directories) of test sessions that died."""
+    """Remove box labs (namespaces, their VMs, work directories) of test sessions that died,
+    with a fleet lab's controller namespace (<lab>-ctl, tests/box/fleetlab.py)."""
+    from tests.lab import netns
     from tests.lab.fixtures import sweep_stale_labs
 
-    return sweep_stale_labs(r"eib(\d+)n\d+", BoxLab)
+    class _Stale(BoxLab):
+        def down(self) -> None:
+            super().down()
+            netns.kill_all(f"{self.name}-ctl")
+            netns.delete(f"{self.name}-ctl")
+
+    return sweep_stale_labs(r"eib(\d+)n\d+", _Stale)

@@ -51,7 +51,7 @@ def sweep_stale_labs(name: str = r"ei[ld](\d+)", make=Lab) -> list[str]:
         return int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists()
 
     for ns in sorted(netns.names("ei")):
-        m = re.fullmatch(rf"({name})-(edge|cloud|plant)", ns)
+        m = re.fullmatch(rf"({name})-(edge|cloud|plant|ctl)", ns)  # ctl: a fleet lab's controller
         if m and m.group(1) not in swept and dead(m.group(2)):
             make(m.group(1), Path(tempfile.gettempdir()) / m.group(1)).down()
             swept.append(m.group(1))
